@@ -1,0 +1,54 @@
+"""queue_core: PrismQ's task queue in one SQLite file.
+
+- :class:`QueueDatabase` owns the connection, its PRAGMAs and IMMEDIATE transactions;
+- :class:`TaskQueue` holds the queue operations (enqueue, claim, complete, fail, ...);
+- :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses;
+- :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`.
+"""
+
+from __future__ import annotations
+
+from queue_core.database import PRAGMAS, QueueDatabase, immediate_transaction
+from queue_core.exceptions import (
+    LeaseLostError,
+    QueueBusyError,
+    QueueClosedError,
+    QueueCorruptError,
+    QueueDatabaseError,
+    QueueIntegrityError,
+    QueueLocationError,
+    QueueSchemaError,
+    TaskNotFoundError,
+    WalUnavailableError,
+)
+from queue_core.location import ENV_VAR, default_db_path, resolve_db_path
+from queue_core.models import LOG_LEVELS, Task, TaskLog, TaskStatus, Worker
+from queue_core.task_queue import DEFAULT_LEASE_SECONDS, TaskQueue
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "ENV_VAR",
+    "LOG_LEVELS",
+    "PRAGMAS",
+    "LeaseLostError",
+    "QueueBusyError",
+    "QueueClosedError",
+    "QueueCorruptError",
+    "QueueDatabase",
+    "QueueDatabaseError",
+    "QueueIntegrityError",
+    "QueueLocationError",
+    "QueueSchemaError",
+    "Task",
+    "TaskLog",
+    "TaskNotFoundError",
+    "TaskQueue",
+    "TaskStatus",
+    "WalUnavailableError",
+    "Worker",
+    "default_db_path",
+    "immediate_transaction",
+    "resolve_db_path",
+]

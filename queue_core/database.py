@@ -1,0 +1,545 @@
+"""QueueDatabase: one SQLite connection, its PRAGMAs, IMMEDIATE transactions and error translation.
+
+This module is the only place that opens connections and the only place that turns ``sqlite3``
+errors into queue_core errors. Queue semantics (enqueue, claim, ...) live in ``task_queue.py``.
+
+Transactions are controlled explicitly: connections use ``isolation_level=None`` (no implicit
+BEGIN on any Python version) and every write transaction starts with ``BEGIN IMMEDIATE``, which
+takes the write lock up front. A deferred transaction that reads and then writes gets
+SQLITE_BUSY at once, whatever the busy timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from queue_core.exceptions import (
+    QueueBusyError,
+    QueueClosedError,
+    QueueCorruptError,
+    QueueDatabaseError,
+    QueueIntegrityError,
+    QueueLocationError,
+    QueueSchemaError,
+    WalUnavailableError,
+)
+from queue_core.location import resolve_db_path
+
+if TYPE_CHECKING:
+    from queue_core.location import SystemProbe
+
+MINIMUM_SQLITE_VERSION: Final = (3, 35, 0)
+"""RETURNING needs 3.35; generated columns need 3.31. Every python.org Windows build has 3.35.5+."""
+
+PRAGMAS: Final[Mapping[str, int | str]] = MappingProxyType(
+    {
+        "journal_mode": "WAL",  # readers and one writer work concurrently
+        "synchronous": "NORMAL",  # durable across application crashes; fsync only at checkpoints
+        "busy_timeout": 5000,  # ms to wait for the write lock before SQLITE_BUSY
+        "wal_autocheckpoint": 1000,  # pages
+        "foreign_keys": "ON",
+        "temp_store": "MEMORY",
+        "mmap_size": 134217728,  # 128 MiB
+        "page_size": 4096,
+        "cache_size": -20000,  # negative = KiB, so ~20 MB per connection
+    }
+)
+"""The PRAGMAs of the specification, applied to every connection."""
+
+EXPECTED_PRAGMA_VALUES: Final[Mapping[str, int | str]] = MappingProxyType(
+    {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 5000,
+        "wal_autocheckpoint": 1000,
+        "foreign_keys": 1,
+        "temp_store": 2,
+        "mmap_size": 134217728,
+        "page_size": 4096,
+        "cache_size": -20000,
+    }
+)
+"""What ``PRAGMA <name>`` reads back after :data:`PRAGMAS` were applied."""
+
+# Only journal_mode and page_size live in the file; the rest must be set on every connection.
+_PER_CONNECTION_PRAGMAS: Final = (
+    "synchronous",
+    "busy_timeout",
+    "wal_autocheckpoint",
+    "foreign_keys",
+    "temp_store",
+    "mmap_size",
+    "cache_size",
+)
+_TUNABLE_PRAGMAS: Final = frozenset(_PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
+_SQLITE_BUSY: Final = 5
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_CANTOPEN: Final = 14
+_SQLITE_NOTADB: Final = 26
+# Connections inherited through fork. SQLite forbids using or even closing them in the child, so
+# the child keeps them referenced forever instead of letting the garbage collector close them.
+_FORK_ORPHANS: list[sqlite3.Connection] = []
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is SQLITE_BUSY (or an extended BUSY code).
+
+    Python 3.10 has no ``sqlite_errorcode``, so the message is the fallback there.
+    """
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == _SQLITE_BUSY)
+    return "database is locked" in str(exc)
+
+
+def translate_error(exc: sqlite3.Error, *, waited_seconds: float = 0.0) -> QueueDatabaseError:
+    """Map a ``sqlite3`` error to the queue_core error a caller can act on.
+
+    The caller raises the result ``from exc`` so the original stays attached as ``__cause__``.
+    """
+    message = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    if is_busy_error(exc):
+        return QueueBusyError(message, waited_seconds=waited_seconds)
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or any(
+        text in message for text in ("file is not a database", "database disk image is malformed")
+    ):
+        return QueueCorruptError(f"{message}: the file is not a SQLite database or is damaged")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return QueueIntegrityError(message)
+    if any(text in message for text in ("no such table", "no such column", "no such index")):
+        return QueueSchemaError(f"{message}: the queue schema is missing or incomplete")
+    return QueueDatabaseError(message)
+
+
+class BufferedCursor(sqlite3.Cursor):
+    """A cursor whose rows were all fetched while the connection's lock was held.
+
+    Threads that share one connection get wrong rows if they fetch concurrently (cpython
+    #118172), so :meth:`QueueDatabase.execute` fetches everything under its lock and hands back
+    this cursor; reading from it never touches SQLite again. ``rowcount`` and ``lastrowid`` are
+    the real ones.
+    """
+
+    _buffered: list[Any]
+    _position: int
+
+    def buffer(self) -> BufferedCursor:
+        self._buffered = super().fetchall()
+        self._position = 0
+        return self
+
+    def fetchone(self) -> Any:
+        if self._position >= len(self._buffered):
+            return None
+        row = self._buffered[self._position]
+        self._position += 1
+        return row
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = self.arraysize if size is None else size
+        rows = self._buffered[self._position : self._position + count]
+        self._position += len(rows)
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        rows = self._buffered[self._position :]
+        self._position = len(self._buffered)
+        return rows
+
+    def __iter__(self) -> BufferedCursor:
+        return self
+
+    def __next__(self) -> Any:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+
+class QueueDatabase:
+    """The SQLite connection manager of the task queue.
+
+    One connection per instance, opened in the constructor and reused by every call. All use of
+    it is serialised by a re-entrant lock, so one instance can be shared by threads; a
+    :meth:`transaction` holds the lock until it ends, so other threads wait instead of joining
+    it. The connection never crosses a process boundary: an instance pickled to a ``spawn``
+    child opens its own connection there on first use, and one inherited through ``fork`` does
+    the same (the parent's connection is never touched in the child).
+
+    Example::
+
+        with QueueDatabase("queue.db") as db:
+            db.initialize_schema()
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO workers (worker_id, capabilities) VALUES (?, ?)",
+                             ("w1", "{}"))
+
+    :param db_path: the database file; ``None`` means ``PRISMQ_QUEUE_DB_PATH`` or the platform
+        default (see :mod:`queue_core.location`). Parent directories are created.
+    :param busy_timeout_ms: how long a call waits for a lock before :class:`QueueBusyError`;
+        default 5000 as in :data:`PRAGMAS`.
+    :param pragma_overrides: other values for the tunable per-connection PRAGMAs
+        (``synchronous``, ``wal_autocheckpoint``, ``temp_store``, ``mmap_size``,
+        ``cache_size``), used by the benchmark harness. ``journal_mode``, ``page_size`` and
+        ``foreign_keys`` are fixed.
+    :param system: the OS seam used to check the location (tests pass a fake).
+    :raises QueueLocationError: the path is on a network share, or cannot be created or written.
+    :raises QueueCorruptError: the file exists but is not a SQLite database.
+    :raises WalUnavailableError: the file system cannot do WAL.
+    :raises QueueDatabaseError: the linked SQLite is older than 3.35.
+    :raises ValueError: an unknown or fixed PRAGMA is overridden, or a negative timeout.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout_ms: int | None = None,
+        pragma_overrides: Mapping[str, int | str] | None = None,
+        system: SystemProbe | None = None,
+    ) -> None:
+        if sqlite3.sqlite_version_info < MINIMUM_SQLITE_VERSION:
+            raise QueueDatabaseError(
+                f"SQLite {sqlite3.sqlite_version} is too old; queue_core needs "
+                f"{'.'.join(map(str, MINIMUM_SQLITE_VERSION))} or newer (RETURNING)"
+            )
+        self._pragmas = _merge_pragmas(busy_timeout_ms, pragma_overrides)
+        self._path = resolve_db_path(db_path, system=system)
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._savepoints = 0
+        self.last_connect_seconds = 0.0
+        with self._lock:
+            self._connection()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The absolute path of the database file."""
+        return self._path
+
+    @property
+    def pragmas(self) -> Mapping[str, int | str]:
+        """The PRAGMA values this instance applies to its connection."""
+        return MappingProxyType(dict(self._pragmas))
+
+    @property
+    def busy_timeout_ms(self) -> int:
+        """How long a call waits for a lock, in milliseconds."""
+        return int(self._pragmas["busy_timeout"])
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def get_connection(self) -> sqlite3.Connection:
+        """Return this process's connection, opening it if needed.
+
+        The connection is shared with every other call on this instance; a caller that uses it
+        directly from several threads must hold :meth:`lock` (or use :meth:`transaction`).
+
+        :raises QueueClosedError: after :meth:`close`.
+        """
+        with self._guard():
+            return self._connection()
+
+    def lock(self) -> threading.RLock:
+        """The re-entrant lock that serialises use of the connection in this process."""
+        return self._guard()
+
+    def close(self) -> None:
+        """Close the connection. Calling it again does nothing.
+
+        Afterwards this process holds no handle on the database, ``-wal`` or ``-shm`` file, so
+        they can be deleted or renamed (Windows refuses that while a handle is open). An open
+        transaction is rolled back.
+        """
+        with self._guard():
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    def __enter__(self) -> QueueDatabase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the configuration crosses a process boundary; the child opens its own connection.
+        return {"path": str(self._path), "pragmas": dict(self._pragmas)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._path = Path(state["path"])
+        self._pragmas = dict(state["pragmas"])
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._conn = None
+        self._closed = False
+        self._savepoints = 0
+        self.last_connect_seconds = 0.0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<QueueDatabase {str(self._path)!r} {state}>"
+
+    # -- statements ------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        """Execute one statement and return a cursor holding all of its result rows.
+
+        Outside a transaction the statement commits on its own (autocommit). The rows are
+        fetched before the call returns, so the returned cursor is safe to read from any thread.
+
+        :raises QueueBusyError: the database stayed locked for the whole busy timeout.
+        :raises QueueIntegrityError: the statement broke a constraint.
+        :raises QueueSchemaError: a table or column it names does not exist.
+        :raises QueueDatabaseError: any other SQLite error (``__cause__`` holds the original).
+        """
+        with self._guard():
+            conn = self._connection()
+            started = time.perf_counter()
+            try:
+                cursor = conn.cursor(BufferedCursor)
+                cursor.execute(sql, params)
+                return cursor.buffer()
+            except sqlite3.Error as exc:
+                raise translate_error(exc, waited_seconds=time.perf_counter() - started) from exc
+
+    def execute_many(
+        self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> None:
+        """Execute ``sql`` once per parameter set, all in one IMMEDIATE transaction.
+
+        Inside a caller's :meth:`transaction` it joins that transaction instead. Either every
+        parameter set is applied or none is.
+
+        :raises QueueBusyError: the write lock could not be taken within the busy timeout.
+        :raises QueueDatabaseError: as for :meth:`execute`; nothing was written.
+        """
+        with self.transaction() as conn:
+            conn.executemany(sql, param_list)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one ``BEGIN IMMEDIATE ... COMMIT`` transaction.
+
+        Yields the connection. Any exception in the block, including ``KeyboardInterrupt``,
+        rolls everything back and propagates (``sqlite3`` errors as queue_core errors). A nested
+        ``transaction()`` becomes a SAVEPOINT: its failure undoes only its own work, and it never
+        commits the outer transaction early.
+
+        :raises QueueBusyError: the write lock was not free within the busy timeout; the error
+            says how long the call waited.
+        :raises QueueDatabaseError: the block or the COMMIT failed with a SQLite error.
+        """
+        with self._guard():
+            conn = self._connection()
+            if conn.in_transaction:
+                with self._savepoint(conn):
+                    yield conn
+                return
+            started = time.perf_counter()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate_error(exc, waited_seconds=time.perf_counter() - started) from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                _rollback_quietly(conn)
+                if isinstance(exc, sqlite3.Error):
+                    raise translate_error(exc) from exc
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback_quietly(conn)
+                raise translate_error(exc) from exc
+
+    def pragma_values(self) -> dict[str, int | str]:
+        """Read every PRAGMA of :data:`PRAGMAS` back from the live connection."""
+        with self._guard():
+            conn = self._connection()
+            return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
+
+    def initialize_schema(self) -> int:
+        """Create or migrate the schema to the newest version and check it; idempotent.
+
+        Returns the schema version (``PRAGMA user_version``).
+
+        :raises QueueSchemaError: the file's version is newer than this code knows (the file is
+            left untouched), a migration failed (rolled back), or a table or index is missing.
+        :raises QueueBusyError: another process held the write lock for the whole busy timeout.
+        """
+        from queue_core.schema import migrate
+
+        return migrate(self)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _guard(self) -> threading.RLock:
+        pid = os.getpid()
+        if pid != self._pid:
+            # Inherited through fork: the parent's lock may be held by a thread that does not
+            # exist here, and its connection must not be used or closed. Start afresh.
+            if self._conn is not None:
+                _FORK_ORPHANS.append(self._conn)
+            self._conn = None
+            self._lock = threading.RLock()
+            self._pid = pid
+            self._savepoints = 0
+        return self._lock
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise QueueClosedError(f"{self!r} is closed")
+        if self._conn is None:
+            started = time.perf_counter()
+            self._conn = self._open()
+            self.last_connect_seconds = time.perf_counter() - started
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self.busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            self._apply_pragmas(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code == _SQLITE_CANTOPEN or "unable to open" in str(exc):
+                raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
+            raise translate_error(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _apply_pragmas(self, conn: sqlite3.Connection) -> None:
+        # page_size first: it only takes effect before the first table and before WAL.
+        conn.execute(f"PRAGMA page_size = {int(self._pragmas['page_size'])}")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            mode = self._enable_wal(conn)
+        if str(mode).lower() != "wal":
+            raise WalUnavailableError(
+                f"{self._path}: journal_mode stayed {mode!r} instead of 'wal'; the file system "
+                "cannot share memory between processes (a network or virtual file system?)"
+            )
+        for name in _PER_CONNECTION_PRAGMAS:
+            conn.execute(f"PRAGMA {name} = {self._pragmas[name]}")
+        # foreign_keys is silently ignored inside a transaction; make sure it took.
+        if conn.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+            raise QueueDatabaseError(f"{self._path}: PRAGMA foreign_keys=ON did not take effect")
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        # Processes racing to switch a new file to WAL get "database is locked" at once, without
+        # the busy handler; retry with jitter until the busy timeout (at least a second) runs out.
+        deadline = time.perf_counter() + max(self.busy_timeout_ms, 1000) / 1000
+        delay = 0.002
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not is_busy_error(exc) or time.perf_counter() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"queue_core_savepoint_{self._savepoints}"
+        try:
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException as exc:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                if isinstance(exc, sqlite3.Error):
+                    raise translate_error(exc) from exc
+                raise
+            conn.execute(f"RELEASE {name}")
+        finally:
+            self._savepoints -= 1
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run a block in a ``BEGIN IMMEDIATE`` transaction on a bare connection.
+
+    The connection must use ``isolation_level=None``. Commits when the block ends, rolls back on
+    any exception (``KeyboardInterrupt`` included) and re-raises it unchanged.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
+    conn.execute("COMMIT")
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    # Some errors (a full disk, an interrupted statement) end the transaction by themselves.
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _merge_pragmas(
+    busy_timeout_ms: int | None, overrides: Mapping[str, int | str] | None
+) -> dict[str, int | str]:
+    pragmas = dict(PRAGMAS)
+    for name, value in (overrides or {}).items():
+        if name not in _TUNABLE_PRAGMAS:
+            raise ValueError(
+                f"PRAGMA {name!r} cannot be overridden; tunable: {sorted(_TUNABLE_PRAGMAS)}"
+            )
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            raise TypeError(f"PRAGMA {name} must be an int or str, not {type(value).__name__}")
+        if isinstance(value, str) and not value.replace("_", "").isalnum():
+            raise ValueError(f"PRAGMA {name} value {value!r} is not a plain word")
+        pragmas[name] = value
+    if busy_timeout_ms is not None:
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
+            raise TypeError("busy_timeout_ms must be an int")
+        if busy_timeout_ms < 0:
+            raise ValueError("busy_timeout_ms must not be negative")
+        pragmas["busy_timeout"] = busy_timeout_ms
+    return pragmas

@@ -1,0 +1,78 @@
+"""SQL kept apart from Python: migrations and named queries, loaded from package data.
+
+``migrations/NNNN_name.sql`` files are applied in order of their number; ``queries.sql`` holds the
+queue's statements, each under a ``-- name --`` header (the claim query is ``-- claim --``).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_QUERY_HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: applying ``statements`` moves a database to ``version``."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def split_statements(script: str) -> tuple[str, ...]:
+    """Split a SQL script into single statements.
+
+    The migration runner executes statements one by one inside its own transaction, because
+    ``executescript()`` would commit any open transaction first.
+    """
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statement = pending.strip()
+            if any(not part.strip().startswith("--") for part in statement.splitlines() if part):
+                statements.append(statement)
+            pending = ""
+    if pending.strip() and any(
+        not part.strip().startswith("--") for part in pending.splitlines() if part.strip()
+    ):
+        raise ValueError(f"SQL script ends with an incomplete statement: {pending.strip()[:80]!r}")
+    return tuple(statements)
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    """Map each ``-- name --`` header in ``text`` to the SQL below it (comments stripped)."""
+    parts = _QUERY_HEADER.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+        queries[name] = "\n".join(lines).strip()
+    return queries
+
+
+@cache
+def queries() -> dict[str, str]:
+    """The named statements of ``queries.sql``."""
+    text = resources.files(__name__).joinpath("queries.sql").read_text(encoding="utf-8")
+    return parse_queries(text)
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    """Every migration shipped with the package, in version order."""
+    folder = resources.files(__name__).joinpath("migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            script = entry.read_text(encoding="utf-8")
+            found.append(Migration(int(match[1]), match[2], split_statements(script)))
+    found.sort(key=lambda migration: migration.version)
+    return tuple(found)

@@ -1,0 +1,144 @@
+-- Every statement the queue runs, by name. Parameters are positional (?) on the hot paths
+-- (enqueue, claim, complete) because sqlite3 binds them faster than named ones.
+-- Timestamps are bound as UTC text 'YYYY-MM-DD HH:MM:SS.fff' from one clock (queue_core.timestamps).
+
+-- enqueue --
+-- Insert one task; on a duplicate idempotency key insert nothing and return no row.
+-- The conflict target repeats the partial index's WHERE, or SQLite refuses to match it.
+INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, run_after_utc,
+                        idempotency_key, created_at_utc, updated_at_utc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- enqueue_batch --
+-- The same insert for executemany, which cannot return rows.
+INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, run_after_utc,
+                        idempotency_key, created_at_utc, updated_at_utc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- task_id_by_idempotency_key --
+SELECT id FROM task_queue WHERE idempotency_key = ?;
+
+-- last_insert_rowid --
+SELECT last_insert_rowid();
+
+-- release_expired_leases --
+-- Params: now (x4). Tasks whose worker let the lease run out go back to the queue while attempts
+-- remain; on the last attempt they fail for good. Only 'processing' rows are visited (index
+-- prefix on status), and there are about as many of those as there are busy workers.
+UPDATE task_queue
+SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
+    error_message = CASE WHEN attempts < max_attempts
+        THEN 'lease expired at ' || lease_until_utc || ' while held by ' || locked_by
+             || ' (attempt ' || attempts || ' of ' || max_attempts || '); requeued'
+        ELSE 'lease expired at ' || lease_until_utc || ' while held by ' || locked_by
+             || ' on the final attempt (' || attempts || ' of ' || max_attempts || ')'
+        END,
+    locked_by = NULL,
+    lease_until_utc = NULL,
+    updated_at_utc = ?
+WHERE status = 'processing' AND lease_until_utc <= ?;
+
+-- claim --
+-- THE CLAIM QUERY. Params: worker_id, lease_until, now, now, now, now, types (JSON array or
+-- NULL), region (or NULL), limit.
+-- Leases the first `limit` due tasks in order priority, run_after_utc, id, walking
+-- ix_task_status_prio_time in order and stopping after `limit` matches. A task with no region
+-- matches every worker; a task with a region matches only a worker asking for that region.
+UPDATE task_queue
+SET status = 'processing',
+    locked_by = ?,
+    lease_until_utc = ?,
+    reserved_at_utc = ?,
+    processing_started_utc = ?,
+    updated_at_utc = ?,
+    attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM task_queue
+    WHERE status = 'queued'
+      AND run_after_utc <= ?
+      AND (?7 IS NULL OR type IN (SELECT value FROM json_each(?7)))
+      AND (region IS NULL OR region = ?)
+    ORDER BY priority, run_after_utc, id
+    LIMIT ?
+)
+RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
+          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+          updated_at_utc;
+
+-- complete --
+-- Params: now, now, task_id, worker_id. Fenced: only the lease holder can complete. locked_by
+-- stays as a record of who finished the task.
+UPDATE task_queue
+SET status = 'completed', finished_at_utc = ?, updated_at_utc = ?, lease_until_utc = NULL
+WHERE id = ? AND status = 'processing' AND locked_by = ?;
+
+-- fail --
+-- Params: now, retry_in_seconds (or NULL), backoff_max, backoff_base, jitter_fraction, now,
+-- error, now, task_id, worker_id. Requeues with exponential backoff plus jitter while attempts
+-- remain (retry_in overrides the backoff); otherwise fails for good.
+UPDATE task_queue
+SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+    run_after_utc = CASE WHEN attempts < max_attempts
+        THEN strftime('%Y-%m-%d %H:%M:%f', ?1, printf('%+.3f seconds', coalesce(?2,
+             min(?3, ?4 * (1 << min(max(attempts - 1, 0), 40))) * (1 + ?5))))
+        ELSE run_after_utc END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ?6 END,
+    locked_by = CASE WHEN attempts < max_attempts THEN NULL ELSE locked_by END,
+    lease_until_utc = NULL,
+    error_message = ?7,
+    updated_at_utc = ?8
+WHERE id = ?9 AND status = 'processing' AND locked_by = ?10
+RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
+          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+          updated_at_utc;
+
+-- extend_lease --
+-- Params: lease_until, now, task_id, worker_id. Fenced like complete.
+UPDATE task_queue
+SET lease_until_utc = ?, updated_at_utc = ?
+WHERE id = ? AND status = 'processing' AND locked_by = ?;
+
+-- task_holder --
+-- Why a fenced call matched nothing: the task's status and current holder.
+SELECT status, locked_by FROM task_queue WHERE id = ?;
+
+-- get_task --
+SELECT id, type, priority, payload, compatibility, status, attempts, max_attempts,
+       run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+       finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+       updated_at_utc
+FROM task_queue WHERE id = ?;
+
+-- count_by_status --
+SELECT status, count(*) FROM task_queue GROUP BY status;
+
+-- upsert_worker --
+-- Params: worker_id, capabilities, heartbeat.
+INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (?, ?, ?)
+ON CONFLICT (worker_id) DO UPDATE
+SET capabilities = excluded.capabilities, heartbeat_utc = excluded.heartbeat_utc;
+
+-- worker_heartbeat --
+-- Params: worker_id, heartbeat. A worker not registered yet is added with no capabilities.
+INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (?, '{}', ?)
+ON CONFLICT (worker_id) DO UPDATE SET heartbeat_utc = excluded.heartbeat_utc;
+
+-- get_worker --
+SELECT worker_id, capabilities, heartbeat_utc FROM workers WHERE worker_id = ?;
+
+-- list_workers --
+SELECT worker_id, capabilities, heartbeat_utc FROM workers ORDER BY worker_id;
+
+-- insert_log --
+-- Params: task_id, at, level, message, details. The foreign key refuses an unknown task.
+INSERT INTO task_logs (task_id, at_utc, level, message, details) VALUES (?, ?, ?, ?, ?)
+RETURNING log_id;
+
+-- task_logs --
+SELECT log_id, task_id, at_utc, level, message, details
+FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;

@@ -1,0 +1,528 @@
+"""TaskQueue: the operations producers and workers call, on top of a QueueDatabase.
+
+Producers ``enqueue``; workers ``claim`` a lease, then ``complete`` or ``fail`` (and
+``extend_lease`` while a long task runs). Every call is one short transaction. Delivery is
+at-least-once: a worker that dies loses its lease when it expires and the task is claimed again,
+while the dead worker's late calls are refused (fencing) with :class:`LeaseLostError`.
+
+The SQL is in ``queue_core/sql/queries.sql``; this module validates arguments, binds parameters
+and turns results into models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from queue_core import sql
+from queue_core.database import QueueDatabase
+from queue_core.exceptions import (
+    LeaseLostError,
+    QueueIntegrityError,
+    TaskNotFoundError,
+)
+from queue_core.models import LOG_LEVELS, Task, TaskLog, TaskStatus, Worker, to_json
+from queue_core.timestamps import Clock, to_db_text, utc_now
+
+DEFAULT_LEASE_SECONDS: Final = 30.0
+_ENQUEUE_KEYS: Final = frozenset(
+    {"type", "payload", "priority", "compatibility", "run_after", "max_attempts", "idempotency_key"}
+)
+_QUERIES: Final = sql.queries()
+_SQL_ENQUEUE: Final = _QUERIES["enqueue"]
+_SQL_CLAIM: Final = _QUERIES["claim"]
+_SQL_COMPLETE: Final = _QUERIES["complete"]
+_SQL_RELEASE_EXPIRED: Final = _QUERIES["release_expired_leases"]
+
+
+class TaskQueue:
+    """The queue's operations on one :class:`QueueDatabase`.
+
+    Example::
+
+        db = QueueDatabase("queue.db")
+        db.initialize_schema()
+        queue = TaskQueue(db)
+        task_id = queue.enqueue("thumbnail", {"path": "a.png", "format": "webp"})
+        for task in queue.claim("worker-1", lease_seconds=60):
+            ...  # do the work, calling queue.extend_lease() if it takes long
+            queue.complete(task.id, "worker-1")
+
+    :param db: the database; its schema must be initialised.
+    :param clock: returns the current aware UTC datetime; tests pass a fake to control time.
+    :param rng: the random source of the retry jitter; tests pass a seeded one.
+    :param retry_backoff_seconds: the delay before the first retry; each later retry doubles it.
+    :param retry_backoff_max_seconds: the cap on that delay.
+    :param retry_jitter: up to this fraction of the delay is added at random, so tasks that
+        failed together do not all retry in the same instant.
+    :param default_lease_seconds: the lease :meth:`claim` grants when none is given.
+    """
+
+    def __init__(
+        self,
+        db: QueueDatabase,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        retry_backoff_seconds: float = 5.0,
+        retry_backoff_max_seconds: float = 3600.0,
+        retry_jitter: float = 0.25,
+        default_lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        if not isinstance(db, QueueDatabase):
+            raise TypeError(f"db must be a QueueDatabase, not {type(db).__name__}")
+        self.db = db
+        self._clock = clock or utc_now
+        self._rng = rng or random.Random()
+        self.retry_backoff_seconds = _positive_seconds(retry_backoff_seconds, "retry_backoff")
+        self.retry_backoff_max_seconds = _positive_seconds(
+            retry_backoff_max_seconds, "retry_backoff_max"
+        )
+        self.retry_jitter = _non_negative(retry_jitter, "retry_jitter")
+        self.default_lease_seconds = _positive_seconds(default_lease_seconds, "default_lease")
+
+    def now(self) -> datetime:
+        """The current time of this queue's clock."""
+        return self._clock()
+
+    # -- producers -------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        type: str,
+        payload: Any,
+        *,
+        priority: int = 100,
+        compatibility: Mapping[str, Any] | None = None,
+        run_after: datetime | None = None,
+        max_attempts: int = 5,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Add a task and return its id. A lower ``priority`` value is claimed first.
+
+        :param payload: any JSON-serialisable value; ``payload['format']`` feeds the indexed
+            ``format`` column.
+        :param compatibility: a JSON object; ``compatibility['region']`` restricts the task to
+            workers that ask for that region.
+        :param run_after: an aware datetime before which no worker may claim it (default: now).
+        :param idempotency_key: if a task with this key exists, nothing is created and that
+            task's id is returned; this holds across racing processes.
+        :raises TypeError: an argument has the wrong type or the payload is not JSON.
+        :raises ValueError: an empty type, ``max_attempts < 1``, a naive ``run_after``, NaN.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout; nothing
+            was written.
+        """
+        params = self._enqueue_params(
+            type, payload, priority, compatibility, run_after, max_attempts, idempotency_key
+        )
+        rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
+        if rows:
+            return int(rows[0][0])
+        # The key exists. Tasks are never deleted, so the row that won is still there.
+        return int(self.db.execute(_QUERIES["task_id_by_idempotency_key"], (idempotency_key,))
+                   .fetchone()[0])
+
+    def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Add many tasks in one transaction and return their ids in input order.
+
+        Each item is a mapping with the keyword arguments of :meth:`enqueue` (``type`` and
+        ``payload`` required). Every item is validated before anything is written, so bad input
+        anywhere writes nothing; a database error rolls the whole batch back.
+
+        :raises TypeError, ValueError: as for :meth:`enqueue`, naming the item's index.
+        :raises QueueBusyError: as for :meth:`enqueue`; nothing was written.
+        """
+        batch: list[tuple[Any, ...]] = []
+        for index, item in enumerate(tasks):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"tasks[{index}] must be a mapping, not {type(item).__name__}")
+            unknown = set(item) - _ENQUEUE_KEYS
+            if unknown:
+                raise ValueError(f"tasks[{index}] has unknown keys {sorted(unknown)}")
+            if "type" not in item or "payload" not in item:
+                raise ValueError(f"tasks[{index}] needs 'type' and 'payload'")
+            try:
+                batch.append(
+                    self._enqueue_params(
+                        item["type"],
+                        item["payload"],
+                        item.get("priority", 100),
+                        item.get("compatibility"),
+                        item.get("run_after"),
+                        item.get("max_attempts", 5),
+                        item.get("idempotency_key"),
+                    )
+                )
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"tasks[{index}]: {exc}") from exc
+        if not batch:
+            return []
+        with self.db.transaction() as conn:
+            if all(params[6] is None for params in batch):
+                # No keys, so no conflicts: one executemany, and the ids are consecutive
+                # because this transaction holds the write lock (AUTOINCREMENT never reuses).
+                conn.executemany(_QUERIES["enqueue_batch"], batch)
+                last = int(conn.execute(_QUERIES["last_insert_rowid"]).fetchone()[0])
+                return list(range(last - len(batch) + 1, last + 1))
+            ids: list[int] = []
+            for params in batch:
+                rows = conn.execute(_SQL_ENQUEUE, params).fetchall()
+                if not rows:
+                    rows = conn.execute(
+                        _QUERIES["task_id_by_idempotency_key"], (params[6],)
+                    ).fetchall()
+                ids.append(int(rows[0][0]))
+            return ids
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        types: Iterable[str] | None = None,
+        region: str | None = None,
+        lease_seconds: float | None = None,
+        limit: int = 1,
+    ) -> list[Task]:
+        """Lease up to ``limit`` due tasks to ``worker_id`` and return them.
+
+        Tasks come in order of priority (lower first), then ``run_after_utc``, then id. The
+        claim is one ``BEGIN IMMEDIATE`` transaction: it first releases leases that expired
+        (their workers died) back to the queue, or fails them if that was their last attempt,
+        then runs one ``UPDATE ... RETURNING`` that sets ``status='processing'``, ``locked_by``,
+        the lease, the reservation and start times, and ``attempts + 1``.
+
+        :param types: only claim these task types (default: any).
+        :param region: also claim tasks for this region; tasks with no region match everyone.
+        :param lease_seconds: how long the worker may hold each task before it can be
+            reclaimed; extend it with :meth:`extend_lease`.
+        :raises TypeError, ValueError: bad worker id, types, region, lease or limit.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
+        """
+        _check_worker_id(worker_id)
+        types_json = _types_json(types)
+        if region is not None:
+            _check_text(region, "region")
+        lease = self.default_lease_seconds if lease_seconds is None else lease_seconds
+        lease = _positive_seconds(lease, "lease")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        now_moment = self._clock()
+        now = to_db_text(now_moment)
+        lease_until = to_db_text(now_moment + timedelta(seconds=lease))
+        with self.db.transaction() as conn:
+            conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
+            rows = conn.execute(
+                _SQL_CLAIM,
+                (worker_id, lease_until, now, now, now, now, types_json, region, limit),
+            ).fetchall()
+        tasks = [Task.from_row(row) for row in rows]
+        # RETURNING order is arbitrary; hand tasks out in claim order.
+        tasks.sort(key=_claim_order)
+        return tasks
+
+    def claim_one(
+        self,
+        worker_id: str,
+        *,
+        types: Iterable[str] | None = None,
+        region: str | None = None,
+        lease_seconds: float | None = None,
+    ) -> Task | None:
+        """Claim at most one task; return it, or None when nothing is due. See :meth:`claim`."""
+        tasks = self.claim(
+            worker_id, types=types, region=region, lease_seconds=lease_seconds, limit=1
+        )
+        return tasks[0] if tasks else None
+
+    def complete(self, task_id: int, worker_id: str) -> None:
+        """Mark a leased task completed.
+
+        :raises LeaseLostError: ``worker_id`` does not hold the task (its lease expired and
+            another worker claimed it, or it already finished); nothing changed.
+        :raises TaskNotFoundError: no task has this id.
+        """
+        _check_task_id(task_id)
+        _check_worker_id(worker_id)
+        now = to_db_text(self._clock())
+        cursor = self.db.execute(_SQL_COMPLETE, (now, now, task_id, worker_id))
+        if cursor.rowcount != 1:
+            self._raise_not_held(task_id, worker_id)
+
+    def fail(
+        self, task_id: int, worker_id: str, error: str, *, retry_in: float | None = None
+    ) -> Task:
+        """Record a failed attempt and return the task as it is now.
+
+        While attempts remain the task goes back to ``queued`` with ``run_after_utc`` pushed
+        back by exponential backoff plus jitter (or exactly ``retry_in`` seconds); on the last
+        attempt it becomes ``failed`` with ``finished_at_utc``. ``error`` is stored in
+        ``error_message`` either way.
+
+        :raises LeaseLostError: ``worker_id`` does not hold the task; nothing changed.
+        :raises TaskNotFoundError: no task has this id.
+        :raises TypeError, ValueError: bad arguments (a negative ``retry_in``, say).
+        """
+        _check_task_id(task_id)
+        _check_worker_id(worker_id)
+        if not isinstance(error, str):
+            raise TypeError(f"error must be str, not {type(error).__name__}")
+        retry = None if retry_in is None else _non_negative(retry_in, "retry_in")
+        now = to_db_text(self._clock())
+        jitter = self._rng.random() * self.retry_jitter
+        rows = self.db.execute(
+            _QUERIES["fail"],
+            (
+                now,
+                retry,
+                self.retry_backoff_max_seconds,
+                self.retry_backoff_seconds,
+                jitter,
+                now,
+                error,
+                now,
+                task_id,
+                worker_id,
+            ),
+        ).fetchall()
+        if not rows:
+            self._raise_not_held(task_id, worker_id)
+        return Task.from_row(rows[0])
+
+    def extend_lease(self, task_id: int, worker_id: str, lease_seconds: float) -> datetime:
+        """Renew a lease so it ends ``lease_seconds`` from now; return the new end.
+
+        The heartbeat of a long task. Fenced like :meth:`complete`.
+
+        :raises LeaseLostError: ``worker_id`` does not hold the task; nothing changed.
+        :raises TaskNotFoundError: no task has this id.
+        """
+        _check_task_id(task_id)
+        _check_worker_id(worker_id)
+        lease = _positive_seconds(lease_seconds, "lease")
+        now_moment = self._clock()
+        until = now_moment + timedelta(seconds=lease)
+        cursor = self.db.execute(
+            _QUERIES["extend_lease"],
+            (to_db_text(until), to_db_text(now_moment), task_id, worker_id),
+        )
+        if cursor.rowcount != 1:
+            self._raise_not_held(task_id, worker_id)
+        return until
+
+    def release_expired_leases(self) -> int:
+        """Requeue (or, on their last attempt, fail) tasks whose lease has expired.
+
+        :meth:`claim` does this itself; call it to bring the statuses up to date without
+        claiming, for example before :meth:`counts`. Returns how many tasks changed.
+        """
+        now = to_db_text(self._clock())
+        with self.db.transaction() as conn:
+            return conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now)).rowcount
+
+    def register_worker(self, worker_id: str, capabilities: Mapping[str, Any]) -> Worker:
+        """Add or update a worker with its capabilities and a fresh heartbeat.
+
+        :raises TypeError: capabilities are not a JSON object.
+        :raises ValueError: an empty worker id.
+        """
+        _check_worker_id(worker_id)
+        if not isinstance(capabilities, Mapping):
+            raise TypeError(f"capabilities must be a mapping, not {type(capabilities).__name__}")
+        worker = Worker(worker_id, dict(capabilities), self._clock())
+        self.db.execute(
+            _QUERIES["upsert_worker"],
+            (worker_id, to_json(worker.capabilities, "capabilities"), to_db_text(self._clock())),
+        )
+        return worker
+
+    def worker_heartbeat(self, worker_id: str) -> None:
+        """Record that the worker is alive; an unknown worker is registered with no capabilities.
+
+        :raises TypeError, ValueError: an empty or non-text worker id.
+        """
+        _check_worker_id(worker_id)
+        self.db.execute(_QUERIES["worker_heartbeat"], (worker_id, to_db_text(self._clock())))
+
+    def get_worker(self, worker_id: str) -> Worker | None:
+        """Return the registered worker, or None."""
+        _check_worker_id(worker_id)
+        row = self.db.execute(_QUERIES["get_worker"], (worker_id,)).fetchone()
+        return None if row is None else Worker.from_row(row)
+
+    def workers(self) -> list[Worker]:
+        """Every registered worker, by id."""
+        return [Worker.from_row(row) for row in self.db.execute(_QUERIES["list_workers"])]
+
+    # -- logs and observation --------------------------------------------------------------
+
+    def log(self, task_id: int, level: str, message: str, details: Any = None) -> int:
+        """Append a log line to a task and return its ``log_id``.
+
+        :param level: one of DEBUG, INFO, WARNING, ERROR, CRITICAL.
+        :param details: any JSON-serialisable value, stored as JSON.
+        :raises TaskNotFoundError: no task has this id.
+        :raises TypeError, ValueError: bad level, message or details.
+        """
+        _check_task_id(task_id)
+        if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
+            raise ValueError(f"level must be one of {sorted(LOG_LEVELS)}, not {level!r}")
+        if not isinstance(message, str):
+            raise TypeError(f"message must be str, not {type(message).__name__}")
+        details_json = None if details is None else to_json(details, "details")
+        try:
+            row = self.db.execute(
+                _QUERIES["insert_log"],
+                (task_id, to_db_text(self._clock()), level.upper(), message, details_json),
+            ).fetchone()
+        except QueueIntegrityError as exc:
+            raise TaskNotFoundError(task_id) from exc
+        return int(row[0])
+
+    def logs(self, task_id: int) -> list[TaskLog]:
+        """A task's log lines, oldest first."""
+        _check_task_id(task_id)
+        return [TaskLog.from_row(row) for row in self.db.execute(_QUERIES["task_logs"], (task_id,))]
+
+    def get(self, task_id: int) -> Task:
+        """Return a task by id.
+
+        :raises TaskNotFoundError: no task has this id.
+        """
+        _check_task_id(task_id)
+        row = self.db.execute(_QUERIES["get_task"], (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        return Task.from_row(row)
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """The number of tasks in each status (every status present, zeros included)."""
+        counts = dict.fromkeys(TaskStatus, 0)
+        for status, count in self.db.execute(_QUERIES["count_by_status"]):
+            counts[TaskStatus(status)] = int(count)
+        return counts
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _enqueue_params(
+        self,
+        task_type: Any,
+        payload: Any,
+        priority: Any,
+        compatibility: Any,
+        run_after: Any,
+        max_attempts: Any,
+        idempotency_key: Any,
+    ) -> tuple[Any, ...]:
+        _check_text(task_type, "type")
+        payload_json = to_json(payload, "payload")
+        _check_int(priority, "priority")
+        if compatibility is None:
+            compatibility_json = "{}"
+        else:
+            if not isinstance(compatibility, Mapping):
+                raise TypeError(
+                    f"compatibility must be a mapping, not {type(compatibility).__name__}"
+                )
+            region = compatibility.get("region")
+            if region is not None and not isinstance(region, str):
+                raise TypeError(f"compatibility['region'] must be str, not {region!r}")
+            compatibility_json = to_json(dict(compatibility), "compatibility")
+        _check_int(max_attempts, "max_attempts")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if idempotency_key is not None:
+            _check_text(idempotency_key, "idempotency_key")
+        now = self._clock()
+        if run_after is not None and not isinstance(run_after, datetime):
+            raise TypeError(f"run_after must be a datetime, not {type(run_after).__name__}")
+        run_after_text = to_db_text(now if run_after is None else run_after)
+        now_text = to_db_text(now)
+        return (
+            task_type,
+            priority,
+            payload_json,
+            compatibility_json,
+            max_attempts,
+            run_after_text,
+            idempotency_key,
+            now_text,
+            now_text,
+        )
+
+    def _raise_not_held(self, task_id: int, worker_id: str) -> None:
+        row = self.db.execute(_QUERIES["task_holder"], (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        status, locked_by = row
+        holder = locked_by if status == TaskStatus.PROCESSING.value else None
+        raise LeaseLostError(task_id, worker_id, holder=holder, status=status)
+
+
+def _claim_order(task: Task) -> tuple[int, datetime | None, int]:
+    return (task.priority, task.run_after_utc, task.id)
+
+
+def _check_text(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty")
+
+
+def _check_worker_id(worker_id: Any) -> None:
+    _check_text(worker_id, "worker_id")
+
+
+def _check_int(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{what} {value} does not fit SQLite's 64-bit integer")
+
+
+def _check_task_id(task_id: Any) -> None:
+    _check_int(task_id, "task_id")
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, not {value}")
+    return float(value)
+
+
+def _positive_seconds(value: Any, what: str) -> float:
+    seconds = _seconds(value, f"{what}_seconds")
+    if seconds <= 0:
+        raise ValueError(f"{what}_seconds must be positive, not {value}")
+    return seconds
+
+
+def _non_negative(value: Any, what: str) -> float:
+    number = _seconds(value, what)
+    if number < 0:
+        raise ValueError(f"{what} must not be negative, not {value}")
+    return number
+
+
+def _types_json(types: Iterable[str] | None) -> str | None:
+    if types is None:
+        return None
+    if isinstance(types, (str, bytes)):
+        raise TypeError("types must be a collection of type names, not a single string")
+    names = list(types)
+    for name in names:
+        _check_text(name, "each of types")
+    if not names:
+        raise ValueError("types must name at least one task type (or be None for any)")
+    return json.dumps(names)
+
