@@ -1,0 +1,68 @@
+"""Developer and CI entry points: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+ROOT = Path(__file__).parent
+REPORTS = ROOT / "reports"
+
+nox.options.sessions = ["tests", "lint"]
+# Run on every listed Python that is installed and skip the others, on CI too (nox would
+# otherwise turn a missing interpreter into an error when CI=true).
+nox.options.error_on_missing_interpreters = False
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests with coverage (>= 90% line and branch on queue_core)."""
+    session.install("-e", ".[test]")
+    REPORTS.mkdir(exist_ok=True)
+    session.run(
+        "pytest",
+        "--cov=queue_core",
+        "--cov-branch",
+        "--cov-report=term-missing:skip-covered",
+        f"--cov-report=json:{REPORTS / 'coverage.json'}",
+        "--cov-fail-under=90",
+        "--benchmark-disable",
+        *session.posargs,
+        env={"PYTHONWARNDEFAULTENCODING": "1"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, ruff format, mypy --strict, and offline checks of the GitHub workflows."""
+    session.install("-e", ".[bench,test]", "ruff", "mypy", "types-psutil")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "--strict", "queue_core", "bench")
+    workflows = sorted(str(path) for path in (ROOT / ".github" / "workflows").glob("*.yml"))
+    if workflows:
+        session.install("check-jsonschema", "zizmor")
+        session.run(
+            "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+        )
+        session.run("zizmor", "--offline", "--config", ".github/zizmor.yml", *workflows)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Stress scenarios in real processes, checked against the success metrics.
+
+    ``nox -s bench`` runs the default profile (under 15 minutes); ``nox -s bench -- --quick``
+    the CI profile (under 5 minutes). Results, plots and a summary land in reports/<run-id>/.
+    """
+    session.install("-e", ".[bench,test]")
+    session.run(
+        "python", "-m", "bench", "run", *session.posargs, env={"MPLBACKEND": "Agg"}
+    )
+
+
+if __name__ == "__main__":
+    sys.exit("run this file with nox")
