@@ -233,7 +233,7 @@ TASK_COLUMNS: Final = (
     "run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc, finished_at_utc, "
     "locked_by, error_message, idempotency_key, created_at_utc, updated_at_utc"
 )
-"""The stored (not generated) columns of ``task_queue``, in the order :meth:`Task.from_row` reads."""
+"""The stored (not generated) columns of ``task_queue``: what :meth:`Task.from_row` reads."""
 
 
 @dataclass(frozen=True)

@@ -83,13 +83,17 @@ def verify(db: QueueDatabase) -> None:
     """
     present = {
         (row[0], row[1])
-        for row in db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')")
+        for row in db.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')"
+        )
     }
     missing = [f"table {name}" for name in TABLES if ("table", name) not in present]
     missing += [f"index {name}" for name in INDEXES if ("index", name) not in present]
     if ("table", "task_queue") in present:
         columns = {row[1] for row in db.execute("PRAGMA table_xinfo(task_queue)")}
-        missing += [f"column task_queue.{name}" for name in GENERATED_COLUMNS if name not in columns]
+        missing += [
+            f"column task_queue.{name}" for name in GENERATED_COLUMNS if name not in columns
+        ]
     if missing:
         raise QueueSchemaError(
             f"{db.path} (schema version {schema_version(db)}) lacks {', '.join(missing)}; "

@@ -123,8 +123,11 @@ class TaskQueue:
         if rows:
             return int(rows[0][0])
         # The key exists. Tasks are never deleted, so the row that won is still there.
-        return int(self.db.execute(_QUERIES["task_id_by_idempotency_key"], (idempotency_key,))
-                   .fetchone()[0])
+        return int(
+            self.db.execute(_QUERIES["task_id_by_idempotency_key"], (idempotency_key,)).fetchone()[
+                0
+            ]
+        )
 
     def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[int]:
         """Add many tasks in one transaction and return their ids in input order.
@@ -525,4 +528,3 @@ def _types_json(types: Iterable[str] | None) -> str | None:
     if not names:
         raise ValueError("types must name at least one task type (or be None for any)")
     return json.dumps(names)
-

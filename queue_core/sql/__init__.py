@@ -26,24 +26,23 @@ class Migration:
 
 
 def split_statements(script: str) -> tuple[str, ...]:
-    """Split a SQL script into single statements.
+    """Split a SQL script into single statements, dropping comment-only lines between them.
 
     The migration runner executes statements one by one inside its own transaction, because
     ``executescript()`` would commit any open transaction first.
     """
     statements: list[str] = []
-    pending = ""
+    pending: list[str] = []
     for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            statement = pending.strip()
-            if any(not part.strip().startswith("--") for part in statement.splitlines() if part):
-                statements.append(statement)
-            pending = ""
-    if pending.strip() and any(
-        not part.strip().startswith("--") for part in pending.splitlines() if part.strip()
-    ):
-        raise ValueError(f"SQL script ends with an incomplete statement: {pending.strip()[:80]!r}")
+        if not pending and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        pending.append(line)
+        if sqlite3.complete_statement("".join(pending)):
+            statements.append("".join(pending).strip())
+            pending = []
+    if pending:
+        text = "".join(pending).strip()
+        raise ValueError(f"SQL script ends with an incomplete statement: {text[:80]!r}")
     return tuple(statements)
 
 
@@ -51,7 +50,7 @@ def parse_queries(text: str) -> dict[str, str]:
     """Map each ``-- name --`` header in ``text`` to the SQL below it (comments stripped)."""
     parts = _QUERY_HEADER.split(text)
     queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
         queries[name] = "\n".join(lines).strip()
     return queries

@@ -315,7 +315,9 @@ def test_concurrent_selects_return_the_right_rows(db: QueueDatabase) -> None:
     assert wrong == []
 
 
-def _child_inserts(db: QueueDatabase, worker_id: str, results: multiprocessing.Queue[object]) -> None:
+def _child_inserts(
+    db: QueueDatabase, worker_id: str, results: multiprocessing.Queue[object]
+) -> None:
     try:
         db.execute(
             "INSERT INTO workers (worker_id, capabilities) VALUES (?, ?)",
@@ -369,7 +371,7 @@ def test_fork_detection_replaces_connection_and_lock(
     new_conn = db.get_connection()
     assert new_conn is not old_conn
     assert db.lock() is not old_lock
-    assert database_module._FORK_ORPHANS == [old_conn]
+    assert [old_conn] == database_module._FORK_ORPHANS
     old_conn.execute("SELECT 1")  # the orphan was not closed
     db.close()
     old_conn.close()

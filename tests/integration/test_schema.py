@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_core import QueueDatabase, QueueSchemaError, TaskQueue
+from queue_core import QueueDatabase, QueueSchemaError, TaskQueue, sql
 from queue_core import schema as schema_module
-from queue_core import sql
 
 SEED_INDEXES = {
     "ix_task_status_prio_time": "ON task_queue (status, priority, run_after_utc, id)",

@@ -132,7 +132,7 @@ def test_enqueue_many_database_error_rolls_back(queue: TaskQueue) -> None:
         ({"compatibility": {"region": 5}}, TypeError),
         ({"compatibility": {"x": {1}}}, TypeError),
         ({"run_after": "2026-01-01"}, TypeError),
-        ({"run_after": datetime(2026, 1, 1)}, ValueError),  # naive  # noqa: DTZ001
+        ({"run_after": datetime(2026, 1, 1)}, ValueError),  # naive
         ({"max_attempts": 0}, ValueError),
         ({"idempotency_key": ""}, ValueError),
         ({"idempotency_key": 5}, TypeError),
@@ -152,9 +152,7 @@ def test_bad_enqueue_input_is_refused_and_changes_nothing(
 # -- claim -----------------------------------------------------------------------------------
 
 
-def test_claim_order_is_priority_then_run_after_then_id(
-    queue: TaskQueue, clock: FakeClock
-) -> None:
+def test_claim_order_is_priority_then_run_after_then_id(queue: TaskQueue, clock: FakeClock) -> None:
     t0 = clock.now
     a = queue.enqueue("t", "a", priority=5, run_after=t0 - timedelta(seconds=1))
     b = queue.enqueue("t", "b", priority=5, run_after=t0 - timedelta(seconds=9))
@@ -414,7 +412,9 @@ def test_retry_in_overrides_the_backoff(queue: TaskQueue, clock: FakeClock) -> N
         (lambda q, t: q.worker_heartbeat(None), TypeError),
     ],
 )
-def test_bad_input_to_other_operations_changes_nothing(queue: TaskQueue, call: Any, error: Any) -> None:
+def test_bad_input_to_other_operations_changes_nothing(
+    queue: TaskQueue, call: Any, error: Any
+) -> None:
     task_id = queue.enqueue("t", {})
     queue.claim_one("w")
     before = dump(queue.db)

@@ -1,0 +1,38 @@
+"""The SQL files: statement splitting, named queries, ordered migrations."""
+
+from __future__ import annotations
+
+import pytest
+
+from queue_core import sql
+
+
+def test_split_statements_keeps_semicolons_inside_strings() -> None:
+    script = (
+        "-- comment only\nCREATE TABLE a (x TEXT DEFAULT ';');\n\nINSERT INTO a VALUES ('b;c');\n"
+    )
+    assert sql.split_statements(script) == (
+        "CREATE TABLE a (x TEXT DEFAULT ';');",
+        "INSERT INTO a VALUES ('b;c');",
+    )
+
+
+def test_split_statements_refuses_a_truncated_script() -> None:
+    with pytest.raises(ValueError, match="incomplete"):
+        sql.split_statements("CREATE TABLE a (x);\nINSERT INTO a VALUES (1\n")
+
+
+def test_parse_queries_strips_comments() -> None:
+    text = "-- header\n\n-- one --\n-- what it does\nSELECT 1;\n\n-- two --\nSELECT 2;\n"
+    assert sql.parse_queries(text) == {"one": "SELECT 1;", "two": "SELECT 2;"}
+
+
+def test_shipped_queries_and_migrations() -> None:
+    queries = sql.queries()
+    for name in ("enqueue", "claim", "complete", "fail", "extend_lease", "release_expired_leases"):
+        assert queries.get(name)
+    assert "ORDER BY priority, run_after_utc, id" in queries["claim"]
+    chain = sql.migrations()
+    assert [m.version for m in chain] == sorted(m.version for m in chain)
+    assert chain[0].version == 1 and chain[0].name == "initial"
+    assert len(chain[0].statements) == 9  # 3 tables and 6 indexes
