@@ -1,0 +1,339 @@
+"""The report of one run: PNG plots, ``summary.md`` and ``index.html`` next to ``results.json``.
+
+Everything is rebuilt from ``results.json`` alone (``python -m bench report RESULTS.json``), so
+a report can be regenerated from a CI artifact. When ``GITHUB_STEP_SUMMARY`` is set, summary.md
+is appended to it from Python as UTF-8, which works the same under pwsh on Windows runners.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.compare import KEY_FIGURES, figure_value, load_results
+from bench.plots import PlotResult
+
+SUMMARY_NAME = "summary.md"
+INDEX_NAME = "index.html"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+ENVIRONMENT_KEYS = (
+    ("os", "OS"),
+    ("os_version", "OS version"),
+    ("machine", "Machine"),
+    ("cpu", "CPU"),
+    ("cores_logical", "Logical cores"),
+    ("cores_physical", "Physical cores"),
+    ("ram_bytes", "RAM"),
+    ("python", "Python"),
+    ("python_implementation", "Implementation"),
+    ("sqlite_version", "SQLite"),
+    ("filesystem", "Filesystem"),
+    ("defender_realtime", "Defender real-time scanning"),
+    ("ci", "CI"),
+    ("git_commit", "Git commit"),
+    ("git_dirty", "Uncommitted changes"),
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A header and rows of plain text; rendered as Markdown and as HTML."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+# --------------------------------------------------------------------------- content
+
+
+def fmt_number(value: object, unit: str = "") -> str:
+    """A value for people: thousands separators, 3 significant digits below 1000."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+        return f"{text} {unit}".strip()
+    return str(value)
+
+
+def metrics_table(results: Mapping[str, Any]) -> Table:
+    """The success-metric table: status, value and limit of each metric."""
+    out = []
+    for m in results.get("metrics") or []:
+        if not isinstance(m, Mapping):
+            continue
+        unit = str(m.get("unit") or "")
+        limit = m.get("limit")
+        limit_text = "" if limit is None else f"{m.get('op', '')} {fmt_number(limit, unit)}"
+        out.append(
+            (
+                str(m.get("label") or m.get("id")),
+                str(m.get("status") or "n/a"),
+                fmt_number(m.get("value"), unit),
+                limit_text.strip(),
+                str(m.get("statistic") or ""),
+            )
+        )
+    return Table(("Metric", "Status", "Value", "Limit", "Statistic"), tuple(out))
+
+
+def key_figures_table(results: Mapping[str, Any]) -> Table:
+    out = []
+    for figure in KEY_FIGURES:
+        better = "higher is better" if figure.op == ">" else "lower is better"
+        out.append((figure.label, fmt_number(figure_value(results, figure), figure.unit), better))
+    checkpoint = ((results.get("scenarios") or {}).get("checkpoint") or {}).get("summary") or {}
+    if isinstance(checkpoint.get("max_wal_bytes"), int | float):
+        out.append(("Largest WAL", fmt_bytes(checkpoint["max_wal_bytes"]), ""))
+    if isinstance(checkpoint.get("total_stalls"), int | float):
+        out.append(("Commit stalls (all variants)", fmt_number(checkpoint["total_stalls"]), ""))
+    return Table(("Figure", "Value", ""), tuple(out))
+
+
+def scenarios_table(results: Mapping[str, Any]) -> Table:
+    out = []
+    for name, sc in (results.get("scenarios") or {}).items():
+        if not isinstance(sc, Mapping):
+            continue
+        error = str(sc.get("error") or "")
+        out.append((name, str(sc.get("status")), fmt_number(sc.get("duration_s"), "s"), error))
+    return Table(("Scenario", "Status", "Duration", "Error"), tuple(out))
+
+
+def correctness_table(results: Mapping[str, Any]) -> Table:
+    checks = (results.get("correctness") or {}).get("checks") or []
+    out = tuple(
+        (
+            f"{c.get('scenario', '')}.{c.get('name', '')}",
+            "ok" if c.get("ok") else "FAILED",
+            str(c.get("detail") or ""),
+        )
+        for c in checks
+        if isinstance(c, Mapping)
+    )
+    return Table(("Check", "Result", "Detail"), out)
+
+
+def environment_table(results: Mapping[str, Any]) -> Table:
+    env = results.get("environment") or {}
+    out = []
+    for key, label in ENVIRONMENT_KEYS:
+        if key not in env:
+            continue
+        value = env[key]
+        text = fmt_bytes(value) if key == "ram_bytes" else fmt_number(value)
+        if key == "git_commit" and isinstance(value, str):
+            text = value[:12]
+        out.append((label, text))
+    return Table(("", ""), tuple(out))
+
+
+def fmt_bytes(value: object) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "n/a"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.3g} {unit}" if unit != "B" else f"{size:.0f} B"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _correct_text(results: Mapping[str, Any]) -> str:
+    ok = (results.get("correctness") or {}).get("ok")
+    if ok is True:
+        return "ok (no task lost or duplicated)"
+    return "FAILED" if ok is False else "n/a"
+
+
+def verdict(results: Mapping[str, Any]) -> str:
+    passed = results.get("passed")
+    return "PASS" if passed is True else ("FAIL" if passed is False else "UNKNOWN")
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(table: Table) -> list[str]:
+    lines = ["| " + " | ".join(_md_cell(h) for h in table.header) + " |"]
+    lines.append("|" + "|".join("---" for _ in table.header) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    return lines
+
+
+def render_markdown(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> str:
+    """summary.md: verdict, metric table, key figures, scenarios, environment, plots."""
+    status = verdict(results)
+    icon = {"PASS": "✅", "FAIL": "❌"}.get(status, "❔")
+    lines = [
+        f"## PrismQ bench {icon} {status} — `{results.get('run_id', '?')}`",
+        "",
+        f"Profile **{results.get('profile', '?')}**, started {results.get('started_utc', '?')} "
+        f"UTC, {fmt_number(results.get('duration_s'), 's')}.",
+        "",
+        "### Success metrics",
+        "",
+        *markdown_table(metrics_table(results)),
+        "",
+    ]
+    correct = _correct_text(results)
+    lines.append(f"**Correctness:** {correct}")
+    failed = [row for row in correctness_table(results).rows if row[1] != "ok"]
+    lines += (
+        ["", *markdown_table(Table(("Check", "Result", "Detail"), tuple(failed)))] if failed else []
+    )
+    lines += ["", "### Key figures", "", *markdown_table(key_figures_table(results)), ""]
+    lines += ["### Scenarios", "", *markdown_table(scenarios_table(results)), ""]
+    lines += ["### Plots", ""]
+    for plot in plots:
+        if plot.path is None:
+            lines.append(f"- {plot.spec.title}: *skipped* ({plot.skipped})")
+        else:
+            lines.append(f"- [{plot.spec.filename}]({plot.spec.filename}): {plot.spec.description}")
+    lines += ["", "### Environment", ""]
+    lines += [f"- **{label}:** {value}" for label, value in environment_table(results).rows]
+    lines += ["", f"Command: `{' '.join(str(c) for c in results.get('command') or [])}`", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- HTML
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1250px; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: left; }
+th { background: #f3f3f3; }
+td.PASS, span.PASS { color: #1e7b34; font-weight: bold; }
+td.FAIL, span.FAIL { color: #b02a2a; font-weight: bold; }
+td.NOT_MEASURED { color: #777; }
+figure { margin: 1.5rem 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; margin-top: 0.3rem; }
+.skipped { color: #777; }
+"""
+
+
+def html_table(table: Table, status_column: int | None = None) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in table.header)
+    body = []
+    for row in table.rows:
+        cells = []
+        for i, cell in enumerate(row):
+            css = f' class="{e(cell)}"' if i == status_column else ""
+            cells.append(f"<td{css}>{e(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> str:
+    """index.html: the same as summary.md, plots embedded as base64 so the file stands alone."""
+    e = html.escape
+    status = verdict(results)
+    run_id = str(results.get("run_id", "?"))
+    correct = _correct_text(results)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>PrismQ bench {e(status)} {e(run_id)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f'<h1>PrismQ bench <span class="{e(status)}">{e(status)}</span> — {e(run_id)}</h1>',
+        f"<p>Profile <b>{e(str(results.get('profile', '?')))}</b>, started "
+        f"{e(str(results.get('started_utc', '?')))} UTC, "
+        f"{e(fmt_number(results.get('duration_s'), 's'))}.</p>",
+        "<h2>Success metrics</h2>",
+        html_table(metrics_table(results), status_column=1),
+        f"<p><b>Correctness:</b> {e(correct)}</p>",
+        html_table(correctness_table(results)),
+        "<h2>Key figures</h2>",
+        html_table(key_figures_table(results)),
+        "<h2>Scenarios</h2>",
+        html_table(scenarios_table(results)),
+        "<h2>Plots</h2>",
+    ]
+    for plot in plots:
+        if plot.path is None:
+            parts.append(
+                f'<p class="skipped">{e(plot.spec.title)}: skipped ({e(plot.skipped or "")})</p>'
+            )
+            continue
+        data = base64.b64encode(plot.path.read_bytes()).decode("ascii")
+        size = f' width="{plot.size_px[0]}" height="{plot.size_px[1]}"' if plot.size_px else ""
+        parts.append(
+            f'<figure id="{e(plot.spec.filename)}"><img src="data:image/png;base64,{data}"{size} '
+            f'alt="{e(plot.spec.title)}"><figcaption><a href="{e(plot.spec.filename)}">'
+            f"{e(plot.spec.filename)}</a>: {e(plot.spec.description)}</figcaption></figure>"
+        )
+    parts += ["<h2>Environment</h2>", html_table(environment_table(results))]
+    command = " ".join(str(c) for c in results.get("command") or [])
+    parts += [f"<p>Command: <code>{e(command)}</code></p>", "</body></html>", ""]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def append_step_summary(markdown: str) -> Path | None:
+    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY`` (UTF-8) when it is set."""
+    target = os.environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8", newline="\n") as handle:
+        handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return path
+
+
+def build_report(results_path: Path, *, step_summary: bool = True) -> Path:
+    """Write the PNGs, summary.md and index.html next to ``results_path``; return that folder.
+
+    :param step_summary: append summary.md to ``$GITHUB_STEP_SUMMARY`` when that is set.
+    :raises OSError, ValueError: ``results_path`` cannot be read as a results.json object.
+    """
+    from bench.plots import render_all
+
+    results = load_results(results_path)
+    folder = results_path.parent
+    plots = render_all(results, folder)
+    markdown = render_markdown(results, plots)
+    (folder / SUMMARY_NAME).write_text(markdown, encoding="utf-8", newline="\n")
+    (folder / INDEX_NAME).write_text(render_html(results, plots), encoding="utf-8", newline="\n")
+    if step_summary:
+        append_step_summary(markdown)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench report RESULTS.json``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench report",
+        description="Rebuild the plots, summary.md and index.html of a run from its results.json.",
+    )
+    parser.add_argument("results", type=Path, help="path to reports/<run-id>/results.json")
+    parser.add_argument(
+        "--no-step-summary",
+        action="store_true",
+        help=f"do not append summary.md to ${STEP_SUMMARY_ENV} even when it is set",
+    )
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        folder = build_report(args.results, step_summary=not args.no_step_summary)
+    except (OSError, ValueError) as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report written to {folder / INDEX_NAME}")
+    return 0

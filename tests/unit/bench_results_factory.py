@@ -1,0 +1,376 @@
+"""A realistic, deterministic ``results.json`` (see bench/RESULTS.md) for report and compare tests.
+
+``make_results()`` returns a fresh dict each call, so a test may mutate it freely; the numbers
+are shaped like a quick Linux run (throughput falls and latency rises with processes, a busy
+timeout of 0 ms produces errors, one checkpoint variant stalls).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+PROCESSES = [1, 2, 4, 8]
+BUSY_TIMEOUTS = [0, 100, 5000]
+BACKLOGS = [1_000, 10_000, 100_000]
+CHECKPOINT_VARIANTS = ["autocheckpoint", "passive_thread"]
+
+
+def _latency(p50: float) -> dict[str, float]:
+    return {"p50": p50, "p95": round(p50 * 2.5, 3), "p99": round(p50 * 4, 3), "max": p50 * 9}
+
+
+def _resources(duration_s: float, workers: int) -> dict[str, Any]:
+    interval = 0.25
+    steps = max(2, int(duration_s / interval))
+    processes: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    for i in range(1, steps + 1):
+        t = round(i * interval, 3)
+        processes.append(
+            {
+                "t_s": t,
+                "pid": 1000,
+                "role": "parent",
+                "cpu_percent": 3.0 + (i % 3),
+                "rss_bytes": 40_000_000 + 10_000 * i,
+                "read_bytes": 0,
+                "write_bytes": 0,
+            }
+        )
+        for w in range(workers):
+            processes.append(
+                {
+                    "t_s": t,
+                    "pid": 2000 + w,
+                    "role": "worker",
+                    "cpu_percent": 60.0 + 10 * math.sin(i / 3 + w),
+                    "rss_bytes": 30_000_000 + 50_000 * i,
+                    "read_bytes": 4096 * i,
+                    "write_bytes": 8192 * i,
+                }
+            )
+        files.append({"t_s": t, "db_bytes": 4096 * (10 + i), "wal_bytes": 4096 * (i % 40) * 25})
+    return {"interval_s": interval, "processes": processes, "files": files}
+
+
+def _samples_scenario(median: float, n: int = 20) -> dict[str, Any]:
+    ms = [round(median * (0.8 + 0.02 * i), 3) for i in range(n)]
+    ordered = sorted(ms)
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 1.5,
+        "params": {"n": n},
+        "summary": {
+            "n": n,
+            "min_ms": ordered[0],
+            "median_ms": (ordered[n // 2 - 1] + ordered[n // 2]) / 2,
+            "mean_ms": sum(ms) / n,
+            "p95_ms": ordered[int(0.95 * (n - 1))],
+            "max_ms": ordered[-1],
+        },
+        "samples": {"ms": ms},
+        "series": [],
+        "resources": _resources(1.5, 0),
+    }
+
+
+def _insert() -> dict[str, Any]:
+    series: list[dict[str, Any]] = []
+    for mode, base, batch in (("single", 900.0, 1), ("batch", 40_000.0, 100)):
+        for p in PROCESSES:
+            rate = base * (1 + 0.3 * math.log2(p)) / (1 + 0.1 * p)
+            bare = rate * 1.4
+            tasks = 2000 * p
+            series.append(
+                {
+                    "mode": mode,
+                    "processes": p,
+                    "batch_size": batch,
+                    "tasks": tasks,
+                    "calls": tasks // batch,
+                    "seconds": tasks / rate,
+                    "tasks_per_s": round(rate, 1),
+                    "latency_ms": _latency(round(1.1 * p * batch**0.5, 3)),
+                    "bare_tasks_per_s": round(bare, 1),
+                    "ratio_vs_bare": round(rate / bare, 3),
+                }
+            )
+    one = {row["mode"]: row for row in series if row["processes"] == 1}
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 20.0,
+        "params": {"processes": PROCESSES},
+        "summary": {
+            "single_tasks_per_s_1p": one["single"]["tasks_per_s"],
+            "batch_tasks_per_s_1p": one["batch"]["tasks_per_s"],
+            "ratio_single_1p": one["single"]["ratio_vs_bare"],
+            "ratio_batch_1p": one["batch"]["ratio_vs_bare"],
+            "best_single_tasks_per_s": max(
+                r["tasks_per_s"] for r in series if r["mode"] == "single"
+            ),
+            "best_batch_tasks_per_s": max(r["tasks_per_s"] for r in series if r["mode"] == "batch"),
+        },
+        "series": series,
+        "resources": _resources(4.0, 2),
+    }
+
+
+def _claim() -> dict[str, Any]:
+    series: list[dict[str, Any]] = []
+    for p in PROCESSES:
+        tx = 700.0 / (1 + 0.15 * p)
+        tasks = 2000
+        series.append(
+            {
+                "processes": p,
+                "tasks": tasks,
+                "transactions": tasks * 2,
+                "seconds": tasks * 2 / tx,
+                "tx_per_s": round(tx, 1),
+                "tasks_per_s": round(tx / 2, 1),
+                "latency_ms": _latency(round(1.4 * p, 3)),
+                "bare_tasks_per_s": round(tx / 2 * 1.3, 1),
+                "ratio_vs_bare": round(1 / 1.3, 3),
+                "exactly_once": {
+                    "expected": tasks,
+                    "completed": tasks,
+                    "duplicates": 0,
+                    "lost": 0,
+                    "ok": True,
+                },
+            }
+        )
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 25.0,
+        "params": {"processes": PROCESSES},
+        "summary": {
+            "min_tx_per_s": min(r["tx_per_s"] for r in series),
+            "max_tasks_per_s": max(r["tasks_per_s"] for r in series),
+            "tasks_per_s_4p": next(r["tasks_per_s"] for r in series if r["processes"] == 4),
+        },
+        "series": series,
+        "resources": _resources(5.0, 4),
+    }
+
+
+def _busy() -> dict[str, Any]:
+    series: list[dict[str, Any]] = []
+    for timeout in BUSY_TIMEOUTS:
+        for p in PROCESSES:
+            ops = 1000 * p
+            rate = {0: 0.02 * p, 100: 0.001 * p, 5000: 0.0}[timeout]
+            series.append(
+                {
+                    "busy_timeout_ms": timeout,
+                    "processes": p,
+                    "producers": max(1, p // 2),
+                    "workers": max(1, p - p // 2),
+                    "operations": ops,
+                    "busy_errors": round(ops * rate),
+                    "busy_rate": rate,
+                    "lock_wait_ms": _latency(0.5 * p),
+                    "seconds": 3.0,
+                }
+            )
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 40.0,
+        "params": {"busy_timeouts_ms": BUSY_TIMEOUTS, "processes": PROCESSES},
+        "summary": {
+            "max_busy_rate_5000": 0.0,
+            "busy_rate_max_processes_5000": 0.0,
+            "max_processes": max(PROCESSES),
+        },
+        "series": series,
+        "resources": _resources(6.0, 3),
+    }
+
+
+def _checkpoint() -> dict[str, Any]:
+    variants: list[dict[str, Any]] = []
+    for v, name in enumerate(CHECKPOINT_VARIANTS):
+        t_s: list[float] = []
+        latency: list[float] = []
+        for i in range(600):
+            t_s.append(round(i * 0.02, 3))
+            spike = 140.0 if (v == 0 and i % 200 == 150) else 0.0
+            latency.append(round(1.0 + 0.4 * math.sin(i / 7) ** 2 + spike, 3))
+        wal_t = [round(i * 0.25, 3) for i in range(49)]
+        wal_bytes = [4096 * 250 * ((i % 16) + 1) for i in range(49)]
+        checkpoints = [
+            {
+                "t_s": round(4.0 * (k + 1) - 0.1, 3),
+                "mode": "PASSIVE" if v else "AUTO",
+                "duration_ms": 12.0 + k,
+                "busy": 0,
+                "log": 1000,
+                "checkpointed": 1000,
+            }
+            for k in range(3)
+        ]
+        stalls = sum(1 for x in latency if x > 50)
+        variants.append(
+            {
+                "name": name,
+                "description": f"variant {name}",
+                "commits": len(t_s),
+                "seconds": 12.0,
+                "commit_latency_ms": _latency(1.2),
+                "median_ms": 1.2,
+                "stall_threshold_ms": 50.0,
+                "stalls": stalls,
+                "max_wal_bytes": max(wal_bytes),
+                "timeline": {"t_s": t_s, "latency_ms": latency},
+                "wal": {"t_s": wal_t, "bytes": wal_bytes},
+                "checkpoints": checkpoints,
+            }
+        )
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 26.0,
+        "params": {"variants": CHECKPOINT_VARIANTS},
+        "summary": {
+            "worst_stall_ms": 141.4,
+            "total_stalls": sum(v["stalls"] for v in variants),
+            "max_wal_bytes": max(v["max_wal_bytes"] for v in variants),
+        },
+        "variants": variants,
+        "series": [],
+        "resources": _resources(4.0, 1),
+    }
+
+
+def _query() -> dict[str, Any]:
+    series = [
+        {
+            "backlog": b,
+            "claim_ms": _latency(round(0.2 + 0.01 * math.log10(b), 4)),
+            "count_ms": _latency(round(0.001 * b**0.9, 4)),
+            "claim_plan": ["SEARCH tasks USING INDEX ix_tasks_claim (status=? AND run_at<?)"],
+            "count_plan": ["SCAN tasks USING COVERING INDEX ix_tasks_status"],
+            "claim_uses_index": True,
+        }
+        for b in BACKLOGS
+    ]
+    growth = series[-1]["claim_ms"]["p50"] / series[0]["claim_ms"]["p50"]
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 8.0,
+        "params": {"backlogs": BACKLOGS},
+        "summary": {"claim_p50_growth": round(growth, 3)},
+        "series": series,
+        "resources": _resources(2.0, 0),
+    }
+
+
+def _metric(
+    id_: str, label: str, value: float | None, unit: str, limit: float, op: str, source: str
+) -> dict[str, Any]:
+    if value is None:
+        status = "NOT_MEASURED"
+    else:
+        ok = value < limit if op == "<" else value > limit
+        status = "PASS" if ok else "FAIL"
+    return {
+        "id": id_,
+        "label": label,
+        "value": value,
+        "unit": unit,
+        "limit": limit,
+        "op": op,
+        "statistic": "synthetic",
+        "status": status,
+        "source": source,
+    }
+
+
+def metric_list(
+    *,
+    init_ms: float | None = 12.3,
+    connect_ms: float | None = 1.4,
+    tx_per_s: float | None = 250.0,
+    busy_rate_pct: float | None = 0.0,
+    coverage_pct: float | None = 93.5,
+) -> list[dict[str, Any]]:
+    """The five specification metrics, their status derived from the values."""
+    return [
+        _metric("init_ms", "Database initialisation", init_ms, "ms", 100, "<", "init"),
+        _metric("connect_ms", "Connection overhead", connect_ms, "ms", 10, "<", "connect"),
+        _metric("tx_per_s", "Transaction throughput", tx_per_s, "/s", 100, ">", "claim"),
+        _metric("busy_rate_pct", "SQLITE_BUSY error rate", busy_rate_pct, "%", 1, "<", "busy"),
+        _metric("coverage_pct", "Test coverage", coverage_pct, "%", 80, ">", "coverage"),
+    ]
+
+
+_BASE: dict[str, Any] = {
+    "schema": "prismq-bench/1",
+    "run_id": "20261129-091500-linux-3f2a1c0",
+    "profile": "quick",
+    "started_utc": "2026-11-29 09:15:00.000",
+    "finished_utc": "2026-11-29 09:19:12.345",
+    "duration_s": 252.3,
+    "command": ["python", "-m", "bench", "run", "--quick"],
+    "environment": {
+        "os": "Linux",
+        "os_version": "6.1.0",
+        "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
+        "machine": "x86_64",
+        "python": "3.11.7",
+        "python_implementation": "CPython",
+        "sqlite_version": "3.40.1",
+        "cpu": 'Synthetic CPU <fast> & "quoted"',
+        "cores_logical": 2,
+        "cores_physical": 2,
+        "ram_bytes": 25_769_803_776,
+        "filesystem": "ext4",
+        "workdir": "/tmp/prismq-bench",
+        "git_commit": "3f2a1c0deadbeef",
+        "git_dirty": False,
+        "defender_realtime": None,
+        "ci": None,
+    },
+    "parameters": {"insert": {"processes": PROCESSES}},
+    "scenarios": {
+        "init": _samples_scenario(12.3),
+        "connect": _samples_scenario(1.4),
+        "insert": _insert(),
+        "claim": _claim(),
+        "busy": _busy(),
+        "checkpoint": _checkpoint(),
+        "query": _query(),
+    },
+    "correctness": {
+        "ok": True,
+        "checks": [
+            {"scenario": "claim", "name": "exactly_once", "ok": True, "detail": "8000 of 8000"},
+            {"scenario": "busy", "name": "no_lost_tasks", "ok": True, "detail": "0 lost"},
+        ],
+    },
+    "metrics": [],
+    "passed": True,
+}
+_BASE["metrics"] = metric_list(tx_per_s=_BASE["scenarios"]["claim"]["summary"]["min_tx_per_s"])
+
+
+def make_results() -> dict[str, Any]:
+    """A fresh deep copy of the synthetic run."""
+    return copy.deepcopy(_BASE)
+
+
+def write_results(directory: Path, results: dict[str, Any] | None = None) -> Path:
+    """Write ``results`` (default: ``make_results()``) as ``directory/results.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "results.json"
+    path.write_text(json.dumps(results or make_results(), indent=2), encoding="utf-8")
+    return path
