@@ -1,0 +1,147 @@
+"""The queue's SQL through bare ``sqlite3``: what this schema allows on this machine.
+
+Same statements (``queue_core.sql.queries()``), same PRAGMAs (``queue_core.PRAGMAS``), same
+``BEGIN IMMEDIATE`` transactions as the library, but none of its validation, locking, error
+translation or model building. The throughput scenarios divide the library's rate by this one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from queue_core import PRAGMAS, sql
+from queue_core.timestamps import to_db_text, utc_now
+
+_Q = sql.queries()
+PER_CONNECTION = (
+    "synchronous",
+    "busy_timeout",
+    "wal_autocheckpoint",
+    "foreign_keys",
+    "temp_store",
+    "mmap_size",
+    "cache_size",
+)
+
+
+def connect(
+    path: Path, *, busy_timeout_ms: int = 5000, overrides: Mapping[str, int | str] | None = None
+) -> sqlite3.Connection:
+    """A bare connection with the library's PRAGMAs (the database must already be in WAL)."""
+    pragmas = {**PRAGMAS, **(overrides or {}), "busy_timeout": busy_timeout_ms}
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA page_size = {int(pragmas['page_size'])}")
+    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    for name in PER_CONNECTION:
+        conn.execute(f"PRAGMA {name} = {pragmas[name]}")
+    return conn
+
+
+def payload(index: int, pad_bytes: int) -> dict[str, Any]:
+    """The payload every scenario enqueues (the same for library and bare runs)."""
+    return {"n": index, "format": "webp", "pad": "x" * pad_bytes}
+
+
+def task_params(index: int, pad_bytes: int, *, now_text: str | None = None) -> tuple[Any, ...]:
+    """Parameters of the ``enqueue``/``enqueue_batch`` statements for one task."""
+    now = now_text or to_db_text(utc_now())
+    return (
+        "bench",
+        100,
+        json.dumps(payload(index, pad_bytes), separators=(",", ":")),
+        "{}",
+        5,
+        now,
+        None,
+        now,
+        now,
+    )
+
+
+class BareQueue:
+    """enqueue / enqueue_many / claim_one / complete on one bare connection."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.conn = connect(path, busy_timeout_ms=busy_timeout_ms)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> BareQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def enqueue(self, index: int, pad_bytes: int) -> int:
+        rows = self.conn.execute(_Q["enqueue"], task_params(index, pad_bytes)).fetchall()
+        return int(rows[0][0])
+
+    def enqueue_many(self, indices: Iterable[int], pad_bytes: int) -> int:
+        now = to_db_text(utc_now())
+        batch = [task_params(index, pad_bytes, now_text=now) for index in indices]
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_Q["enqueue_batch"], batch)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return len(batch)
+
+    def claim_one(self, worker_id: str, lease_seconds: float = 30.0) -> int | None:
+        moment = utc_now()
+        now = to_db_text(moment)
+        until = to_db_text(moment + timedelta(seconds=lease_seconds))
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_Q["release_expired_leases"], (now, now, now))
+            rows = conn.execute(
+                _Q["claim"], (worker_id, until, now, now, now, now, None, None, 1)
+            ).fetchall()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return int(rows[0][0]) if rows else None
+
+    def complete(self, task_id: int, worker_id: str) -> None:
+        now = to_db_text(utc_now())
+        cursor = self.conn.execute(_Q["complete"], (now, now, task_id, worker_id))
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"bare complete of task {task_id} by {worker_id} matched nothing")
+
+
+def bulk_rows(start: int, count: int, pad_bytes: int, now_text: str) -> Iterator[tuple[Any, ...]]:
+    """Rows for :func:`bulk_load`: priorities spread over 0..9 so the index has some shape."""
+    for index in range(start, start + count):
+        yield (
+            "bench",
+            index % 10,
+            json.dumps(payload(index, pad_bytes), separators=(",", ":")),
+            "{}",
+            5,
+            now_text,
+            None,
+            now_text,
+            now_text,
+        )
+
+
+def bulk_load(path: Path, start: int, count: int, *, pad_bytes: int = 32) -> None:
+    """Append ``count`` queued tasks with one ``executemany`` in one transaction."""
+    now = to_db_text(utc_now() - timedelta(minutes=5))
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_Q["enqueue_batch"], bulk_rows(start, count, pad_bytes, now))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

@@ -1,0 +1,135 @@
+"""What a scenario gets from the runner, and the one way scenarios start processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.sampler import ResourceSampler
+
+SPAWN = multiprocessing.get_context("spawn")
+"""Every process of the harness is started with ``spawn``, as on Windows."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process to start: ``bench.workers.WORKERS[kind](args)`` with a sampler role."""
+
+    kind: str
+    args: dict[str, Any]
+    role: str
+
+
+@dataclass
+class ScenarioContext:
+    """The fresh temporary directory, parameters, sampler and progress printer of a scenario."""
+
+    name: str
+    profile: str
+    params: dict[str, Any]
+    workdir: Path
+    sampler: ResourceSampler
+    progress: Callable[[str], None] = print
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    process_timeout_s: float = 300.0
+
+    def log(self, message: str) -> None:
+        """A progress line under the scenario's name."""
+        self.progress(f"  {self.name}: {message}")
+
+    def new_db_path(self, label: str) -> Path:
+        """A database path in a new sub-directory (not created yet); the sampler watches it."""
+        folder = self.workdir / label
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "queue.db"
+        self.sampler.watch(path)
+        return path
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        """Record a correctness check; any failing one fails the whole run."""
+        self.checks.append({"scenario": self.name, "name": name, "ok": bool(ok), "detail": detail})
+
+    def run_processes(
+        self, jobs: Sequence[Job], *, timeout_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Start ``jobs`` as spawn processes, release them together, return their dicts in order.
+
+        Every wait is bounded: a process that does not start, report or exit in time is killed
+        and the call raises, so a deadlock fails the scenario instead of hanging CI.
+        """
+        return run_processes(self.sampler, jobs, timeout_s or self.process_timeout_s)
+
+
+def run_processes(
+    sampler: ResourceSampler | None, jobs: Sequence[Job], timeout_s: float
+) -> list[dict[str, Any]]:
+    from bench import workers
+
+    count = len(jobs)
+    barrier = SPAWN.Barrier(count + 1)
+    results: Any = SPAWN.Queue()
+    processes: list[Any] = []
+    start_timeout = 60.0 + 5.0 * count
+    collected: dict[int, dict[str, Any]] = {}
+    try:
+        for index, job in enumerate(jobs):
+            args = {**job.args, "start_timeout_s": start_timeout}
+            process = SPAWN.Process(
+                target=workers.entry,
+                args=(job.kind, args, barrier, results, index),
+                name=f"bench-{job.kind}-{index}",
+                daemon=True,
+            )
+            process.start()
+            processes.append(process)
+            if sampler is not None:
+                sampler.set_role(process.pid, job.role)
+        try:
+            barrier.wait(timeout=start_timeout)
+        except threading.BrokenBarrierError:
+            pass  # a child failed before it was ready; its error arrives on the queue
+        deadline = time.monotonic() + timeout_s
+        while len(collected) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{count - len(collected)} of {count} benchmark processes did not report "
+                    f"within {timeout_s:.0f} s"
+                )
+            try:
+                index, outcome = results.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                dead = [
+                    p.name
+                    for i, p in enumerate(processes)
+                    if i not in collected and p.exitcode is not None
+                ]
+                if dead:
+                    # Give a dying process's last message a moment to arrive.
+                    try:
+                        index, outcome = results.get(timeout=2.0)
+                    except queue.Empty:
+                        raise RuntimeError(
+                            f"benchmark processes exited without a result: {dead}"
+                        ) from None
+                else:
+                    continue
+            collected[index] = outcome
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        results.close()
+        results.join_thread()
+    errors = [outcome["error"] for outcome in collected.values() if "error" in outcome]
+    if errors:
+        raise RuntimeError("a benchmark process failed:\n" + errors[0])
+    return [collected[index] for index in range(count)]

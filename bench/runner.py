@@ -1,0 +1,199 @@
+"""One harness run: profile, run id, a fresh temporary directory per scenario, progress lines,
+the gate, ``reports/<run-id>/results.json`` and (if its module is there) the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import environment, gate, scenarios
+from bench.context import ScenarioContext
+from bench.profiles import profile as load_profile
+from bench.sampler import ResourceSampler
+
+SCHEMA = "prismq-bench/1"
+
+
+@dataclass
+class RunOptions:
+    """Everything ``python -m bench run`` can be told."""
+
+    profile: str = "default"
+    scenarios: Sequence[str] = field(default_factory=lambda: scenarios.NAMES)
+    out_dir: Path = field(default_factory=lambda: Path("reports"))
+    workdir: Path | None = None
+    coverage_json: Path | None = field(default_factory=lambda: Path("reports/coverage.json"))
+    pytest_benchmark_json: Path | None = None
+    report: bool = True
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    sample_interval_s: float | None = None
+    progress: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def make_run_id(moment: datetime, os_name: str, commit: str | None) -> str:
+    """``20261129-091500-linux-3f2a1c0``: UTC start, OS, short commit (``nogit`` outside one)."""
+    return f"{moment:%Y%m%d-%H%M%S}-{os_name.lower() or 'unknown'}-{(commit or 'nogit')[:7]}"
+
+
+def run_scenario(
+    name: str,
+    params: dict[str, Any],
+    *,
+    profile: str,
+    base: Path,
+    progress: Callable[[str], None],
+    interval_s: float,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run one scenario in a fresh temporary directory; its results.json entry and checks."""
+    sampler = ResourceSampler(interval_s)
+    folder = Path(tempfile.mkdtemp(prefix=f"prismq-bench-{name}-", dir=base))
+    context = ScenarioContext(name=name, profile=profile, params=params, workdir=folder,
+                              sampler=sampler, progress=progress)
+    entry: dict[str, Any] = {"status": "ok", "error": None, "duration_s": 0.0,
+                             "params": params, "summary": {}, "series": []}
+    started = time.perf_counter()
+    sampler.start()
+    try:
+        produced = scenarios.load(name)(context)
+        entry.update(produced)
+    except Exception as exc:
+        entry["status"] = "error"
+        entry["error"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        context.check("completed", False, f"{type(exc).__name__}: {exc}")
+    finally:
+        entry["resources"] = sampler.stop()
+        entry["duration_s"] = round(time.perf_counter() - started, 3)
+        # Every connection is closed by now; Windows could not delete open files.
+        shutil.rmtree(folder, ignore_errors=True)
+    return entry, context.checks
+
+
+def fold_pytest_benchmark(path: Path | None) -> dict[str, Any] | None:
+    """The pytest-benchmark JSON, reduced to each benchmark's statistics."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = ("min", "max", "mean", "median", "stddev", "rounds", "iterations", "ops")
+    return {
+        "file": str(path),
+        "benchmarks": [
+            {"name": b.get("name"), "fullname": b.get("fullname"),
+             "stats": {k: (b.get("stats") or {}).get(k) for k in keys},
+             "extra_info": b.get("extra_info") or {}}
+            for b in data.get("benchmarks", [])
+        ],
+    }
+
+
+def execute(options: RunOptions) -> tuple[int, Path, dict[str, Any]]:
+    """Run the chosen scenarios; write results.json; return (exit status, its path, results)."""
+    params_all = load_profile(options.profile)
+    chosen = [name for name in scenarios.NAMES if name in set(options.scenarios)]
+    unknown = set(options.scenarios) - set(scenarios.NAMES)
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {sorted(unknown)}; choose from {scenarios.NAMES}")
+    interval = options.sample_interval_s or (0.1 if options.profile == "tiny" else 0.25)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    base_parent = options.workdir or Path(tempfile.gettempdir())
+    base_parent.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="prismq-bench-", dir=base_parent))
+    env = environment.collect(base)
+    env["cwd_filesystem"] = environment.filesystem_of(Path.cwd())
+    run_id = make_run_id(started, str(env["os"]), env["git_commit"])
+    progress = options.progress
+    progress(f"bench: run {run_id}, profile {options.profile}, scenarios {', '.join(chosen)}")
+    results: dict[str, Any] = {
+        "schema": SCHEMA, "run_id": run_id, "profile": options.profile,
+        "started_utc": utc_text(started), "finished_utc": None, "duration_s": None,
+        "command": options.command, "environment": env,
+        "parameters": {name: params_all[name] for name in chosen},
+        "scenarios": {}, "correctness": {"ok": True, "checks": []},
+        "metrics": [], "passed": False,
+    }
+    checks: list[dict[str, Any]] = []
+    try:
+        for number, name in enumerate(chosen, start=1):
+            progress(f"[{number}/{len(chosen)}] {name}: running")
+            entry, found = run_scenario(name, params_all[name], profile=options.profile,
+                                        base=base, progress=progress, interval_s=interval)
+            results["scenarios"][name] = entry
+            checks.extend(found)
+            failed_checks = sum(1 for c in found if not c["ok"])
+            note = f", {failed_checks} failed checks" if failed_checks else ""
+            progress(f"[{number}/{len(chosen)}] {name}: {entry['status']} in "
+                     f"{entry['duration_s']:.1f} s{note}")
+            if entry["status"] == "error":
+                progress(entry["error"].rstrip())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    coverage = gate.read_coverage(options.coverage_json)
+    results["correctness"] = {"ok": all(c["ok"] for c in checks), "checks": checks}
+    results["metrics"] = gate.evaluate(results["scenarios"], coverage)
+    results["passed"] = gate.passed(results["metrics"], results["correctness"]["ok"])
+    folded = fold_pytest_benchmark(options.pytest_benchmark_json)
+    if folded is not None:
+        results["pytest_benchmark"] = folded
+    finished = datetime.now(timezone.utc)
+    results["finished_utc"] = utc_text(finished)
+    results["duration_s"] = round(time.perf_counter() - t0, 3)
+    path = write_results(results, options.out_dir, run_id)
+    if options.report:
+        build_report(path, progress)
+    progress("")
+    progress(gate.table(results["metrics"], results["correctness"]))
+    for check in checks:
+        if not check["ok"]:
+            progress(f"FAILED CHECK {check['scenario']}/{check['name']}: {check['detail']}")
+    progress(f"\nresults: {path}")
+    progress(f"bench: {'PASSED' if results['passed'] else 'FAILED'} in "
+             f"{results['duration_s']:.1f} s")
+    return (0 if results["passed"] else 1), path, results
+
+
+def write_results(results: dict[str, Any], out_dir: Path, run_id: str) -> Path:
+    folder = out_dir / run_id
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = out_dir / f"{run_id}-{suffix}"
+    if folder.name != run_id:
+        results["run_id"] = folder.name
+    folder.mkdir(parents=True)
+    path = folder / "results.json"
+    path.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def build_report(path: Path, progress: Callable[[str], None]) -> None:
+    """Plots and summary through ``bench.report`` when it (and matplotlib) can be imported."""
+    try:
+        from bench import report
+    except ImportError as exc:
+        progress(f"note: no report ({exc}); results.json is complete without it")
+        return
+    try:
+        built = report.build_report(path)
+    except ImportError as exc:
+        progress(f"note: no report ({exc}); results.json is complete without it")
+        return
+    except Exception as exc:  # the report must never hide the measurements
+        progress(f"note: the report failed ({type(exc).__name__}: {exc})")
+        return
+    progress(f"report: {built}")

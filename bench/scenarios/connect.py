@@ -1,0 +1,36 @@
+"""connect: the time to open an existing database with every PRAGMA applied."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from bench.stats import NS_PER_MS, describe_ms
+from queue_core import QueueDatabase
+
+if TYPE_CHECKING:
+    from bench.context import ScenarioContext
+
+
+def run(context: ScenarioContext) -> dict[str, Any]:
+    repetitions = int(context.params["repetitions"])
+    path = context.new_db_path("connect")
+    with QueueDatabase(path) as db:
+        db.initialize_schema()
+    samples: list[float] = []
+    inner: list[float] = []
+    for _ in range(repetitions + 1):
+        t0 = time.perf_counter_ns()
+        db = QueueDatabase(path)
+        t1 = time.perf_counter_ns()
+        inner.append(db.last_connect_seconds * 1000)
+        db.close()
+        samples.append((t1 - t0) / NS_PER_MS)
+    samples, inner = samples[1:], inner[1:]  # the first open pays one-off costs
+    summary = describe_ms(samples)
+    summary["connect_only_median_ms"] = describe_ms(inner)["median_ms"]
+    context.log(
+        f"median {summary['median_ms']:.3f} ms, p95 {summary['p95_ms']:.3f} ms, "
+        f"max {summary['max_ms']:.3f} ms over {repetitions}"
+    )
+    return {"summary": summary, "samples": {"ms": [round(value, 4) for value in samples]}}

@@ -1,0 +1,302 @@
+"""Process entry points for the scenarios (top level, so ``spawn`` can pickle them).
+
+Every worker opens its own connection in its own process, reports ready, waits at the start
+barrier (so process start-up is not measured), does its work timing each call with
+``perf_counter_ns`` here, closes its connection and puts one plain dict on the result queue.
+``perf_counter_ns`` is system-wide on Linux, Windows and macOS, so the parent may compare the
+start and end stamps of different processes.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.baseline_sql import BareQueue, payload
+from queue_core import QueueDatabase, TaskQueue
+from queue_core.exceptions import QueueBusyError
+
+Ready = Callable[[], None]
+
+
+def entry(kind: str, args: dict[str, Any], barrier: Any, results: Any, index: int) -> None:
+    """The target of every benchmark process: run ``WORKERS[kind]`` and report its dict."""
+    try:
+
+        def ready() -> None:
+            barrier.wait(timeout=float(args.get("start_timeout_s", 120.0)))
+
+        outcome = WORKERS[kind](args, ready)
+    except BaseException:
+        outcome = {"error": traceback.format_exc()}
+        try:
+            barrier.abort()
+        except Exception:  # noqa: S110 - best effort: wake the others
+            pass
+    results.put((index, outcome))
+
+
+def produce(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Enqueue ``tasks`` tasks one per call ("single") or in ``enqueue_many`` batches."""
+    path = Path(args["db_path"])
+    mode, tasks, batch_size = args["mode"], int(args["tasks"]), int(args["batch_size"])
+    pad, base = int(args["pad_bytes"]), int(args["index_base"])
+    latencies: list[int] = []
+    clock = time.perf_counter_ns
+    if args.get("bare"):
+        with BareQueue(path) as bare:
+            ready()
+            start = clock()
+            if mode == "single":
+                for i in range(tasks):
+                    t0 = clock()
+                    bare.enqueue(base + i, pad)
+                    latencies.append(clock() - t0)
+            else:
+                for first in range(0, tasks, batch_size):
+                    indices = range(base + first, base + min(first + batch_size, tasks))
+                    t0 = clock()
+                    bare.enqueue_many(indices, pad)
+                    latencies.append(clock() - t0)
+            end = clock()
+    else:
+        with QueueDatabase(path) as db:
+            queue = TaskQueue(db)
+            ready()
+            start = clock()
+            if mode == "single":
+                for i in range(tasks):
+                    item = payload(base + i, pad)
+                    t0 = clock()
+                    queue.enqueue("bench", item)
+                    latencies.append(clock() - t0)
+            else:
+                for first in range(0, tasks, batch_size):
+                    items = [
+                        {"type": "bench", "payload": payload(base + i, pad)}
+                        for i in range(first, min(first + batch_size, tasks))
+                    ]
+                    t0 = clock()
+                    queue.enqueue_many(items)
+                    latencies.append(clock() - t0)
+            end = clock()
+    return {
+        "tasks": tasks,
+        "calls": len(latencies),
+        "start_ns": start,
+        "end_ns": end,
+        "latency_ns": latencies,
+    }
+
+
+def claim_complete(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Claim one task and complete it, again and again, until the queue is empty."""
+    path, worker_id = Path(args["db_path"]), str(args["worker_id"])
+    clock = time.perf_counter_ns
+    ids: list[int] = []
+    claim_ns: list[int] = []
+    complete_ns: list[int] = []
+    cycle_ns: list[int] = []
+    transactions = 0
+    if args.get("bare"):
+        with BareQueue(path) as bare:
+            ready()
+            start = clock()
+            while True:
+                t0 = clock()
+                task_id = bare.claim_one(worker_id)
+                t1 = clock()
+                transactions += 1
+                if task_id is None:
+                    break
+                bare.complete(task_id, worker_id)
+                t2 = clock()
+                transactions += 1
+                ids.append(task_id)
+                claim_ns.append(t1 - t0)
+                complete_ns.append(t2 - t1)
+                cycle_ns.append(t2 - t0)
+            end = clock()
+    else:
+        with QueueDatabase(path) as db:
+            queue = TaskQueue(db)
+            ready()
+            start = clock()
+            while True:
+                t0 = clock()
+                task = queue.claim_one(worker_id)
+                t1 = clock()
+                transactions += 1
+                if task is None:
+                    break
+                queue.complete(task.id, worker_id)
+                t2 = clock()
+                transactions += 1
+                ids.append(task.id)
+                claim_ns.append(t1 - t0)
+                complete_ns.append(t2 - t1)
+                cycle_ns.append(t2 - t0)
+            end = clock()
+    return {
+        "ids": ids,
+        "transactions": transactions,
+        "start_ns": start,
+        "end_ns": end,
+        "claim_ns": claim_ns,
+        "complete_ns": complete_ns,
+        "cycle_ns": cycle_ns,
+    }
+
+
+def busy_producer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Enqueue single tasks for ``duration_s``, counting every QueueBusyError that comes back."""
+    path, duration = Path(args["db_path"]), float(args["duration_s"])
+    pad, base = int(args["pad_bytes"]), int(args["index_base"])
+    clock = time.perf_counter_ns
+    waits: list[int] = []
+    ids: list[int] = []
+    busy = operations = 0
+    with QueueDatabase(path, busy_timeout_ms=int(args["busy_timeout_ms"])) as db:
+        queue = TaskQueue(db)
+        ready()
+        start = clock()
+        deadline = start + int(duration * 1e9)
+        i = 0
+        while clock() < deadline:
+            t0 = clock()
+            operations += 1
+            try:
+                ids.append(queue.enqueue("bench", payload(base + i, pad)))
+            except QueueBusyError:
+                busy += 1
+            # A single enqueue is one autocommit statement: its whole latency is lock wait
+            # plus a tiny insert, so the call's latency stands for the wait.
+            waits.append(clock() - t0)
+            i += 1
+        end = clock()
+    return {
+        "role": "producer",
+        "operations": operations,
+        "busy_errors": busy,
+        "lock_wait_ns": waits,
+        "produced": ids,
+        "start_ns": start,
+        "end_ns": end,
+    }
+
+
+def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Claim and complete for ``duration_s``, counting every QueueBusyError; then finish up.
+
+    A task whose ``complete`` got busy is retried (each attempt counts as an operation) so
+    nothing stays leased when the run ends.
+    """
+    path, duration = Path(args["db_path"]), float(args["duration_s"])
+    worker_id = str(args["worker_id"])
+    clock = time.perf_counter_ns
+    waits: list[int] = []
+    ids: list[int] = []
+    busy = operations = unfinished = 0
+    with QueueDatabase(path, busy_timeout_ms=int(args["busy_timeout_ms"])) as db:
+        queue = TaskQueue(db)
+        ready()
+        start = clock()
+        deadline = start + int(duration * 1e9)
+        while clock() < deadline:
+            operations += 1
+            t0 = clock()
+            try:
+                task = queue.claim_one(worker_id)
+            except QueueBusyError:
+                busy += 1
+                waits.append(int(db.last_lock_wait_seconds * 1e9))
+                continue
+            waits.append(int(db.last_lock_wait_seconds * 1e9))
+            if task is None:
+                time.sleep(0.001)
+                continue
+            give_up = max(deadline, clock()) + int(30e9)
+            while True:
+                operations += 1
+                t0 = clock()
+                try:
+                    queue.complete(task.id, worker_id)
+                except QueueBusyError:
+                    busy += 1
+                    waits.append(clock() - t0)
+                    if clock() > give_up:
+                        unfinished += 1
+                        break
+                    continue
+                waits.append(clock() - t0)
+                ids.append(task.id)
+                break
+        end = clock()
+    return {
+        "role": "worker",
+        "operations": operations,
+        "busy_errors": busy,
+        "lock_wait_ns": waits,
+        "completed": ids,
+        "unfinished": unfinished,
+        "start_ns": start,
+        "end_ns": end,
+    }
+
+
+def paced_writer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+    """Commit ``rows_per_commit`` tasks per transaction for ``duration_s``, timing each commit.
+
+    ``rate_per_s`` paces the commits (0: back to back) so the WAL grows at a known speed.
+    """
+    path, duration = Path(args["db_path"]), float(args["duration_s"])
+    rows, pad = int(args["rows_per_commit"]), int(args["pad_bytes"])
+    rate = float(args.get("rate_per_s", 0))
+    overrides: dict[str, int | str] = dict(args.get("pragma_overrides") or {})
+    clock = time.perf_counter_ns
+    at_ns: list[int] = []
+    latency_ns: list[int] = []
+    with QueueDatabase(path, pragma_overrides=overrides) as db:
+        queue = TaskQueue(db)
+        ready()
+        start = clock()
+        deadline = start + int(duration * 1e9)
+        step = int(1e9 / rate) if rate > 0 else 0
+        next_at = start
+        n = 0
+        while True:
+            now = clock()
+            if now >= deadline:
+                break
+            if step and now < next_at:
+                time.sleep((next_at - now) / 1e9)
+            items = [{"type": "bench", "payload": payload(n * rows + i, pad)} for i in range(rows)]
+            t0 = clock()
+            queue.enqueue_many(items)
+            t1 = clock()
+            at_ns.append(t0)
+            latency_ns.append(t1 - t0)
+            n += 1
+            next_at += step
+            if step and next_at < t1 - 50 * step:
+                next_at = t1  # far behind (a long stall): do not burst to catch up
+        end = clock()
+    return {
+        "commits": len(latency_ns),
+        "at_ns": at_ns,
+        "latency_ns": latency_ns,
+        "start_ns": start,
+        "end_ns": end,
+    }
+
+
+WORKERS: dict[str, Callable[[dict[str, Any], Ready], dict[str, Any]]] = {
+    "produce": produce,
+    "claim_complete": claim_complete,
+    "busy_producer": busy_producer,
+    "busy_worker": busy_worker,
+    "paced_writer": paced_writer,
+}
