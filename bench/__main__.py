@@ -18,34 +18,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
-        "run", help="run the scenarios and write reports/<run-id>/results.json",
+        "run",
+        help="run the scenarios and write reports/<run-id>/results.json",
         description="Run stress scenarios in real (spawn) processes; exit 1 when a metric "
         "fails or a task was lost or duplicated.",
     )
     size = run.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="profile", action="store_const", const="quick",
-                      help="the CI profile (under 5 minutes on 2 cores)")
-    size.add_argument("--tiny", dest="profile", action="store_const", const="tiny",
-                      help="each scenario for a second or two (used by the tests)")
-    size.add_argument("--profile", dest="profile", choices=sorted(PROFILES),
-                      help="a profile by name (default: default, under 15 minutes)")
+    size.add_argument(
+        "--quick",
+        dest="profile",
+        action="store_const",
+        const="quick",
+        help="the CI profile (under 5 minutes on 2 cores)",
+    )
+    size.add_argument(
+        "--tiny",
+        dest="profile",
+        action="store_const",
+        const="tiny",
+        help="each scenario for a second or two (used by the tests)",
+    )
+    size.add_argument(
+        "--profile",
+        dest="profile",
+        choices=sorted(PROFILES),
+        help="a profile by name (default: default, under 15 minutes)",
+    )
     run.set_defaults(profile="default")
-    run.add_argument("--scenario", action="append", metavar="NAME",
-                     help=f"run only this scenario (repeatable or comma separated): "
-                     f"{', '.join(NAMES)}")
-    run.add_argument("--out", type=Path, default=Path("reports"),
-                     help="where reports/<run-id>/ goes (default: ./reports)")
-    run.add_argument("--workdir", type=Path, default=None,
-                     help="parent of the temporary directories (default: the system temp dir)")
-    run.add_argument("--coverage-json", type=Path, default=Path("reports/coverage.json"),
-                     help="coverage.py JSON written by `nox -s tests` (default: "
-                     "reports/coverage.json)")
-    run.add_argument("--pytest-benchmark-json", type=Path, default=None,
-                     help="fold this pytest-benchmark JSON into results.json")
-    run.add_argument("--no-report", dest="report", action="store_false",
-                     help="write results.json only, no plots or summary")
-    commands.add_parser("report", help="build plots and summary from a results.json",
-                        add_help=False)
+    run.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help=f"run only this scenario (repeatable or comma separated): {', '.join(NAMES)}",
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="where reports/<run-id>/ goes (default: ./reports)",
+    )
+    run.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="parent of the temporary directories (default: the system temp dir)",
+    )
+    run.add_argument(
+        "--coverage-json",
+        type=Path,
+        default=Path("reports/coverage.json"),
+        help="coverage.py JSON written by `nox -s tests` (default: reports/coverage.json)",
+    )
+    run.add_argument(
+        "--pytest-benchmark-json",
+        type=Path,
+        default=None,
+        help="fold this pytest-benchmark JSON into results.json",
+    )
+    run.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="write results.json only, no plots or summary",
+    )
+    commands.add_parser(
+        "report", help="build plots and summary from a results.json", add_help=False
+    )
     commands.add_parser("compare", help="compare two results.json files", add_help=False)
     return parser
 
@@ -64,22 +102,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(args)
     from bench.runner import RunOptions, execute
 
-    chosen = [name.strip() for item in (options.scenario or []) for name in item.split(",")
-              if name.strip()]
+    chosen = [
+        name.strip()
+        for item in (options.scenario or [])
+        for name in item.split(",")
+        if name.strip()
+    ]
     unknown = sorted(set(chosen) - set(NAMES))
     if unknown:
-        build_parser().error(f"unknown scenario(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(NAMES)}")
-    status, _, _ = execute(RunOptions(
-        profile=options.profile,
-        scenarios=chosen or NAMES,
-        out_dir=options.out,
-        workdir=options.workdir,
-        coverage_json=options.coverage_json,
-        pytest_benchmark_json=options.pytest_benchmark_json,
-        report=options.report,
-        command=["python", "-m", "bench", *args],
-    ))
+        build_parser().error(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}"
+        )
+    status, _, _ = execute(
+        RunOptions(
+            profile=options.profile,
+            scenarios=chosen or NAMES,
+            out_dir=options.out,
+            workdir=options.workdir,
+            coverage_json=options.coverage_json,
+            pytest_benchmark_json=options.pytest_benchmark_json,
+            report=options.report,
+            command=["python", "-m", "bench", *args],
+        )
+    )
     return status
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import threading
@@ -90,10 +91,9 @@ def run_processes(
             processes.append(process)
             if sampler is not None:
                 sampler.set_role(process.pid, job.role)
-        try:
+        # A child that failed before it was ready breaks the barrier; its error arrives below.
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=start_timeout)
-        except threading.BrokenBarrierError:
-            pass  # a child failed before it was ready; its error arrives on the queue
         deadline = time.monotonic() + timeout_s
         while len(collected) < count:
             remaining = deadline - time.monotonic()

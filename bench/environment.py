@@ -146,7 +146,7 @@ def collect(
         "machine": platform.machine(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "python_executable": os.path.basename(sys.executable),
+        "python_executable": Path(sys.executable).name,
         "sqlite_version": sqlite3.sqlite_version,
         "cpu": cpu_name(system),
         "cores_logical": psutil.cpu_count(logical=True),

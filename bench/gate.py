@@ -118,7 +118,8 @@ def table(metrics: list[dict[str, Any]], correctness: Mapping[str, Any] | None =
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The sizes of every scenario per profile: tiny (tests), quick (CI, < 5 min), default (< 15 min)."""
+"""Scenario sizes per profile: tiny (tests), quick (CI, < 5 min), default (< 15 min)."""
 
 from __future__ import annotations
 

@@ -60,10 +60,22 @@ def run_scenario(
     """Run one scenario in a fresh temporary directory; its results.json entry and checks."""
     sampler = ResourceSampler(interval_s)
     folder = Path(tempfile.mkdtemp(prefix=f"prismq-bench-{name}-", dir=base))
-    context = ScenarioContext(name=name, profile=profile, params=params, workdir=folder,
-                              sampler=sampler, progress=progress)
-    entry: dict[str, Any] = {"status": "ok", "error": None, "duration_s": 0.0,
-                             "params": params, "summary": {}, "series": []}
+    context = ScenarioContext(
+        name=name,
+        profile=profile,
+        params=params,
+        workdir=folder,
+        sampler=sampler,
+        progress=progress,
+    )
+    entry: dict[str, Any] = {
+        "status": "ok",
+        "error": None,
+        "duration_s": 0.0,
+        "params": params,
+        "summary": {},
+        "series": [],
+    }
     started = time.perf_counter()
     sampler.start()
     try:
@@ -93,9 +105,12 @@ def fold_pytest_benchmark(path: Path | None) -> dict[str, Any] | None:
     return {
         "file": str(path),
         "benchmarks": [
-            {"name": b.get("name"), "fullname": b.get("fullname"),
-             "stats": {k: (b.get("stats") or {}).get(k) for k in keys},
-             "extra_info": b.get("extra_info") or {}}
+            {
+                "name": b.get("name"),
+                "fullname": b.get("fullname"),
+                "stats": {k: (b.get("stats") or {}).get(k) for k in keys},
+                "extra_info": b.get("extra_info") or {},
+            }
             for b in data.get("benchmarks", [])
         ],
     }
@@ -120,25 +135,40 @@ def execute(options: RunOptions) -> tuple[int, Path, dict[str, Any]]:
     progress = options.progress
     progress(f"bench: run {run_id}, profile {options.profile}, scenarios {', '.join(chosen)}")
     results: dict[str, Any] = {
-        "schema": SCHEMA, "run_id": run_id, "profile": options.profile,
-        "started_utc": utc_text(started), "finished_utc": None, "duration_s": None,
-        "command": options.command, "environment": env,
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "profile": options.profile,
+        "started_utc": utc_text(started),
+        "finished_utc": None,
+        "duration_s": None,
+        "command": options.command,
+        "environment": env,
         "parameters": {name: params_all[name] for name in chosen},
-        "scenarios": {}, "correctness": {"ok": True, "checks": []},
-        "metrics": [], "passed": False,
+        "scenarios": {},
+        "correctness": {"ok": True, "checks": []},
+        "metrics": [],
+        "passed": False,
     }
     checks: list[dict[str, Any]] = []
     try:
         for number, name in enumerate(chosen, start=1):
             progress(f"[{number}/{len(chosen)}] {name}: running")
-            entry, found = run_scenario(name, params_all[name], profile=options.profile,
-                                        base=base, progress=progress, interval_s=interval)
+            entry, found = run_scenario(
+                name,
+                params_all[name],
+                profile=options.profile,
+                base=base,
+                progress=progress,
+                interval_s=interval,
+            )
             results["scenarios"][name] = entry
             checks.extend(found)
             failed_checks = sum(1 for c in found if not c["ok"])
             note = f", {failed_checks} failed checks" if failed_checks else ""
-            progress(f"[{number}/{len(chosen)}] {name}: {entry['status']} in "
-                     f"{entry['duration_s']:.1f} s{note}")
+            progress(
+                f"[{number}/{len(chosen)}] {name}: {entry['status']} in "
+                f"{entry['duration_s']:.1f} s{note}"
+            )
             if entry["status"] == "error":
                 progress(entry["error"].rstrip())
     finally:
@@ -162,8 +192,9 @@ def execute(options: RunOptions) -> tuple[int, Path, dict[str, Any]]:
         if not check["ok"]:
             progress(f"FAILED CHECK {check['scenario']}/{check['name']}: {check['detail']}")
     progress(f"\nresults: {path}")
-    progress(f"bench: {'PASSED' if results['passed'] else 'FAILED'} in "
-             f"{results['duration_s']:.1f} s")
+    progress(
+        f"bench: {'PASSED' if results['passed'] else 'FAILED'} in {results['duration_s']:.1f} s"
+    )
     return (0 if results["passed"] else 1), path, results
 
 

@@ -8,6 +8,7 @@ POSIX locks (closing any descriptor of a file drops every lock this process has 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ import psutil
 def file_size(path: Path) -> int:
     """The size of ``path`` in bytes, 0 when it does not exist (a WAL can vanish any time)."""
     try:
-        return os.stat(path).st_size
+        return path.stat().st_size
     except OSError:
         return 0
 
@@ -79,10 +80,8 @@ class ResourceSampler:
 
     def _processes(self) -> list[psutil.Process]:
         found = [self._me]
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             found.extend(self._me.children(recursive=True))
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
         return found
 
     def sample_once(self) -> None:
@@ -97,10 +96,10 @@ class ResourceSampler:
             if known is None:
                 # cpu_percent's first call only primes the counter; record from the next one.
                 self._known[pid] = proc
-                try:
+                with contextlib.suppress(
+                    psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess
+                ):
                     proc.cpu_percent(None)
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                    pass
                 continue
             try:
                 with known.oneshot():

@@ -9,6 +9,7 @@ start and end stamps of different processes.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -32,10 +33,8 @@ def entry(kind: str, args: dict[str, Any], barrier: Any, results: Any, index: in
         outcome = WORKERS[kind](args, ready)
     except BaseException:
         outcome = {"error": traceback.format_exc()}
-        try:
+        with contextlib.suppress(Exception):  # best effort: wake the others
             barrier.abort()
-        except Exception:  # noqa: S110 - best effort: wake the others
-            pass
     results.put((index, outcome))
 
 

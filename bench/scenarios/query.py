@@ -69,7 +69,7 @@ def run(context: ScenarioContext) -> dict[str, Any]:
             uses_index,
             f"claim plan at {backlog}: {' | '.join(claim_plan)}",
         )
-        row = {
+        row: dict[str, Any] = {
             "backlog": backlog,
             "load_s": round(load_s, 3),
             "claim_ms": latency_ms(claim_ns),
@@ -86,7 +86,8 @@ def run(context: ScenarioContext) -> dict[str, Any]:
             f"{row['claim_ms']['p50']} ms p99 {row['claim_ms']['p99']} ms, counts() p50 "
             f"{row['count_ms']['p50']} ms, index used {uses_index}"
         )
-    first, last = series[0]["claim_ms"]["p50"], series[-1]["claim_ms"]["p50"]
+    first: float | None = series[0]["claim_ms"]["p50"]
+    last: float | None = series[-1]["claim_ms"]["p50"]
     summary = {
         "claim_p50_growth": round(last / first, 3) if first and last else None,
         "claim_p50_ms_by_backlog": {str(r["backlog"]): r["claim_ms"]["p50"] for r in series},
