@@ -144,16 +144,31 @@ def plain_log_ticks(ax: Axes, which: str = "y") -> None:
 
     axis = ax.yaxis if which == "y" else ax.xaxis
     low, high = ax.get_ylim() if which == "y" else ax.get_xlim()
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: tick_text(value)))
     if low > 0 and high / low < 100:
 
         def minor(value: float, _pos: int | None) -> str:
             mantissa = f"{value:.1e}"[:3]
-            return f"{value:g}" if mantissa in ("2.0", "5.0") else ""
+            return tick_text(value) if mantissa in ("2.0", "5.0") else ""
 
         axis.set_minor_formatter(FuncFormatter(minor))
     else:
         axis.set_minor_formatter(NullFormatter())
+
+
+def tick_text(value: float) -> str:
+    """1000000 -> "1,000,000", 0.25 -> "0.25": no exponents on the axes."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+
+
+def legend_below(ax: Axes, ncols: int = 2) -> None:
+    """The legend under the axes, where it cannot hide data."""
+    legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, borderaxespad=0)
+
+
+def legend_right(ax: Axes) -> None:
+    """The legend right of the axes, where it cannot hide data."""
+    legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def legend(ax: Axes, **kwargs: Any) -> None:
@@ -204,7 +219,7 @@ def draw_throughput(results: Mapping[str, Any]) -> Figure:
         ax_insert.set_title("Insert")
         process_axis(ax_insert, (int(r["processes"]) for r in series))
         plain_log_ticks(ax_insert)
-        legend(ax_insert, loc="best")
+        legend_below(ax_insert)
 
     if claim is None:
         not_measured(ax_claim, _why(results, "claim"))
@@ -228,7 +243,7 @@ def draw_throughput(results: Mapping[str, Any]) -> Figure:
         ax_claim.set_ylabel("per second")
         ax_claim.set_title("Claim + complete (each task = claim tx + complete tx)")
         process_axis(ax_claim, xs)
-        legend(ax_claim, loc="upper right")
+        legend_below(ax_claim)
     return fig
 
 
@@ -269,7 +284,7 @@ def draw_latency(results: Mapping[str, Any]) -> Figure:
         ax.set_title(title)
         process_axis(ax, (int(r["processes"]) for r in series))
         plain_log_ticks(ax)
-        legend(ax, loc="best", ncols=2 if len(modes) > 1 else 1)
+        legend_below(ax, ncols=3)
 
     for ax, name, metric_id, default, title in (
         (axes[1][0], "init", "init_ms", 100.0, "Database initialisation"),
@@ -302,7 +317,8 @@ def draw_latency(results: Mapping[str, Any]) -> Figure:
         ax.set_ylim(0, top * 1.15)
         ax.set_ylabel("time (ms)")
         ax.set_title(title)
-        legend(ax, loc="center right")
+        # Samples are sorted fastest first: the left half is low, the middle left is empty.
+        legend(ax, loc="center left")
     return fig
 
 
@@ -344,7 +360,7 @@ def draw_busy_rate(results: Mapping[str, Any]) -> Figure:
         ax.set_ylabel("SQLITE_BUSY errors (% of operations)")
     ax.set_title("SQLITE_BUSY error rate against the number of processes")
     process_axis(ax, (int(r["processes"]) for r in series))
-    legend(ax, loc="upper left")
+    legend_right(ax)
     return fig
 
 
@@ -376,7 +392,7 @@ def draw_checkpoint(results: Mapping[str, Any]) -> Figure:
                         label=f"stalls ({len(stalls)})",
                     )
         if threshold is not None:
-            ax.axhline(threshold, **LIMIT_STYLE, label=f"stall threshold {threshold:g} ms")
+            ax.axhline(threshold, **LIMIT_STYLE, label=f"stall threshold {threshold:.3g} ms")
         ax.set_yscale("log")
         plain_log_ticks(ax)
         ax.set_ylabel("commit latency (ms, log)")
@@ -531,7 +547,7 @@ def draw_resources(results: Mapping[str, Any]) -> Figure:
         for k, (_, start, stop) in enumerate(spans):
             if k % 2:
                 ax.axvspan(start, stop, color="0.5", alpha=0.08, linewidth=0)
-    for name, start, stop in spans:
+    for name, start, stop in _label_groups(spans, min_width=0.07 * offset):
         narrow = (stop - start) < 0.07 * offset  # too narrow for a horizontal label
         ax_cpu.text(
             (start + stop) / 2,
@@ -544,8 +560,8 @@ def draw_resources(results: Mapping[str, Any]) -> Figure:
             rotation=90 if narrow else 0,
         )
     ax_cpu.set_xlim(0, offset)
-    legend(ax_cpu, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    legend(ax_rss, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    legend_right(ax_cpu)
+    legend_right(ax_rss)
     return fig
 
 
@@ -618,6 +634,21 @@ def _why(results: Mapping[str, Any], name: str) -> str:
     except SkipPlot as skip:
         return str(skip)
     return f"scenario '{name}' ran"
+
+
+def _label_groups(
+    spans: Sequence[tuple[str, float, float]], min_width: float
+) -> list[tuple[str, float, float]]:
+    """Merge runs of consecutive narrow spans into one label ("init, connect")."""
+    groups: list[tuple[str, float, float]] = []
+    for name, start, stop in spans:
+        if groups and stop - start < min_width:
+            last_name, last_start, last_stop = groups[-1]
+            if last_stop - last_start < min_width:
+                groups[-1] = (f"{last_name}, {name}", last_start, stop)
+                continue
+        groups.append((name, start, stop))
+    return groups
 
 
 def _by_processes(row: Mapping[str, Any]) -> int:
