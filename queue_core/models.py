@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
-from queue_core.timestamps import from_db_text, to_db_text
+from queue_core.timestamps import from_db_text, optional_from_db_text, to_db_text
 
 
 class TaskStatus(str, Enum):
@@ -32,6 +32,9 @@ class TaskStatus(str, Enum):
         return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
 
 
+# json.dumps builds a new encoder per call when given options; enqueue is a hot path.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
 LOG_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 """The levels :class:`TaskLog` accepts (those of the ``logging`` module)."""
 
@@ -46,7 +49,7 @@ def to_json(value: Any, what: str) -> str:
     :raises ValueError: ``value`` holds NaN/infinity or a circular reference.
     """
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(value)
     except TypeError as exc:
         raise TypeError(f"{what} is not JSON-serialisable: {exc}") from exc
     except ValueError as exc:
@@ -194,8 +197,16 @@ class Task:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> Task:
-        """Build a Task from a ``task_queue`` row selected with :data:`TASK_COLUMNS`."""
-        return cls(
+        """Build a Task from a ``task_queue`` row selected with :data:`TASK_COLUMNS`.
+
+        Rows come from the schema, so values are decoded and converted but not validated
+        again; a claim builds one Task per row and the checks would double its cost.
+
+        :raises ValueError: the row holds malformed JSON, an unknown status or a timestamp of
+            another shape.
+        """
+        task = cls.__new__(cls)
+        task.__dict__.update(
             id=row["id"],
             type=row["type"],
             payload=json.loads(row["payload"]),
@@ -204,17 +215,18 @@ class Task:
             status=TaskStatus(row["status"]),
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
-            run_after_utc=_time_from_dict(row["run_after_utc"]),
-            lease_until_utc=_time_from_dict(row["lease_until_utc"]),
-            reserved_at_utc=_time_from_dict(row["reserved_at_utc"]),
-            processing_started_utc=_time_from_dict(row["processing_started_utc"]),
-            finished_at_utc=_time_from_dict(row["finished_at_utc"]),
+            run_after_utc=optional_from_db_text(row["run_after_utc"]),
+            lease_until_utc=optional_from_db_text(row["lease_until_utc"]),
+            reserved_at_utc=optional_from_db_text(row["reserved_at_utc"]),
+            processing_started_utc=optional_from_db_text(row["processing_started_utc"]),
+            finished_at_utc=optional_from_db_text(row["finished_at_utc"]),
             locked_by=row["locked_by"],
             error_message=row["error_message"],
             idempotency_key=row["idempotency_key"],
-            created_at_utc=_time_from_dict(row["created_at_utc"]),
-            updated_at_utc=_time_from_dict(row["updated_at_utc"]),
+            created_at_utc=optional_from_db_text(row["created_at_utc"]),
+            updated_at_utc=optional_from_db_text(row["updated_at_utc"]),
         )
+        return task
 
 
 _TASK_TIMES: Final = (

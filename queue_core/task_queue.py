@@ -116,8 +116,15 @@ class TaskQueue:
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout; nothing
             was written.
         """
-        params = self._enqueue_params(
-            type, payload, priority, compatibility, run_after, max_attempts, idempotency_key
+        params = _enqueue_params(
+            type,
+            payload,
+            priority,
+            compatibility,
+            run_after,
+            max_attempts,
+            idempotency_key,
+            to_db_text(self._clock()),
         )
         rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
         if rows:
@@ -140,6 +147,7 @@ class TaskQueue:
         :raises QueueBusyError: as for :meth:`enqueue`; nothing was written.
         """
         batch: list[tuple[Any, ...]] = []
+        now_text = to_db_text(self._clock())
         for index, item in enumerate(tasks):
             if not isinstance(item, Mapping):
                 raise TypeError(f"tasks[{index}] must be a mapping, not {type(item).__name__}")
@@ -150,7 +158,7 @@ class TaskQueue:
                 raise ValueError(f"tasks[{index}] needs 'type' and 'payload'")
             try:
                 batch.append(
-                    self._enqueue_params(
+                    _enqueue_params(
                         item["type"],
                         item["payload"],
                         item.get("priority", 100),
@@ -158,6 +166,7 @@ class TaskQueue:
                         item.get("run_after"),
                         item.get("max_attempts", 5),
                         item.get("idempotency_key"),
+                        now_text,
                     )
                 )
             except (TypeError, ValueError) as exc:
@@ -224,7 +233,7 @@ class TaskQueue:
             conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
             rows = conn.execute(
                 _SQL_CLAIM,
-                (worker_id, lease_until, now, now, now, now, types_json, region, limit),
+                (worker_id, lease_until, now, now, now, now, types_json, types_json, region, limit),
             ).fetchall()
         tasks = [Task.from_row(row) for row in rows]
         # RETURNING order is arbitrary; hand tasks out in claim order.
@@ -414,52 +423,6 @@ class TaskQueue:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _enqueue_params(
-        self,
-        task_type: Any,
-        payload: Any,
-        priority: Any,
-        compatibility: Any,
-        run_after: Any,
-        max_attempts: Any,
-        idempotency_key: Any,
-    ) -> tuple[Any, ...]:
-        _check_text(task_type, "type")
-        payload_json = to_json(payload, "payload")
-        _check_int(priority, "priority")
-        if compatibility is None:
-            compatibility_json = "{}"
-        else:
-            if not isinstance(compatibility, Mapping):
-                raise TypeError(
-                    f"compatibility must be a mapping, not {type(compatibility).__name__}"
-                )
-            region = compatibility.get("region")
-            if region is not None and not isinstance(region, str):
-                raise TypeError(f"compatibility['region'] must be str, not {region!r}")
-            compatibility_json = to_json(dict(compatibility), "compatibility")
-        _check_int(max_attempts, "max_attempts")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if idempotency_key is not None:
-            _check_text(idempotency_key, "idempotency_key")
-        now = self._clock()
-        if run_after is not None and not isinstance(run_after, datetime):
-            raise TypeError(f"run_after must be a datetime, not {type(run_after).__name__}")
-        run_after_text = to_db_text(now if run_after is None else run_after)
-        now_text = to_db_text(now)
-        return (
-            task_type,
-            priority,
-            payload_json,
-            compatibility_json,
-            max_attempts,
-            run_after_text,
-            idempotency_key,
-            now_text,
-            now_text,
-        )
-
     def _raise_not_held(self, task_id: int, worker_id: str) -> None:
         row = self.db.execute(_QUERIES["task_holder"], (task_id,)).fetchone()
         if row is None:
@@ -467,6 +430,53 @@ class TaskQueue:
         status, locked_by = row
         holder = locked_by if status == TaskStatus.PROCESSING.value else None
         raise LeaseLostError(task_id, worker_id, holder=holder, status=status)
+
+
+def _enqueue_params(
+    task_type: Any,
+    payload: Any,
+    priority: Any,
+    compatibility: Any,
+    run_after: Any,
+    max_attempts: Any,
+    idempotency_key: Any,
+    now_text: str,
+) -> tuple[Any, ...]:
+    """Validate one task and return the parameters of the ``enqueue`` statement."""
+    _check_text(task_type, "type")
+    payload_json = to_json(payload, "payload")
+    _check_int(priority, "priority")
+    if compatibility is None:
+        compatibility_json = "{}"
+    else:
+        if not isinstance(compatibility, Mapping):
+            raise TypeError(f"compatibility must be a mapping, not {type(compatibility).__name__}")
+        region = compatibility.get("region")
+        if region is not None and not isinstance(region, str):
+            raise TypeError(f"compatibility['region'] must be str, not {region!r}")
+        compatibility_json = to_json(dict(compatibility), "compatibility")
+    _check_int(max_attempts, "max_attempts")
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    if idempotency_key is not None:
+        _check_text(idempotency_key, "idempotency_key")
+    if run_after is None:
+        run_after_text = now_text
+    elif isinstance(run_after, datetime):
+        run_after_text = to_db_text(run_after)
+    else:
+        raise TypeError(f"run_after must be a datetime, not {type(run_after).__name__}")
+    return (
+        task_type,
+        priority,
+        payload_json,
+        compatibility_json,
+        max_attempts,
+        run_after_text,
+        idempotency_key,
+        now_text,
+        now_text,
+    )
 
 
 def _claim_order(task: Task) -> tuple[int, datetime | None, int]:

@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 Clock = Callable[[], datetime]
 """A function returning the current time as an aware datetime. The seam tests use for time."""
 
-_TEXT_FORMAT = "%Y-%m-%d %H:%M:%S"
-
 
 def utc_now() -> datetime:
     """Return the current time as an aware UTC datetime (the default :data:`Clock`)."""
@@ -30,8 +28,8 @@ def to_db_text(moment: datetime) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"timestamp {moment!r} is naive; pass an aware datetime")
-    utc = moment.astimezone(timezone.utc)
-    return f"{utc.strftime(_TEXT_FORMAT)}.{utc.microsecond // 1000:03d}"
+    # isoformat is implemented in C and twice as fast as strftime; every enqueue calls this.
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "milliseconds")
 
 
 def from_db_text(text: str) -> datetime:
@@ -39,13 +37,12 @@ def from_db_text(text: str) -> datetime:
 
     :raises ValueError: if ``text`` has another shape.
     """
-    # fromisoformat is fast (claims parse several per task) and on 3.10 accepts exactly
-    # 'YYYY-MM-DD HH:MM:SS' with an optional 3- or 6-digit fraction; the shape check keeps
-    # out the 'T' separator and zone suffixes that later versions would also accept.
+    # Claims parse several of these per task, so this stays on fromisoformat's C fast path.
+    # The shape check keeps out the 'T' separator and zone suffixes it would also accept.
     if len(text) not in (19, 23, 26) or text[10] != " " or (len(text) > 19 and text[19] != "."):
         raise ValueError(f"timestamp {text!r} is not 'YYYY-MM-DD HH:MM:SS[.fff]'")
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(text + "+00:00")
     except ValueError:
         raise ValueError(f"timestamp {text!r} is not 'YYYY-MM-DD HH:MM:SS[.fff]'") from None
 

@@ -42,8 +42,8 @@ SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
 WHERE status = 'processing' AND lease_until_utc <= ?;
 
 -- claim --
--- THE CLAIM QUERY. Params: worker_id, lease_until, now, now, now, now, types (JSON array or
--- NULL), region (or NULL), limit.
+-- THE CLAIM QUERY. Params: worker_id, lease_until, now, now, now, now, types, types (a JSON
+-- array, or NULL for any type), region (or NULL), limit.
 -- Leases the first `limit` due tasks in order priority, run_after_utc, id, walking
 -- ix_task_status_prio_time in order and stopping after `limit` matches. A task with no region
 -- matches every worker; a task with a region matches only a worker asking for that region.
@@ -59,7 +59,7 @@ WHERE id IN (
     SELECT id FROM task_queue
     WHERE status = 'queued'
       AND run_after_utc <= ?
-      AND (?7 IS NULL OR type IN (SELECT value FROM json_each(?7)))
+      AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
       AND (region IS NULL OR region = ?)
     ORDER BY priority, run_after_utc, id
     LIMIT ?
@@ -83,15 +83,15 @@ WHERE id = ? AND status = 'processing' AND locked_by = ?;
 UPDATE task_queue
 SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
     run_after_utc = CASE WHEN attempts < max_attempts
-        THEN strftime('%Y-%m-%d %H:%M:%f', ?1, printf('%+.3f seconds', coalesce(?2,
-             min(?3, ?4 * (1 << min(max(attempts - 1, 0), 40))) * (1 + ?5))))
+        THEN strftime('%Y-%m-%d %H:%M:%f', ?, printf('%+.3f seconds', coalesce(?,
+             min(?, ? * (1 << min(max(attempts - 1, 0), 40))) * (1 + ?))))
         ELSE run_after_utc END,
-    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ?6 END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
     locked_by = CASE WHEN attempts < max_attempts THEN NULL ELSE locked_by END,
     lease_until_utc = NULL,
-    error_message = ?7,
-    updated_at_utc = ?8
-WHERE id = ?9 AND status = 'processing' AND locked_by = ?10
+    error_message = ?,
+    updated_at_utc = ?
+WHERE id = ? AND status = 'processing' AND locked_by = ?
 RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
           run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
           finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
