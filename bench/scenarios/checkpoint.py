@@ -165,6 +165,9 @@ def _variant(context: ScenarioContext, variant: Variant) -> dict[str, Any]:
         else None
     )
     explicit: list[dict[str, Any]] = []
+    # Opened before the writer, so the writer's close is not the last one (which would
+    # checkpoint and delete the WAL) and the explicit checkpoints below have work to do.
+    holder = QueueDatabase(path, busy_timeout_ms=int(params["explicit_busy_ms"]))
     watcher.start()
     try:
         if reader is not None:
@@ -191,10 +194,10 @@ def _variant(context: ScenarioContext, variant: Variant) -> dict[str, Any]:
             checkpointer.stop.set()
             checkpointer.join(timeout=30)
         # Explicit checkpoints after the writer stopped (the reader, if any, still reads).
-        with QueueDatabase(path, busy_timeout_ms=int(params["explicit_busy_ms"])) as db:
-            explicit.append(checkpoint(db, "PASSIVE"))
-            explicit.append(checkpoint(db, "TRUNCATE"))
+        explicit.append(checkpoint(holder, "PASSIVE"))
+        explicit.append(checkpoint(holder, "TRUNCATE"))
     finally:
+        holder.close()
         if checkpointer is not None:
             checkpointer.stop.set()
             checkpointer.join(timeout=30)
