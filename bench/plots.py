@@ -261,7 +261,7 @@ def draw_latency(results: Mapping[str, Any]) -> Figure:
 
     for ax, name, title in (
         (axes[0][0], "insert", "Insert call latency"),
-        (axes[0][1], "claim", "Claim transaction latency"),
+        (axes[0][1], "claim", "Claim + complete cycle latency"),
     ):
         sc = found[name]
         if sc is None:
@@ -607,12 +607,12 @@ def render_all(results: Mapping[str, Any], directory: Path) -> list[PlotResult]:
 
     A plot that was skipped has its stale PNG from an earlier build removed.
     """
-    import matplotlib
-
     done: list[PlotResult] = []
     for spec in PLOTS:
         path = directory / spec.filename
         try:
+            import matplotlib
+
             with matplotlib.rc_context(cast("Any", RC)):
                 fig = spec.draw(results)
                 fig.savefig(path, format="png", dpi=DPI, metadata={"Software": "prismq-bench"})
