@@ -272,29 +272,22 @@ def format_comparison(comparison: Comparison) -> str:
         f"regression threshold {c.threshold * 100:g}%",
     ]
     lines += [f"note: {note}" for note in c.notes]
-    header = ("", "old", "new", "change", "limit", "status", "")
     for kind, title in (("metric", "Success metrics"), ("figure", "Key figures")):
+        header = ("", "old", "new", "change", *(("limit", "status") if kind == "metric" else ()))
+        header = (*header, "")
         table = [header]
         for row in c.rows:
             if row.kind != kind:
                 continue
-            status = row.new_status or ("" if kind == "figure" else "n/a")
-            table.append(
-                (
-                    row.label,
-                    _fmt_value(row.old, row.unit),
-                    _fmt_value(row.new, row.unit),
-                    _fmt_change(row.change),
-                    _fmt_limit(row),
-                    status,
-                    "REGRESSION" if row.regression else "",
-                )
-            )
+            values = [_fmt_value(row.old, row.unit), _fmt_value(row.new, row.unit)]
+            gate = (_fmt_limit(row), row.new_status or "n/a") if kind == "metric" else ()
+            flag = "REGRESSION" if row.regression else ""
+            table.append((row.label, *values, _fmt_change(row.change), *gate, flag))
         widths = [max(len(r[i]) for r in table) for i in range(len(header))]
         lines += ["", title]
         for r in table:
             cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)]
-            cells += [r[4].ljust(widths[4]), r[5].ljust(widths[5]), r[6]]
+            cells += [r[i].ljust(widths[i]) for i in range(4, len(header))]
             lines.append("  " + "  ".join(cells).rstrip())
 
     def _ok(value: bool | None) -> str:
