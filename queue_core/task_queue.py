@@ -149,11 +149,11 @@ class TaskQueue:
         batch: list[tuple[Any, ...]] = []
         now_text = to_db_text(self._clock())
         for index, item in enumerate(tasks):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise TypeError(f"tasks[{index}] must be a mapping, not {type(item).__name__}")
-            unknown = set(item) - _ENQUEUE_KEYS
-            if unknown:
-                raise ValueError(f"tasks[{index}] has unknown keys {sorted(unknown)}")
+            if not _ENQUEUE_KEYS.issuperset(item):
+                unknown = sorted(map(str, set(item) - _ENQUEUE_KEYS))
+                raise ValueError(f"tasks[{index}] has unknown keys {unknown}")
             if "type" not in item or "payload" not in item:
                 raise ValueError(f"tasks[{index}] needs 'type' and 'payload'")
             try:
@@ -486,7 +486,7 @@ def _claim_order(task: Task) -> tuple[int, datetime | None, int]:
 def _check_text(value: Any, what: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    if not value.strip():
+    if not value or value.isspace():
         raise ValueError(f"{what} must not be empty")
 
 
