@@ -36,3 +36,16 @@ def test_shipped_queries_and_migrations() -> None:
     assert [m.version for m in chain] == sorted(m.version for m in chain)
     assert chain[0].version == 1 and chain[0].name == "initial"
     assert len(chain[0].statements) == 9  # 3 tables and 6 indexes
+
+
+def test_sql_writes_only_the_documented_statuses() -> None:
+    """TaskStatus is the one definition of the status set; the SQL may not invent another."""
+    import re
+
+    from queue_core import TaskStatus
+
+    text = "\n".join(sql.queries().values())
+    written = set(re.findall(r"status\s*=\s*'([a-z_]+)'", text))
+    written |= set(re.findall(r"THEN '([a-z_]+)' ELSE '([a-z_]+)'", text)[0])
+    assert written
+    assert written <= {status.value for status in TaskStatus}
