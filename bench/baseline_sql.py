@@ -63,6 +63,12 @@ def task_params(index: int, pad_bytes: int, *, now_text: str | None = None) -> t
     )
 
 
+def claim_params(worker_id: str, lease_until: str, now: str, limit: int = 1) -> tuple[Any, ...]:
+    """Parameters of the ``claim`` statement for any type and region, in the order of
+    ``queries.sql`` (worker, lease end, now x4, types x2, region, limit)."""
+    return (worker_id, lease_until, now, now, now, now, None, None, None, limit)
+
+
 class BareQueue:
     """enqueue / enqueue_many / claim_one / complete on one bare connection."""
 
@@ -103,9 +109,7 @@ class BareQueue:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(_Q["release_expired_leases"], (now, now, now))
-            rows = conn.execute(
-                _Q["claim"], (worker_id, until, now, now, now, now, None, None, 1)
-            ).fetchall()
+            rows = conn.execute(_Q["claim"], claim_params(worker_id, until, now)).fetchall()
         except BaseException:
             conn.execute("ROLLBACK")
             raise

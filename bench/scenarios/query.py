@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from bench.baseline_sql import bulk_load
+from bench.baseline_sql import bulk_load, claim_params
 from bench.scenarios._common import create_database
 from bench.stats import NS_PER_MS, latency_ms
 from queue_core import QueueDatabase, TaskQueue, sql
@@ -21,10 +21,8 @@ def plans(db: QueueDatabase) -> tuple[list[str], list[str]]:
     """The ``EXPLAIN QUERY PLAN`` details of the claim query and of the status count."""
     queries = sql.queries()
     now = to_db_text(utc_now())
-    claim_params = ("plan", now, now, now, now, now, None, None, 1)
-    claim = [
-        str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {queries['claim']}", claim_params)
-    ]
+    params = claim_params("plan", now, now)
+    claim = [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {queries['claim']}", params)]
     count = [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {queries['count_by_status']}")]
     return claim, count
 
