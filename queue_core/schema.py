@@ -26,6 +26,7 @@ INDEXES: Final = (
     "ix_task_format",
     "uq_task_idempotency",
     "ix_logs_task",
+    "ix_task_lease_expiry",
 )
 GENERATED_COLUMNS: Final = ("region", "format")
 

@@ -24,10 +24,11 @@ SELECT id FROM task_queue WHERE idempotency_key = ?;
 SELECT last_insert_rowid();
 
 -- release_expired_leases --
--- Params: now (x4). Tasks whose worker let the lease run out go back to the queue while attempts
--- remain; on the last attempt they fail for good. Only 'processing' rows are visited (index
--- prefix on status), and there are about as many of those as there are busy workers.
-UPDATE task_queue
+-- Params: now (x3). Tasks whose worker let the lease run out go back to the queue while attempts
+-- remain; on the last attempt they fail for good. The partial index of leased tasks (migration
+-- 0002) means only expired leases are visited, however many tasks are in flight; without
+-- statistics the planner would pick the status index and scan every leased task instead.
+UPDATE task_queue INDEXED BY ix_task_lease_expiry
 SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
     finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
     error_message = CASE WHEN attempts < max_attempts

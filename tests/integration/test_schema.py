@@ -20,6 +20,8 @@ SEED_INDEXES = {
     "uq_task_idempotency": "ON task_queue (idempotency_key) WHERE idempotency_key IS NOT NULL",
     "ix_logs_task": "ON task_logs (task_id, at_utc)",
 }
+# Added by migration 0002: the leased tasks, by lease end, for releasing expired leases.
+LEASE_INDEX = "ON task_queue (lease_until_utc) WHERE status = 'processing'"
 
 
 def schema_snapshot(path: Path) -> tuple[int, list[tuple[str, str, str]]]:
@@ -56,7 +58,7 @@ def test_schema_creation(db: QueueDatabase) -> None:
         for row in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
         if row[1]
     }
-    for name, definition in SEED_INDEXES.items():
+    for name, definition in {**SEED_INDEXES, "ix_task_lease_expiry": LEASE_INDEX}.items():
         assert name in ddl
         assert ddl[name].endswith(definition), ddl[name]
     fks = db.execute("PRAGMA foreign_key_list(task_logs)").fetchall()
@@ -102,6 +104,28 @@ def test_migrating_an_unversioned_seed_file_matches_a_fresh_one(tmp_path: Path) 
     assert schema_snapshot(old) == schema_snapshot(fresh)
 
 
+def test_migrating_a_version_1_file_matches_a_fresh_one(tmp_path: Path) -> None:
+    """A file created by the first release (version 1) gains migration 0002 and keeps its data."""
+    fresh = tmp_path / "fresh.db"
+    QueueDatabase(fresh).initialize_schema()
+    old = tmp_path / "v1.db"
+    with QueueDatabase(old) as db:
+        assert schema_module.migrate(db, sql.migrations()[:1]) == 1
+        TaskQueue(db).enqueue("kept", {"n": 1})
+        assert schema_snapshot(old)[0] == 1
+        assert "ix_task_lease_expiry" not in str(schema_snapshot(old)[1])
+        assert db.initialize_schema() == 2
+        assert TaskQueue(db).get(1).payload == {"n": 1}
+    assert schema_snapshot(old) == schema_snapshot(fresh)
+
+
+def test_release_of_expired_leases_uses_the_lease_index(db: QueueDatabase) -> None:
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN " + sql.queries()["release_expired_leases"], ("x", "x", "x")
+    ).fetchall()
+    assert "ix_task_lease_expiry" in " ".join(row[3] for row in plan)
+
+
 def _chain() -> tuple[sql.Migration, ...]:
     """The shipped migrations plus a second step, as the next release would add one."""
     step = sql.Migration(
@@ -138,7 +162,8 @@ def test_a_failing_migration_changes_nothing(db: QueueDatabase, db_path: Path) -
         name="broken",
         statements=("ALTER TABLE workers ADD COLUMN host TEXT", "CREATE INDEX bad ON nowhere (x)"),
     )
-    with pytest.raises(QueueSchemaError, match="0002_broken failed") as info:
+    failing = f"{broken.version:04d}_broken failed"
+    with pytest.raises(QueueSchemaError, match=failing) as info:
         schema_module.migrate(db, (*sql.migrations(), broken))
     assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     assert schema_snapshot(db_path) == before
