@@ -278,6 +278,7 @@ def test_matplotlib_is_imported_lazily_and_pyplot_never(results_path: Path) -> N
         [sys.executable, "-c", code, str(results_path)],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         timeout=120,
         check=False,
     )
