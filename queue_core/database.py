@@ -390,10 +390,16 @@ class QueueDatabase:
                 raise translate_error(exc) from exc
 
     def pragma_values(self) -> dict[str, int | str]:
-        """Read every PRAGMA of :data:`PRAGMAS` back from the live connection."""
+        """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
+
+        :raises QueueDatabaseError: SQLite could not read them (``__cause__`` has why).
+        """
         with self._guard():
             conn = self._connection()
-            return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
+            try:
+                return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
+            except sqlite3.Error as exc:
+                raise translate_error(exc) from exc
 
     def initialize_schema(self) -> int:
         """Create or migrate the schema to the newest version and check it; idempotent.

@@ -562,3 +562,20 @@ def test_wal_checkpoint_does_not_block_readers_or_writers(db: QueueDatabase) -> 
         assert reader.execute("SELECT count(*) FROM workers").fetchone()[0] == 2001
     finally:
         reader.close()
+
+
+def test_pragma_read_errors_are_translated(db: QueueDatabase) -> None:
+    """Even reading PRAGMAs never lets a raw sqlite3 error out of the package."""
+
+    class Failing:
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    real = db.get_connection()
+    db._conn = Failing()  # type: ignore[assignment]
+    try:
+        with pytest.raises(QueueDatabaseError, match="disk I/O error") as info:
+            db.pragma_values()
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    finally:
+        db._conn = real
