@@ -15,18 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from queue_core import PRAGMAS, sql
+from queue_core.database import PER_CONNECTION_PRAGMAS
 from queue_core.timestamps import to_db_text, utc_now
 
 _Q = sql.queries()
-PER_CONNECTION = (
-    "synchronous",
-    "busy_timeout",
-    "wal_autocheckpoint",
-    "foreign_keys",
-    "temp_store",
-    "mmap_size",
-    "cache_size",
-)
+PER_CONNECTION = PER_CONNECTION_PRAGMAS
 
 
 def connect(

@@ -70,8 +70,8 @@ EXPECTED_PRAGMA_VALUES: Final[Mapping[str, int | str]] = MappingProxyType(
 )
 """What ``PRAGMA <name>`` reads back after :data:`PRAGMAS` were applied."""
 
-# Only journal_mode and page_size live in the file; the rest must be set on every connection.
-_PER_CONNECTION_PRAGMAS: Final = (
+# Only journal_mode and page_size live in the file; these must be set on every connection.
+PER_CONNECTION_PRAGMAS: Final = (
     "synchronous",
     "busy_timeout",
     "wal_autocheckpoint",
@@ -80,7 +80,7 @@ _PER_CONNECTION_PRAGMAS: Final = (
     "mmap_size",
     "cache_size",
 )
-_TUNABLE_PRAGMAS: Final = frozenset(_PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
+_TUNABLE_PRAGMAS: Final = frozenset(PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
 _SQLITE_BUSY: Final = 5
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_CANTOPEN: Final = 14
@@ -473,7 +473,7 @@ class QueueDatabase:
                 f"{self._path}: journal_mode stayed {mode!r} instead of 'wal'; the file system "
                 "cannot share memory between processes (a network or virtual file system?)"
             )
-        for name in _PER_CONNECTION_PRAGMAS:
+        for name in PER_CONNECTION_PRAGMAS:
             conn.execute(f"PRAGMA {name} = {self._pragmas[name]}")
         # foreign_keys is silently ignored inside a transaction; make sure it took.
         if conn.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
