@@ -283,3 +283,15 @@ def test_matplotlib_is_imported_lazily_and_pyplot_never(results_path: Path) -> N
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_correctness_checks_fold_away_unless_one_failed() -> None:
+    results = make_results()
+    page = report.render_html(results, ())
+    assert "<details>" in page and "<details open>" not in page
+    checks = results["correctness"]["checks"]
+    checks[0] = {**checks[0], "ok": False, "detail": "lost 1"}
+    results["correctness"]["ok"] = False
+    page = report.render_html(results, ())
+    assert "<details open>" in page
+    assert f"<summary>{len(checks)} checks</summary>" in page
