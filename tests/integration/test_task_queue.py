@@ -498,3 +498,20 @@ def test_busy_database_surfaces_as_queue_busy_error(queue: TaskQueue) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert queue.counts()[TaskStatus.QUEUED] == 0
+
+
+def test_boundaries_a_lease_ending_now_is_expired_and_a_task_due_now_is_due(
+    queue: TaskQueue, clock: FakeClock
+) -> None:
+    task_id = queue.enqueue("t", {}, run_after=clock.now + timedelta(seconds=5))
+    clock.advance(4.999)
+    assert queue.claim_one("w1") is None
+    clock.advance(0.001)  # run_after == now: due
+    assert queue.claim_one("w1", lease_seconds=1) is not None
+    clock.advance(0.999)
+    assert queue.claim_one("w2") is None  # the lease still has a millisecond
+    clock.advance(0.001)  # lease_until == now: expired
+    task = queue.claim_one("w2")
+    assert task is not None
+    assert task.id == task_id
+    assert task.locked_by == "w2"
