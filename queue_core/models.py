@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Final, cast
 
-from queue_core.timestamps import from_db_text, optional_from_db_text, to_db_text
+from queue_core.timestamps import from_db_text, to_db_text
 
 
 class TaskStatus(str, Enum):
@@ -245,22 +246,40 @@ class Task:
             type=row["type"],
             payload=json.loads(row["payload"]),
             priority=row["priority"],
-            compatibility=json.loads(row["compatibility"]),
+            compatibility=_decode_object(row["compatibility"]),
             status=TaskStatus(row["status"]),
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
-            run_after_utc=optional_from_db_text(row["run_after_utc"]),
-            lease_until_utc=optional_from_db_text(row["lease_until_utc"]),
-            reserved_at_utc=optional_from_db_text(row["reserved_at_utc"]),
-            processing_started_utc=optional_from_db_text(row["processing_started_utc"]),
-            finished_at_utc=optional_from_db_text(row["finished_at_utc"]),
+            run_after_utc=_stored_time(row["run_after_utc"]),
+            lease_until_utc=_stored_time(row["lease_until_utc"]),
+            reserved_at_utc=_stored_time(row["reserved_at_utc"]),
+            processing_started_utc=_stored_time(row["processing_started_utc"]),
+            finished_at_utc=_stored_time(row["finished_at_utc"]),
             locked_by=row["locked_by"],
             error_message=row["error_message"],
             idempotency_key=row["idempotency_key"],
-            created_at_utc=optional_from_db_text(row["created_at_utc"]),
-            updated_at_utc=optional_from_db_text(row["updated_at_utc"]),
+            created_at_utc=_stored_time(row["created_at_utc"]),
+            updated_at_utc=_stored_time(row["updated_at_utc"]),
         )
         return task
+
+
+@lru_cache(maxsize=4096)
+def _parse_stored_time(text: str) -> datetime:
+    return from_db_text(text)
+
+
+def _stored_time(text: str | None) -> datetime | None:
+    # The same text recurs constantly: one claim writes 'now' into three columns, and a batch
+    # of tasks shares its created and run_after times. datetimes are immutable, so sharing is
+    # safe, and a cache hit costs a fraction of a parse.
+    return None if text is None else _parse_stored_time(text)
+
+
+def _decode_object(text: str) -> dict[str, Any]:
+    # Most tasks have no compatibility constraints; skip the JSON parser for them (a new dict
+    # each time, since callers may mutate it).
+    return {} if text == "{}" else cast("dict[str, Any]", json.loads(text))
 
 
 _TASK_TIMES: Final = (

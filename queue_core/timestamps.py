@@ -26,10 +26,13 @@ def to_db_text(moment: datetime) -> str:
 
     :raises ValueError: if ``moment`` is naive; a naive time has no defined UTC value.
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"timestamp {moment!r} is naive; pass an aware datetime")
-    # isoformat is implemented in C and twice as fast as strftime; every enqueue calls this.
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "milliseconds")
+    if moment.tzinfo is not timezone.utc:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"timestamp {moment!r} is naive; pass an aware datetime")
+        moment = moment.astimezone(timezone.utc)
+    # isoformat is C and twice as fast as strftime; every enqueue and claim calls this. The
+    # first 23 characters are 'YYYY-MM-DD HH:MM:SS.fff', dropping the '+00:00' suffix.
+    return moment.isoformat(" ", "milliseconds")[:23]
 
 
 def from_db_text(text: str) -> datetime:
