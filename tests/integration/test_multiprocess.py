@@ -148,16 +148,22 @@ def _wait_for_lease_expiry(queue: TaskQueue, worker_id: str) -> int:
     raise AssertionError("the expired lease was never released")  # pragma: no cover
 
 
+def _start_stalling_holder(path: Path, queue: TaskQueue) -> tuple[int, Any, Any]:
+    """Enqueue a task and start a child that leases it for one second, then stalls."""
+    task_id = queue.enqueue("work", {})
+    ready, results = SPAWN.Event(), SPAWN.Queue()
+    child = SPAWN.Process(target=_hold_then_complete, args=(str(path), ready, results))
+    child.start()
+    assert ready.wait(TIMEOUT)
+    return task_id, child, results
+
+
 def test_a_killed_worker_s_task_is_claimed_again(tmp_path: Path) -> None:
     path = tmp_path / "dead.db"
     with QueueDatabase(path) as db:
         db.initialize_schema()
         queue = TaskQueue(db)
-        task_id = queue.enqueue("work", {})
-        ready, results = SPAWN.Event(), SPAWN.Queue()
-        child = SPAWN.Process(target=_hold_then_complete, args=(str(path), ready, results))
-        child.start()
-        assert ready.wait(TIMEOUT)
+        task_id, child, _ = _start_stalling_holder(path, queue)
         child.kill()
         child.join(timeout=TIMEOUT)
         assert queue.get(task_id).locked_by == "stalled"
@@ -177,11 +183,7 @@ def test_a_stalled_worker_s_late_complete_is_refused(tmp_path: Path) -> None:
     with QueueDatabase(path) as db:
         db.initialize_schema()
         queue = TaskQueue(db)
-        task_id = queue.enqueue("work", {})
-        ready, results = SPAWN.Event(), SPAWN.Queue()
-        child = SPAWN.Process(target=_hold_then_complete, args=(str(path), ready, results))
-        child.start()
-        assert ready.wait(TIMEOUT)
+        task_id, child, results = _start_stalling_holder(path, queue)
         frozen = psutil.Process(child.pid)
         frozen.suspend()
         try:
