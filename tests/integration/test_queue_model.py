@@ -37,6 +37,11 @@ class ModelTask:
     lease_until: datetime | None = None
 
 
+def held_by(task: ModelTask | None, worker: str) -> bool:
+    """Whether the model says ``worker`` holds ``task`` (so fenced calls must succeed)."""
+    return task is not None and task.status is TaskStatus.PROCESSING and task.holder == worker
+
+
 class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -114,11 +119,11 @@ class QueueMachine(RuleBasedStateMachine):
             lost = None
         assert expected is not None
         if lost is not None:
-            assert not (expected.status is TaskStatus.PROCESSING and expected.holder == worker)
+            assert not held_by(expected, worker)
             holder = expected.holder if expected.status is TaskStatus.PROCESSING else None
             assert lost.holder == holder
             return
-        assert expected.status is TaskStatus.PROCESSING and expected.holder == worker
+        assert held_by(expected, worker)
         expected.status, expected.lease_until = TaskStatus.COMPLETED, None
 
     @rule(worker=WORKERS, index=st.integers(0, 50), retry_in=st.sampled_from([None, 0, 3]))
@@ -128,11 +133,10 @@ class QueueMachine(RuleBasedStateMachine):
         try:
             task = self.queue.fail(task_id, worker, "boom", retry_in=retry_in)
         except (LeaseLostError, TaskNotFoundError):
-            assert expected is None or not (
-                expected.status is TaskStatus.PROCESSING and expected.holder == worker
-            )
+            assert not held_by(expected, worker)
             return
-        assert expected is not None and expected.holder == worker
+        assert expected is not None
+        assert held_by(expected, worker)
         expected.lease_until = None
         if expected.attempts < expected.max_attempts:
             expected.status, expected.holder = TaskStatus.QUEUED, None
@@ -155,11 +159,10 @@ class QueueMachine(RuleBasedStateMachine):
         try:
             until = self.queue.extend_lease(task_id, worker, 10)
         except (LeaseLostError, TaskNotFoundError):
-            assert expected is None or not (
-                expected.status is TaskStatus.PROCESSING and expected.holder == worker
-            )
+            assert not held_by(expected, worker)
             return
-        assert expected is not None and expected.holder == worker
+        assert expected is not None
+        assert held_by(expected, worker)
         expected.lease_until = until
 
     @rule(seconds=st.sampled_from([0.5, 1, 2, 6, 31]))
