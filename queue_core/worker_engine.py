@@ -1,0 +1,749 @@
+"""WorkerEngine: run handlers for queued tasks in spawn child processes, until told to stop.
+
+The seed's "Worker Engine". One engine is one process that owns one database connection and is
+the only writer among its processes; ``concurrency`` executor children (see
+:mod:`queue_core.executor`) run the handlers. The engine's loop:
+
+1. collects the outcomes the executors send back and hands each free executor its next task
+   from the prefetch buffer at once, so executors never wait for the database;
+2. writes, in ONE ``BEGIN IMMEDIATE`` transaction, the outcomes of every task that finished
+   since the last write (completions in one statement), the lease renewal when it is due (all
+   leases in one statement, plus the engine's ``workers`` heartbeat) and the next claim, sized
+   to refill executors and prefetch buffer;
+3. when the claim comes up short, stops claiming and waits: it reads ``PRAGMA data_version``
+   (through :meth:`TaskQueue.change_token`, no lock) every few milliseconds and claims again
+   only once another connection has committed something, or when the next scheduled task or
+   expiring lease is due.
+
+Prefetch is bounded (``prefetch`` tasks beyond those running, default ``concurrency``): a task
+sitting in one engine's buffer cannot be run by an idle engine elsewhere, so the buffer holds no
+more than one more round of work per executor; that is enough for an executor to start its next
+task the moment it finishes one, which is where the throughput of batching comes from.
+
+Stopping (:meth:`WorkerEngine.stop`, SIGINT/SIGTERM, Ctrl+C/Ctrl+Break) stops the claiming and
+gives running handlers ``shutdown_grace`` seconds; prefetched tasks no handler started go back to
+``queued`` without counting the attempt; a handler still running after the grace is terminated
+and its task requeued with the attempt counted. A second stop request ends at once, releasing
+what it can. Afterwards every task the engine claimed is completed, failed with a reason, or
+queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from multiprocessing import connection as mp_connection
+from typing import TYPE_CHECKING, Any, Final
+
+from queue_core.database import QueueDatabase
+from queue_core.exceptions import LeaseLostError, QueueBusyError, QueueDatabaseError
+from queue_core.executor import Handler, executor_main, handler_reference
+from queue_core.stop_signals import StopSignals
+from queue_core.task_queue import DEFAULT_LEASE_SECONDS, TaskQueue
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+    from queue_core.models import Task
+
+__all__ = ["WorkerEngine", "WorkerEngineError"]
+
+LOG: Final = logging.getLogger("queue_core.worker_engine")
+ACTIVE_POLL_SECONDS: Final = 0.005
+"""How often an engine that found work in the last :data:`ACTIVE_SECONDS` reads
+``PRAGMA data_version``: at most this long passes before it notices new work."""
+IDLE_POLL_SECONDS: Final = 0.010
+"""The same, once it has found nothing for longer: half the wake-ups (about 0.4 % of a core
+instead of 0.8 % here), and still noticing new work within 10 ms."""
+ACTIVE_SECONDS: Final = 2.0
+BUSY_RETRY_SECONDS: Final = 0.05
+"""How long to wait before writing again after the write lock stayed busy for a whole timeout."""
+FINAL_WRITE_ATTEMPTS: Final = 3
+EXECUTOR_JOIN_SECONDS: Final = 10.0
+
+
+class WorkerEngineError(QueueDatabaseError):
+    """The engine cannot run: its handlers do not import in an executor process."""
+
+
+@dataclass
+class _Outcome:
+    """A finished task waiting to be written: completed, or failed with ``error``."""
+
+    task_id: int
+    error: str | None = None  # None means completed
+    retry_in: float | None = None  # None: the queue's backoff
+    log_message: str | None = None  # a task_logs row to add (the full traceback)
+
+
+class _Readiness:
+    """Wait until any of a changing set of pipes and process sentinels is ready.
+
+    ``multiprocessing.connection.wait`` builds and tears down a selector on every call, which
+    is most of what an idle engine's 200 looks a second cost. On POSIX one selector is kept
+    and updated as executors come and go; Windows waits on handles, so it keeps using
+    ``wait``.
+    """
+
+    def __init__(self) -> None:
+        self._objects: list[Any] = []
+        self._selector = selectors.DefaultSelector() if os.name == "posix" else None
+
+    def add(self, obj: Any) -> None:
+        self._objects.append(obj)
+        if self._selector is not None:
+            self._selector.register(obj, selectors.EVENT_READ)
+
+    def remove(self, obj: Any) -> None:
+        self._objects.remove(obj)
+        if self._selector is not None:
+            self._selector.unregister(obj)
+
+    def wait(self, timeout: float | None) -> list[Any]:
+        if self._selector is None:
+            return list(mp_connection.wait(self._objects, timeout))
+        return [key.fileobj for key, _ in self._selector.select(timeout)]
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+
+
+class _Executor:
+    """One child process and the tasks sent to it, in the order it runs them.
+
+    The first task is the one running (or about to run); ``head_since`` is when it became
+    first, which is when its timeout starts.
+    """
+
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.tasks: deque[Task] = deque()
+        self.head_since = 0.0
+        self.lost: set[int] = set()  # tasks whose lease was lost: their outcome is discarded
+        self.stopping = False  # told to stop: it answers with its unstarted tasks and exits
+
+    def send(self, tasks: list[Task]) -> None:
+        self.conn.send(tasks)
+        if not self.tasks:
+            self.head_since = time.monotonic()
+        self.tasks.extend(tasks)
+
+    def pop_head(self, task_id: int) -> Task | None:
+        if not self.tasks or self.tasks[0].id != task_id:
+            return None
+        self.head_since = time.monotonic()
+        return self.tasks.popleft()
+
+    def deadline(self, timeouts: Mapping[str, float]) -> float | None:
+        if not self.tasks:
+            return None
+        limit = timeouts.get(self.tasks[0].type)
+        return None if limit is None else self.head_since + limit
+
+
+class WorkerEngine:
+    """Claim tasks and run their handlers in ``concurrency`` spawn child processes.
+
+    Example (handlers must be importable by reference: top-level functions of a module)::
+
+        db = QueueDatabase("queue.db")
+        engine = WorkerEngine(db, {"thumbnail": thumbnails.make}, concurrency=4)
+        engine.run()  # until SIGINT/SIGTERM (Ctrl+C/Ctrl+Break), or engine.stop()
+
+    A handler takes the :class:`~queue_core.models.Task`. Returning completes the task; raising
+    fails it (the traceback's last lines in ``error_message``, the full traceback in a
+    ``task_logs`` row, a retry after the queue's backoff while attempts remain); raising
+    :class:`~queue_core.executor.Retry` reschedules it. A handler that kills its process fails
+    its task with a message saying so, and the executor is replaced.
+
+    :param db: the queue database (its schema initialised), or a :class:`TaskQueue` on it to use
+        that queue's clock and retry settings.
+    :param handlers: task type -> handler callable (or ``"module:name"`` reference).
+    :param concurrency: how many executor processes run handlers at once.
+    :param region: also claim tasks for this region (tasks without a region always match).
+    :param types: the task types to claim; default every type in ``handlers``.
+    :param lease_seconds: the lease of each claimed task; the engine renews all of its leases
+        every third of it, so only a stalled or dead engine lets one run out.
+    :param prefetch: how many claimed tasks may wait for an executor beyond the running ones
+        (default ``concurrency``; 0 claims only for free executors).
+    :param worker_id: the ``workers`` row and ``locked_by`` value (default: host and pid).
+    :param shutdown_grace: seconds running handlers get to finish once a stop is requested.
+    :param timeouts: task type -> seconds after which a running handler is terminated and its
+        task failed (default: no limit).
+    :param handle_signals: make :meth:`run` install the stop signal handlers (only possible in
+        the main thread; elsewhere call :meth:`stop`).
+    :param signals: the :class:`StopSignals` seam to use instead of the real OS signals.
+    :raises TypeError, ValueError: a bad argument, or a handler that a child cannot import.
+    """
+
+    def __init__(
+        self,
+        db: QueueDatabase | TaskQueue,
+        handlers: Mapping[str, Handler | str],
+        *,
+        concurrency: int = 4,
+        region: str | None = None,
+        types: Iterable[str] | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        prefetch: int | None = None,
+        worker_id: str | None = None,
+        shutdown_grace: float = 10.0,
+        timeouts: Mapping[str, float] | None = None,
+        handle_signals: bool = True,
+        signals: StopSignals | None = None,
+    ) -> None:
+        if isinstance(db, TaskQueue):
+            self._queue = db
+        elif isinstance(db, QueueDatabase):
+            self._queue = TaskQueue(db)
+        else:
+            raise TypeError(f"db must be a QueueDatabase or TaskQueue, not {type(db).__name__}")
+        if not isinstance(handlers, Mapping) or not handlers:
+            raise ValueError("handlers must be a non-empty mapping of task type to handler")
+        self._references = {str(t): handler_reference(h) for t, h in handlers.items()}
+        self.concurrency = _count(concurrency, "concurrency", minimum=1)
+        self.prefetch = self.concurrency if prefetch is None else _count(prefetch, "prefetch")
+        # Each executor is sent up to this many tasks at once: the one it runs and the next
+        # ones, so it never waits for the engine between two tasks.
+        self._depth = 1 + -(-self.prefetch // self.concurrency)
+        self.types = sorted(self._references) if types is None else _types(types)
+        unknown = sorted(set(self.types) - set(self._references))
+        if unknown:
+            raise ValueError(f"types {unknown} have no handler")
+        if region is not None and (not isinstance(region, str) or not region.strip()):
+            raise ValueError(f"region must be a non-empty string, not {region!r}")
+        self.region = region
+        self.lease_seconds = _seconds(lease_seconds, "lease_seconds", positive=True)
+        self.shutdown_grace = _seconds(shutdown_grace, "shutdown_grace")
+        self.timeouts = {
+            str(t): _seconds(s, f"timeouts[{t!r}]", positive=True)
+            for t, s in (timeouts or {}).items()
+        }
+        if worker_id is None:
+            worker_id = f"engine-{socket.gethostname()}-{os.getpid()}"
+        if not isinstance(worker_id, str) or not worker_id.strip():
+            raise ValueError(f"worker_id must be a non-empty string, not {worker_id!r}")
+        self.worker_id = worker_id
+        self._handle_signals = handle_signals
+        self._signals = signals
+        self._context = multiprocessing.get_context("spawn")
+        self._wake_reader, self._wake_writer = self._context.Pipe(duplex=False)
+        self._readiness = _Readiness()
+        self._readiness.add(self._wake_reader)
+        self._stop_requests = 0
+        self._ran = False
+        # Loop state, reset by run().
+        self._executors: list[_Executor] = []
+        self._buffer: deque[Task] = deque()
+        self._outcomes: list[_Outcome] = []
+        self._release: list[int] = []
+        self._maybe_work = True
+        self._last_work = 0.0
+        self._token = 0
+        self._next_due: datetime | None = None
+        self._renew_at: datetime | None = None
+        self._grace_deadline: float | None = None
+        self._fatal: str | None = None
+        self.completed = 0
+        self.failed = 0
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def queue(self) -> TaskQueue:
+        """The queue the engine claims from."""
+        return self._queue
+
+    def stop(self, *, now: bool = False) -> None:
+        """Ask :meth:`run` to stop; safe from any thread and from a signal handler.
+
+        The first call stops claiming and lets running handlers finish within
+        ``shutdown_grace``; a second call (or ``now=True``) terminates them at once. Either way
+        :meth:`run` releases or requeues every task it holds before it returns.
+        """
+        # No lock: a signal handler must never wait for one the interrupted thread may hold.
+        requests = max(self._stop_requests + 1, 2 if now else 1)
+        self._stop_requests = requests
+        if requests <= 2:  # at most two bytes: the pipe can never fill and block a signal handler
+            with suppress(OSError):  # run() already finished and closed the pipe
+                self._wake_writer.send_bytes(b"s")
+
+    def run(self) -> None:
+        """Run until stopped; return after every held task was completed, failed or released.
+
+        :raises WorkerEngineError: the handlers could not be imported in an executor.
+        :raises QueueDatabaseError: the database failed in a way waiting cannot fix (after the
+            engine released what it could).
+        :raises RuntimeError: run() was already called on this engine.
+        """
+        if self._ran:
+            raise RuntimeError("a WorkerEngine runs once; create a new one")
+        self._ran = True
+        signals = self._stop_signals()
+        if signals is not None:
+            signals.install()
+        try:
+            self._run()
+        finally:
+            if signals is not None:
+                signals.restore()
+            self._readiness.close()
+            self._wake_reader.close()
+            self._wake_writer.close()
+        if self._fatal is not None:
+            raise WorkerEngineError(self._fatal)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        queue = self._queue
+        queue.register_worker(
+            self.worker_id,
+            {
+                "engine": True,
+                "types": self.types,
+                "region": self.region,
+                "concurrency": self.concurrency,
+                "pid": os.getpid(),
+            },
+        )
+        self._renew_at = queue.now() + timedelta(seconds=self.lease_seconds / 3)
+        LOG.info(
+            "worker engine %s: %d executors, types %s, region %s, lease %gs",
+            self.worker_id,
+            self.concurrency,
+            ",".join(self.types),
+            self.region,
+            self.lease_seconds,
+        )
+        try:
+            self._executors = [self._start_executor() for _ in range(self.concurrency)]
+            while not self._finished():
+                self._step()
+        except BaseException:
+            LOG.exception("worker engine %s failed; releasing its tasks", self.worker_id)
+            self._stop_requests = 2
+            self._terminate_running("the worker engine failed")
+            self._final_write()
+            raise
+        finally:
+            self._close_executors()
+        LOG.info(
+            "worker engine %s stopped: %d completed, %d failed",
+            self.worker_id,
+            self.completed,
+            self.failed,
+        )
+
+    def _finished(self) -> bool:
+        if self._stop_requests == 0:
+            return False
+        if self._stop_requests >= 2:
+            self._terminate_running("the worker engine was stopped at once")
+        if self._executors:
+            return False
+        self._release.extend(task.id for task in self._buffer)
+        self._buffer.clear()
+        self._final_write()
+        return True
+
+    def _step(self) -> None:
+        timeout = self._wait_seconds()
+        ready = self._readiness.wait(timeout)
+        if self._wake_reader in ready:
+            while self._wake_reader.poll():
+                self._wake_reader.recv_bytes()
+        self._collect(ready)
+        if self._stop_requests:
+            self._begin_shutdown()
+        else:
+            self._check_timeouts()
+        self._dispatch()
+        if not self._maybe_work and self._claim_limit():
+            self._look_for_work()
+        if self._should_write():
+            self._write()
+            self._dispatch()
+
+    def _wait_seconds(self) -> float | None:
+        """How long the next wait may block: until the earliest thing the loop must do."""
+        claim_limit = self._claim_limit()
+        if self._outcomes or self._release or (self._maybe_work and claim_limit):
+            return 0.0  # something to write now: only collect what has already arrived
+        now_mono = time.monotonic()
+        deadlines = [
+            deadline
+            for executor in self._executors
+            if (deadline := executor.deadline(self.timeouts)) is not None
+        ]
+        if self._grace_deadline is not None:
+            deadlines.append(self._grace_deadline)
+        if self._renew_at is not None:
+            wall_seconds = (self._renew_at - self._queue.now()).total_seconds()
+            deadlines.append(now_mono + wall_seconds)
+        if claim_limit:  # the next data_version look
+            recent = now_mono - self._last_work < ACTIVE_SECONDS
+            deadlines.append(now_mono + (ACTIVE_POLL_SECONDS if recent else IDLE_POLL_SECONDS))
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now_mono)
+
+    def _collect(self, ready: list[Any]) -> None:
+        for executor in list(self._executors):
+            if executor.conn in ready or executor.process.sentinel in ready:
+                self._drain(executor)
+                if not executor.process.is_alive():
+                    self._on_exit(executor)
+
+    def _drain(self, executor: _Executor) -> None:
+        """Handle every message the executor has sent."""
+        try:
+            while executor.conn.poll():
+                self._on_message(executor, executor.conn.recv())
+        except (EOFError, OSError):
+            pass  # it exited; the caller sees that through is_alive()
+
+    def _on_message(self, executor: _Executor, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "outcomes":
+            for outcome in message[1]:
+                self._on_outcome(executor, outcome)
+        elif kind == "unstarted":
+            unstarted = set(message[1])
+            self._release.extend(t.id for t in executor.tasks if t.id in unstarted)
+            executor.tasks = deque(t for t in executor.tasks if t.id not in unstarted)
+        elif kind == "fatal":
+            self._fatal = f"an executor could not load the handlers: {message[1]}"
+            LOG.error("worker engine %s: %s", self.worker_id, self._fatal)
+            self._release.extend(task.id for task in executor.tasks)  # none of them started
+            executor.tasks.clear()
+            self.stop(now=True)
+
+    def _on_outcome(self, executor: _Executor, outcome: tuple[Any, ...]) -> None:
+        kind, task_id = outcome[0], outcome[1]
+        task = executor.pop_head(task_id)
+        if task is None:
+            LOG.error(
+                "executor %s sent an outcome for task %d out of turn", executor.process.pid, task_id
+            )
+            return
+        if task_id in executor.lost:
+            executor.lost.discard(task_id)
+            LOG.warning(
+                "task %d ended (%s) after its lease was lost; result discarded", task_id, kind
+            )
+        elif kind == "done":
+            self._outcomes.append(_Outcome(task_id))
+        elif kind == "retry":
+            error = f"retry requested by the handler: {outcome[3]}"
+            self._outcomes.append(_Outcome(task_id, error, retry_in=outcome[2]))
+        else:
+            log = f"handler raised:\n{outcome[3]}"
+            self._outcomes.append(_Outcome(task_id, outcome[2], log_message=log))
+
+    def _on_exit(self, executor: _Executor) -> None:
+        """An executor ended: by itself after being told to stop, or it died."""
+        code = executor.process.exitcode
+        if executor.tasks and not executor.stopping:
+            how = (
+                f"killed by signal {-code}"
+                if code is not None and code < 0
+                else f"exit code {code}"
+            )
+            LOG.error("executor %s died (%s)", executor.process.pid, how)
+            self._fail_head(executor, f"the executor process running the handler died ({how})")
+        elif executor.tasks:  # it was stopping but died before answering
+            self._fail_head(executor, "the executor process died while the worker engine stopped")
+        self._forget(executor)
+
+    def _fail_head(
+        self, executor: _Executor, reason: str, *, retry_in: float | None = None
+    ) -> None:
+        """Fail the task an executor was running; give back the ones queued behind it."""
+        task = executor.tasks.popleft()
+        if task.id not in executor.lost:
+            LOG.warning("task %d: %s", task.id, reason)
+            self._outcomes.append(_Outcome(task.id, reason, retry_in))
+        rest = [t for t in executor.tasks if t.id not in executor.lost]
+        executor.tasks.clear()
+        if self._stop_requests:
+            self._release.extend(t.id for t in rest)
+        else:  # still leased to this engine: another executor runs them
+            self._buffer.extendleft(reversed(rest))
+
+    def _forget(self, executor: _Executor) -> None:
+        self._executors.remove(executor)
+        self._readiness.remove(executor.conn)
+        self._readiness.remove(executor.process.sentinel)
+        executor.conn.close()
+        if self._stop_requests == 0 and self._fatal is None:
+            self._executors.append(self._start_executor())
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for executor in list(self._executors):
+            deadline = executor.deadline(self.timeouts)
+            if deadline is not None and now >= deadline:
+                limit = self.timeouts[executor.tasks[0].type]
+                self._kill(executor, f"the handler ran past its {limit:g} s timeout")
+
+    def _begin_shutdown(self) -> None:
+        if self._grace_deadline is None:
+            self._grace_deadline = time.monotonic() + self.shutdown_grace
+            LOG.info(
+                "worker engine %s stopping: %d handlers running, %d prefetched tasks released, "
+                "grace %gs",
+                self.worker_id,
+                sum(bool(e.tasks) for e in self._executors),
+                len(self._buffer) + sum(max(0, len(e.tasks) - 1) for e in self._executors),
+                self.shutdown_grace,
+            )
+            self._release.extend(task.id for task in self._buffer)
+            self._buffer.clear()
+            for executor in self._executors:
+                executor.stopping = True
+                with suppress(OSError):  # dead already: the sentinel reports it
+                    executor.conn.send(None)
+        if time.monotonic() >= self._grace_deadline:
+            self._terminate_running(
+                f"the handler was still running {self.shutdown_grace:g} s after the worker "
+                "engine began to stop"
+            )
+
+    def _terminate_running(self, reason: str) -> None:
+        for executor in list(self._executors):
+            self._kill(executor, f"{reason}; executor terminated, task requeued", retry_in=0.0)
+
+    def _kill(self, executor: _Executor, reason: str, *, retry_in: float | None = None) -> None:
+        executor.process.kill()
+        executor.process.join(EXECUTOR_JOIN_SECONDS)
+        self._drain(executor)  # outcomes sent just before the kill still count
+        if executor.tasks:
+            self._fail_head(executor, reason, retry_in=retry_in)
+        self._forget(executor)
+
+    def _dispatch(self) -> None:
+        if self._stop_requests:
+            return
+        for executor in self._executors:
+            if not self._buffer:
+                return
+            room = self._depth - len(executor.tasks)
+            if room > 0:
+                batch = [self._buffer.popleft() for _ in range(min(room, len(self._buffer)))]
+                try:
+                    executor.send(batch)
+                except OSError:  # it died; the sentinel reports it on the next wait
+                    self._buffer.extendleft(reversed(batch))
+
+    def _claim_limit(self) -> int:
+        if self._stop_requests or self._fatal is not None:
+            return 0
+        held = len(self._buffer) + sum(len(e.tasks) for e in self._executors)
+        return max(0, self.concurrency + self.prefetch - held)
+
+    def _look_for_work(self) -> None:
+        token = self._queue.change_token()
+        due = self._next_due is not None and self._queue.now() >= self._next_due
+        if token != self._token or due:
+            self._maybe_work = True
+
+    def _should_write(self) -> bool:
+        if self._outcomes or self._release:
+            return True
+        if self._renew_at is not None and self._queue.now() >= self._renew_at:
+            return True
+        return self._maybe_work and self._claim_limit() > 0
+
+    def _write(self) -> None:
+        """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim."""
+        queue = self._queue
+        renew = self._renew_at is not None and queue.now() >= self._renew_at
+        limit = self._claim_limit() if self._maybe_work else 0
+        outcomes, releases = self._outcomes, self._release
+        try:
+            with queue.atomic():
+                lost = self._write_outcomes(outcomes)
+                released_lost = queue.release_unstarted(releases, self.worker_id)
+                lost_leases: list[int] = []
+                if renew:
+                    lost_leases = queue.extend_leases(
+                        self._held_ids(), self.worker_id, self.lease_seconds
+                    )
+                    queue.worker_heartbeat(self.worker_id)
+                claimed: list[Task] = []
+                if limit:
+                    claimed = queue.claim(
+                        self.worker_id,
+                        types=self.types,
+                        region=self.region,
+                        lease_seconds=self.lease_seconds,
+                        limit=limit,
+                    )
+                    if len(claimed) < limit:
+                        self._token = queue.change_token()
+                        self._next_due = queue.next_due(types=self.types, region=self.region)
+        except QueueBusyError as exc:
+            LOG.warning("worker engine %s: write lock busy (%s); retrying", self.worker_id, exc)
+            time.sleep(BUSY_RETRY_SECONDS)
+            return
+        self._outcomes, self._release = [], []
+        for task_id in lost + released_lost:
+            LOG.warning("task %d: lease lost before its outcome was written; discarded", task_id)
+        if renew:
+            self._renew_at = queue.now() + timedelta(seconds=self.lease_seconds / 3)
+            self._on_lost_leases(set(lost_leases))
+        if limit:
+            if claimed:
+                self._last_work = time.monotonic()
+            self._maybe_work = len(claimed) == limit
+            self._buffer.extend(claimed)
+
+    def _write_outcomes(self, outcomes: list[_Outcome]) -> list[int]:
+        queue = self._queue
+        lost = queue.complete_many([o.task_id for o in outcomes if o.error is None], self.worker_id)
+        self.completed += sum(o.error is None for o in outcomes) - len(lost)
+        for outcome in outcomes:
+            if outcome.error is None:
+                continue
+            try:
+                task = queue.fail(
+                    outcome.task_id, self.worker_id, outcome.error, retry_in=outcome.retry_in
+                )
+            except LeaseLostError:
+                lost.append(outcome.task_id)
+                continue
+            self.failed += task.status.is_final
+            if outcome.log_message is not None:
+                queue.log(outcome.task_id, "ERROR", outcome.log_message)
+        return lost
+
+    def _held_ids(self) -> list[int]:
+        ids = [task.id for task in self._buffer]
+        for executor in self._executors:
+            ids.extend(task.id for task in executor.tasks if task.id not in executor.lost)
+        return ids
+
+    def _on_lost_leases(self, lost: set[int]) -> None:
+        if not lost:
+            return
+        for executor in self._executors:
+            for task in executor.tasks:
+                if task.id in lost:
+                    executor.lost.add(task.id)
+                    LOG.warning("task %d: lease lost; its result will be discarded", task.id)
+        kept = [task for task in self._buffer if task.id not in lost]
+        if len(kept) != len(self._buffer):
+            dropped = len(self._buffer) - len(kept)
+            LOG.warning("dropped %d prefetched tasks whose lease was lost", dropped)
+            self._buffer = deque(kept)
+
+    def _final_write(self) -> None:
+        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+            if not (self._outcomes or self._release):
+                break
+            self._maybe_work = False
+            try:
+                self._write()
+            except QueueDatabaseError:
+                LOG.exception(
+                    "worker engine %s: final write failed (attempt %d)", self.worker_id, attempt
+                )
+        if self._outcomes or self._release:
+            LOG.error(
+                "worker engine %s could not write %d outcomes and %d releases; those tasks "
+                "return to the queue when their leases expire",
+                self.worker_id,
+                len(self._outcomes),
+                len(self._release),
+            )
+
+    # -- executors ---------------------------------------------------------------------------
+
+    def _start_executor(self) -> _Executor:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=executor_main,
+            args=(child_end, self._references),
+            name=f"{self.worker_id}-executor",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        self._readiness.add(parent_end)
+        self._readiness.add(process.sentinel)
+        return _Executor(process, parent_end)
+
+    def _close_executors(self) -> None:
+        for executor in self._executors:
+            with suppress(OSError):  # it died already
+                executor.conn.send(None)
+        deadline = time.monotonic() + EXECUTOR_JOIN_SECONDS
+        for executor in self._executors:
+            executor.process.join(max(0.0, deadline - time.monotonic()))
+            if executor.process.is_alive():
+                executor.process.kill()
+                executor.process.join(EXECUTOR_JOIN_SECONDS)
+            executor.conn.close()
+        self._executors = []
+
+    def _stop_signals(self) -> StopSignals | None:
+        if not self._handle_signals:
+            return None
+        if self._signals is not None:
+            return self._signals
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return StopSignals(self._on_signal)
+
+    def _on_signal(self, name: str) -> None:
+        LOG.warning(
+            "worker engine %s: %s received, %s",
+            self.worker_id,
+            name,
+            "stopping now" if self._stop_requests else "stopping after running tasks",
+        )
+        self.stop()
+
+
+def _count(value: Any, what: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, not {value}")
+    return value
+
+
+def _seconds(value: Any, what: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise ValueError(f"{what} must be finite and not negative, not {value}")
+    if positive and value == 0:
+        raise ValueError(f"{what} must be positive")
+    return float(value)
+
+
+def _types(types: Iterable[str]) -> list[str]:
+    if isinstance(types, (str, bytes)):
+        raise TypeError("types must be a collection of type names, not a single string")
+    names = sorted(set(types))
+    if not names:
+        raise ValueError("types must name at least one task type")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"task type names must be non-empty strings, not {name!r}")
+    return names
