@@ -101,21 +101,30 @@ def handler_reference(handler: Handler | str) -> str:
     return reference
 
 
-def resolve_handler(reference: str) -> Handler:
-    """Import ``module:qualname`` and return the callable.
+def import_reference(reference: str) -> Any:
+    """Import ``package.module:name`` (``name`` may be dotted) and return the object.
 
-    :raises ValueError: the reference is malformed, the module or attribute is missing, or the
-        object is not callable (the import error is chained).
+    :raises ValueError: the reference is malformed, or the module or attribute is missing (the
+        import error is chained).
     """
     module_name, sep, qualname = reference.partition(":")
     if not sep or not module_name or not qualname:
-        raise ValueError(f"handler reference {reference!r} is not 'package.module:name'")
+        raise ValueError(f"{reference!r} is not 'package.module:name'")
     try:
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import handler {reference!r}: {exc}") from exc
+        raise ValueError(f"cannot import {reference!r}: {exc}") from exc
+    return target
+
+
+def resolve_handler(reference: str) -> Handler:
+    """Import ``module:qualname`` and return the callable.
+
+    :raises ValueError: as for :func:`import_reference`, or the object is not callable.
+    """
+    target = import_reference(reference)
     if not callable(target):
         raise ValueError(f"handler {reference!r} is a {type(target).__name__}, not callable")
     return target  # type: ignore[no-any-return]
