@@ -171,6 +171,8 @@ def executor_main(conn: Connection, references: Mapping[str, str]) -> None:
             while not pending or conn.poll():
                 message = conn.recv()
                 if message is None:
+                    if outcomes:
+                        conn.send(("outcomes", outcomes))
                     conn.send(("unstarted", [task.id for task in pending]))
                     return
                 pending.extend(message)

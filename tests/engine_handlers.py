@@ -45,4 +45,12 @@ def touch_and_wait(task: Task) -> None:
         time.sleep(0.01)
 
 
-HANDLERS = {"noop": noop, "sleep": sleep_ms, "boom": boom, "die": die, "retry": retry_later}
+HANDLERS = {
+    "noop": noop,
+    "sleep": sleep_ms,
+    "boom": boom,
+    "die": die,
+    "retry": retry_later,
+    "wait": touch_and_wait,
+}
+NOT_A_MAPPING = [noop]
