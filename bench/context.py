@@ -25,6 +25,7 @@ class Job:
     kind: str
     args: dict[str, Any]
     role: str
+    daemon: bool = True  # False for a job that starts processes itself (a worker engine)
 
 
 @dataclass
@@ -85,7 +86,7 @@ def run_processes(
                 target=workers.entry,
                 args=(job.kind, args, barrier, results, index),
                 name=f"bench-{job.kind}-{index}",
-                daemon=True,
+                daemon=job.daemon,
             )
             process.start()
             processes.append(process)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import engine_jobs
 from bench.baseline_sql import BareQueue, payload
 from queue_core import QueueDatabase, TaskQueue
 from queue_core.exceptions import QueueBusyError
@@ -92,8 +93,12 @@ def produce(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
 
 
 def claim_complete(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
-    """Claim one task and complete it, again and again, until the queue is empty."""
+    """Claim one task and complete it, again and again, until the queue is empty.
+
+    ``handler_ms`` > 0 sleeps that long between claim and complete, as a handler would.
+    """
     path, worker_id = Path(args["db_path"]), str(args["worker_id"])
+    handler_s = float(args.get("handler_ms", 0)) / 1000
     clock = time.perf_counter_ns
     ids: list[int] = []
     claim_ns: list[int] = []
@@ -111,6 +116,8 @@ def claim_complete(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
                 transactions += 1
                 if task_id is None:
                     break
+                if handler_s:
+                    time.sleep(handler_s)
                 bare.complete(task_id, worker_id)
                 t2 = clock()
                 transactions += 1
@@ -131,6 +138,8 @@ def claim_complete(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
                 transactions += 1
                 if task is None:
                     break
+                if handler_s:
+                    time.sleep(handler_s)
                 queue.complete(task.id, worker_id)
                 t2 = clock()
                 transactions += 1
@@ -293,6 +302,10 @@ def paced_writer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
 
 
 WORKERS: dict[str, Callable[[dict[str, Any], Ready], dict[str, Any]]] = {
+    "engine_drain": engine_jobs.engine_drain,
+    "engine_serve": engine_jobs.engine_serve,
+    "engine_idle": engine_jobs.engine_idle,
+    "paced_producer": engine_jobs.paced_producer,
     "produce": produce,
     "claim_complete": claim_complete,
     "busy_producer": busy_producer,

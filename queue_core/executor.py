@@ -11,6 +11,7 @@ sends back (tuples, so they pickle small and fast):
 - ``("outcomes", [outcome, ...])``, each outcome one of ``("done", task_id)`` (the handler
   returned), ``("retry", task_id, after_seconds, reason)`` (it raised :class:`Retry`) or
   ``("error", task_id, summary, traceback_text)`` (it raised anything else);
+- ``("ready",)``: the handlers were imported; sent once, first;
 - ``("unstarted", [task_id, ...])``: its answer to ``None``, the tasks it never started;
 - ``("fatal", message)``: the handlers could not be imported; the child exits.
 """
@@ -164,6 +165,7 @@ def executor_main(conn: Connection, references: Mapping[str, str]) -> None:
     except Exception as exc:  # the engine reports it and stops: no handler can run here
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
+    conn.send(("ready",))
     pending: deque[Task] = deque()
     outcomes: list[tuple[Any, ...]] = []
     while True:

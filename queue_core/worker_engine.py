@@ -259,8 +259,13 @@ class WorkerEngine:
         self._renew_at: datetime | None = None
         self._grace_deadline: float | None = None
         self._fatal: str | None = None
+        self._ready_executors = 0
+        self.ready = threading.Event()
+        """Set once every executor has imported its handlers (run() is fully up)."""
         self.completed = 0
+        """Tasks this engine completed (read it from any thread)."""
         self.failed = 0
+        """Tasks this engine failed for good (out of attempts)."""
 
     # -- public ------------------------------------------------------------------------------
 
@@ -268,6 +273,12 @@ class WorkerEngine:
     def queue(self) -> TaskQueue:
         """The queue the engine claims from."""
         return self._queue
+
+    def busy_executor_pids(self) -> list[int]:
+        """The process ids of the executors running a task now (for monitoring and tests)."""
+        return [
+            pid for e in list(self._executors) if e.tasks and (pid := e.process.pid) is not None
+        ]
 
     def stop(self, *, now: bool = False) -> None:
         """Ask :meth:`run` to stop; safe from any thread and from a signal handler.
@@ -286,13 +297,19 @@ class WorkerEngine:
     def run(self) -> None:
         """Run until stopped; return after every held task was completed, failed or released.
 
-        :raises WorkerEngineError: the handlers could not be imported in an executor.
+        :raises WorkerEngineError: the handlers could not be imported in an executor, or this
+            is a daemonic process (which may not start executors).
         :raises QueueDatabaseError: the database failed in a way waiting cannot fix (after the
             engine released what it could).
         :raises RuntimeError: run() was already called on this engine.
         """
         if self._ran:
             raise RuntimeError("a WorkerEngine runs once; create a new one")
+        if multiprocessing.current_process().daemon:
+            raise WorkerEngineError(
+                "a WorkerEngine cannot run in a daemonic process: those may not start the "
+                "executor processes (start it with daemon=False)"
+            )
         self._ran = True
         signals = self._stop_signals()
         if signals is not None:
@@ -423,6 +440,10 @@ class WorkerEngine:
         if kind == "outcomes":
             for outcome in message[1]:
                 self._on_outcome(executor, outcome)
+        elif kind == "ready":
+            self._ready_executors += 1
+            if self._ready_executors >= self.concurrency:
+                self.ready.set()
         elif kind == "unstarted":
             unstarted = set(message[1])
             self._release.extend(t.id for t in executor.tasks if t.id in unstarted)
@@ -681,7 +702,10 @@ class WorkerEngine:
             target=executor_main,
             args=(child_end, self._references),
             name=f"{self.worker_id}-executor",
-            daemon=True,
+            # Not a daemon: daemonic processes may not have children, so a daemon executor
+            # would forbid running an engine inside one. An executor whose engine died exits
+            # by itself: its pipe closes.
+            daemon=False,
         )
         process.start()
         child_end.close()

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bench.context import ScenarioContext
 
-NAMES: tuple[str, ...] = ("init", "connect", "insert", "claim", "busy", "checkpoint", "query")
+NAMES: tuple[str, ...] = (
+    "init",
+    "connect",
+    "insert",
+    "claim",
+    "busy",
+    "checkpoint",
+    "query",
+    "worker",
+)
 """Every scenario, in the order a full run executes them."""
 
 
