@@ -61,6 +61,16 @@ KEY_FIGURES: tuple[KeyFigure, ...] = (
     KeyFigure("claim", "ratio_1p", "Claim+complete, 1 worker, vs bare", "x", ">", abs_tol=0.05),
     KeyFigure("claim", "ratio_4p", "Claim+complete, 4 workers, vs bare", "x", ">", abs_tol=0.05),
     KeyFigure(
+        "worker",
+        "drain_ratio_4",
+        "Engine drain, no-op, 4 executors, vs bare",
+        "x",
+        ">",
+        abs_tol=0.1,
+    ),
+    KeyFigure("worker", "pickup_p99_ms", "Engine pickup p99 at half load", "ms", "<", abs_tol=2),
+    KeyFigure("worker", "idle_cpu_pct", "Idle engine CPU", "% of a core", "<", abs_tol=0.3),
+    KeyFigure(
         "busy",
         "max_busy_rate_5000",
         "Busy rate at busy_timeout 5000 ms (max)",

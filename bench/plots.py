@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -565,6 +566,74 @@ def draw_resources(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def draw_worker_throughput(results: Mapping[str, Any]) -> Figure:
+    """The worker engine's drain rate against executors, beside the bare one-at-a-time loop."""
+    sc = scenario(results, "worker")
+    series = rows(sc)
+    if not series:
+        raise SkipPlot("scenario 'worker' has no series")
+    fig = new_figure(8, 5.5)
+    ax = fig.subplots()
+    fig.suptitle("Worker engine drain against executors")
+    handlers = sorted({str(r.get("handler")) for r in series})
+    for i, handler in enumerate(handlers):
+        mine = sorted(
+            (r for r in series if r.get("handler") == handler), key=lambda r: int(r["executors"])
+        )
+        xs = [int(r["executors"]) for r in mine]
+        color = f"C{i}"
+        ax.plot(
+            xs, [r["tasks_per_s"] for r in mine], "o-", color=color, label=f"{handler} (engine)"
+        )
+        ax.plot(
+            xs,
+            [r["bare_tasks_per_s"] for r in mine],
+            "x:",
+            color=color,
+            alpha=0.7,
+            label=f"{handler} (bare loop, one process per executor)",
+        )
+    ax.set_yscale("log")
+    ax.set_ylabel("tasks/s (log scale)")
+    ax.set_xlabel("executors (engine) or processes (bare)")
+    ax.set_xticks(sorted({int(r["executors"]) for r in series}))
+    plain_log_ticks(ax)
+    legend_below(ax)
+    return fig
+
+
+def draw_worker_pickup(results: Mapping[str, Any]) -> Figure:
+    """The distribution of pickup latency (enqueue to handler start) at half load."""
+    sc = scenario(results, "worker")
+    pickup = sc.get("pickup")
+    if not isinstance(pickup, Mapping):
+        raise SkipPlot("scenario 'worker' has no pickup measurement")
+    hist = pickup.get("latency_hist")
+    if not isinstance(hist, Mapping) or not hist.get("counts"):
+        raise SkipPlot("scenario 'worker' has no pickup samples")
+    edges = [float(e) for e in hist["edges_ms"]]
+    counts = [int(c) for c in hist["counts"]]
+    fig = new_figure(8, 5.5)
+    ax = fig.subplots()
+    fig.suptitle(
+        f"Pickup latency at {pickup.get('achieved_rate_per_s')} tasks/s "
+        f"({pickup.get('executors')} executors, n={hist.get('n')})"
+    )
+    widths = [hi - lo for lo, hi in pairwise(edges)]
+    ax.bar(edges[:-1], counts, width=widths, align="edge", color="C0", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms from just before enqueue to handler start (log scale)")
+    ax.set_ylabel("tasks")
+    for name, style in PERCENTILE_STYLES.items():
+        value = percentile(pickup.get("latency_ms"), name)
+        if value is not None:
+            ax.axvline(value, color="black", linestyle=style, label=f"{name} {value:.2f} ms")
+    ax.axvline(20.0, **LIMIT_STYLE, label="target: p99 <= 20 ms")
+    plain_log_ticks(ax, "x")
+    legend(ax)
+    return fig
+
+
 PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec(
         "throughput.png",
@@ -595,6 +664,18 @@ PLOTS: tuple[PlotSpec, ...] = (
         "Claim latency vs backlog",
         "claim latency against the size of the backlog",
         draw_claim_backlog,
+    ),
+    PlotSpec(
+        "worker_throughput.png",
+        "Worker engine drain",
+        "worker engine tasks/s against executors, beside the bare one-at-a-time loop",
+        draw_worker_throughput,
+    ),
+    PlotSpec(
+        "worker_pickup.png",
+        "Worker engine pickup latency",
+        "distribution of enqueue-to-handler-start latency at half the drain capacity",
+        draw_worker_pickup,
     ),
     PlotSpec(
         "resources.png", "CPU and RSS", "CPU and RSS over time, per process role", draw_resources

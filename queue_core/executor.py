@@ -37,8 +37,6 @@ Handler = Callable[["Task"], object]
 ERROR_SUMMARY_LINES: Final = 6
 """How many closing lines of a handler's traceback go into the task's ``error_message``."""
 ERROR_SUMMARY_CHARS: Final = 2000
-OUTCOME_BATCH: Final = 32
-"""The most outcomes an executor holds back before sending them."""
 
 
 class Retry(Exception):
@@ -154,10 +152,9 @@ def ignore_stop_signals() -> None:
 def executor_main(conn: Connection, references: Mapping[str, str]) -> None:
     """The body of an executor process (the target of the spawn child).
 
-    Receives lists of tasks and runs them in order. It sends outcomes back in batches, as soon
-    as at most one task is left to run (so the engine can send more before this one idles) or
-    :data:`OUTCOME_BATCH` have accumulated. On ``None`` it sends the ids of the tasks it never
-    started and exits; it also exits when its pipe closes.
+    Receives lists of tasks and runs them in order, sending each outcome as soon as its
+    handler returns. On ``None`` it sends the ids of the tasks it never started and exits; it
+    also exits when its pipe closes.
     """
     ignore_stop_signals()
     try:
@@ -167,23 +164,19 @@ def executor_main(conn: Connection, references: Mapping[str, str]) -> None:
         return
     conn.send(("ready",))
     pending: deque[Task] = deque()
-    outcomes: list[tuple[Any, ...]] = []
     while True:
         try:
             while not pending or conn.poll():
                 message = conn.recv()
                 if message is None:
-                    if outcomes:
-                        conn.send(("outcomes", outcomes))
                     conn.send(("unstarted", [task.id for task in pending]))
                     return
                 pending.extend(message)
         except (EOFError, OSError):
             return
-        outcomes.append(run_handler(handlers, pending.popleft()))
-        if len(pending) <= 1 or len(outcomes) >= OUTCOME_BATCH:
-            conn.send(("outcomes", outcomes))
-            outcomes = []
+        # Sent before the next task starts: if that task kills the process, the engine knows
+        # exactly which task was running, and no finished task's outcome dies with it.
+        conn.send(("outcomes", [run_handler(handlers, pending.popleft())]))
 
 
 def run_handler(handlers: Mapping[str, Handler], task: Task) -> tuple[Any, ...]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
 import selectors
 import socket
 import threading
@@ -68,6 +69,13 @@ IDLE_POLL_SECONDS: Final = 0.010
 instead of 1.2 % on the 2-core
 test machine), and still noticing new work within 10 ms."""
 ACTIVE_SECONDS: Final = 2.0
+DEFAULT_PREFETCH_PER_EXECUTOR: Final = 4
+"""``prefetch`` defaults to this many tasks per executor (bounded further by the horizon)."""
+PREFETCH_HORIZON_SECONDS: Final = 0.1
+"""Prefetch no more tasks than the executors would start within this time, at the recent
+handler duration: plenty of short tasks, none beyond one per executor for long ones."""
+OUTCOME_DELAY_SECONDS: Final = 0.005
+"""The longest a finished task's outcome waits for others to share its write transaction."""
 BUSY_RETRY_SECONDS: Final = 0.05
 """How long to wait before writing again after the write lock stayed busy for a whole timeout."""
 FINAL_WRITE_ATTEMPTS: Final = 3
@@ -115,6 +123,12 @@ class _Readiness:
         if self._selector is None:
             return list(mp_connection.wait(self._objects, timeout))
         return [key.fileobj for key, _ in self._selector.select(timeout)]
+
+    def readable(self, conn: Connection) -> bool:
+        """Whether ``conn`` has data now; on POSIX without building a selector as poll() does."""
+        if self._selector is None:
+            return conn.poll()
+        return bool(select.select([conn], [], [], 0)[0])
 
     def close(self) -> None:
         if self._selector is not None:
@@ -217,10 +231,11 @@ class WorkerEngine:
             raise ValueError("handlers must be a non-empty mapping of task type to handler")
         self._references = {str(t): handler_reference(h) for t, h in handlers.items()}
         self.concurrency = _count(concurrency, "concurrency", minimum=1)
-        self.prefetch = self.concurrency if prefetch is None else _count(prefetch, "prefetch")
-        # Each executor is sent up to this many tasks at once: the one it runs and the next
-        # ones, so it never waits for the engine between two tasks.
-        self._depth = 1 + -(-self.prefetch // self.concurrency)
+        self.prefetch = (
+            DEFAULT_PREFETCH_PER_EXECUTOR * self.concurrency
+            if prefetch is None
+            else _count(prefetch, "prefetch")
+        )
         self.types = sorted(self._references) if types is None else _types(types)
         unknown = sorted(set(self.types) - set(self._references))
         if unknown:
@@ -251,6 +266,8 @@ class WorkerEngine:
         self._executors: list[_Executor] = []
         self._buffer: deque[Task] = deque()
         self._outcomes: list[_Outcome] = []
+        self._outcomes_since = 0.0  # monotonic time the oldest unwritten outcome arrived
+        self._handler_seconds: float | None = None  # moving average of handler durations
         self._release: list[int] = []
         self._maybe_work = True
         self._last_work = 0.0
@@ -380,12 +397,13 @@ class WorkerEngine:
         return True
 
     def _step(self) -> None:
-        timeout = self._wait_seconds()
-        ready = self._readiness.wait(timeout)
+        ready = self._readiness.wait(self._wait_seconds())
         if self._wake_reader in ready:
             while self._wake_reader.poll():
                 self._wake_reader.recv_bytes()
         self._collect(ready)
+        if self._outcomes and not self._outcomes_since:
+            self._outcomes_since = time.monotonic()
         if self._stop_requests:
             self._begin_shutdown()
         else:
@@ -399,21 +417,22 @@ class WorkerEngine:
 
     def _wait_seconds(self) -> float | None:
         """How long the next wait may block: until the earliest thing the loop must do."""
-        claim_limit = self._claim_limit()
-        if self._outcomes or self._release or (self._maybe_work and claim_limit):
-            return 0.0  # something to write now: only collect what has already arrived
+        if self._should_write():
+            return 0.0  # only collect what has already arrived, then write
         now_mono = time.monotonic()
         deadlines = [
             deadline
             for executor in self._executors
             if (deadline := executor.deadline(self.timeouts)) is not None
         ]
+        if self._outcomes_since:
+            deadlines.append(self._outcomes_since + OUTCOME_DELAY_SECONDS)
         if self._grace_deadline is not None:
             deadlines.append(self._grace_deadline)
         if self._renew_at is not None:
             wall_seconds = (self._renew_at - self._queue.now()).total_seconds()
             deadlines.append(now_mono + wall_seconds)
-        if claim_limit:  # the next data_version look
+        if not self._maybe_work and self._claim_limit():  # the next data_version look
             recent = now_mono - self._last_work < ACTIVE_SECONDS
             deadlines.append(now_mono + (ACTIVE_POLL_SECONDS if recent else IDLE_POLL_SECONDS))
         if not deadlines:
@@ -422,15 +441,16 @@ class WorkerEngine:
 
     def _collect(self, ready: list[Any]) -> None:
         for executor in list(self._executors):
-            if executor.conn in ready or executor.process.sentinel in ready:
+            if executor.conn in ready:
                 self._drain(executor)
-                if not executor.process.is_alive():
-                    self._on_exit(executor)
+            if executor.process.sentinel in ready:  # it exited: read its last words first
+                self._drain(executor)
+                self._on_exit(executor)
 
     def _drain(self, executor: _Executor) -> None:
         """Handle every message the executor has sent."""
         try:
-            while executor.conn.poll():
+            while self._readiness.readable(executor.conn):
                 self._on_message(executor, executor.conn.recv())
         except (EOFError, OSError):
             pass  # it exited; the caller sees that through is_alive()
@@ -441,6 +461,7 @@ class WorkerEngine:
             for outcome in message[1]:
                 self._on_outcome(executor, outcome)
         elif kind == "ready":
+            executor.head_since = time.monotonic()  # its first task starts now, not at spawn
             self._ready_executors += 1
             if self._ready_executors >= self.concurrency:
                 self.ready.set()
@@ -457,12 +478,15 @@ class WorkerEngine:
 
     def _on_outcome(self, executor: _Executor, outcome: tuple[Any, ...]) -> None:
         kind, task_id = outcome[0], outcome[1]
+        took = time.monotonic() - executor.head_since
         task = executor.pop_head(task_id)
         if task is None:
             LOG.error(
                 "executor %s sent an outcome for task %d out of turn", executor.process.pid, task_id
             )
             return
+        previous = self._handler_seconds
+        self._handler_seconds = took if previous is None else 0.8 * previous + 0.2 * took
         if task_id in executor.lost:
             executor.lost.discard(task_id)
             LOG.warning(
@@ -479,6 +503,7 @@ class WorkerEngine:
 
     def _on_exit(self, executor: _Executor) -> None:
         """An executor ended: by itself after being told to stop, or it died."""
+        executor.process.join(EXECUTOR_JOIN_SECONDS)  # its sentinel fired: reaps it at once
         code = executor.process.exitcode
         if executor.tasks and not executor.stopping:
             how = (
@@ -561,10 +586,12 @@ class WorkerEngine:
     def _dispatch(self) -> None:
         if self._stop_requests:
             return
+        # Each executor is sent its next tasks ahead, so it never waits for the engine.
+        depth = 1 + -(-self._prefetch_now() // self.concurrency)
         for executor in self._executors:
             if not self._buffer:
                 return
-            room = self._depth - len(executor.tasks)
+            room = depth - len(executor.tasks)
             if room > 0:
                 batch = [self._buffer.popleft() for _ in range(min(room, len(self._buffer)))]
                 try:
@@ -576,7 +603,15 @@ class WorkerEngine:
         if self._stop_requests or self._fatal is not None:
             return 0
         held = len(self._buffer) + sum(len(e.tasks) for e in self._executors)
-        return max(0, self.concurrency + self.prefetch - held)
+        return max(0, self.concurrency + self._prefetch_now() - held)
+
+    def _prefetch_now(self) -> int:
+        """The prefetch bound: ``prefetch``, but no more tasks than the executors would start
+        within :data:`PREFETCH_HORIZON_SECONDS` at the handlers' recent duration."""
+        if self._handler_seconds is None:
+            return min(self.prefetch, self.concurrency)  # no duration known yet: one each
+        horizon = int(self.concurrency * PREFETCH_HORIZON_SECONDS / self._handler_seconds)
+        return min(self.prefetch, horizon)
 
     def _look_for_work(self) -> None:
         token = self._queue.change_token()
@@ -585,11 +620,28 @@ class WorkerEngine:
             self._maybe_work = True
 
     def _should_write(self) -> bool:
-        if self._outcomes or self._release:
+        """Whether to write now, or let more outcomes and claim room gather into one batch.
+
+        Now: when releases are pending, a renewal is due, the engine is stopping, an executor
+        is idle with nothing buffered, the claim room reached half the capacity, or outcomes
+        waited :data:`OUTCOME_DELAY_SECONDS` or filled half a batch.
+        """
+        if self._release or (self._stop_requests and self._outcomes):
             return True
         if self._renew_at is not None and self._queue.now() >= self._renew_at:
             return True
-        return self._maybe_work and self._claim_limit() > 0
+        limit = self._claim_limit()
+        starving = not self._buffer and any(not e.tasks for e in self._executors)
+        refill_at = max(1, (self.concurrency + self._prefetch_now()) // 2)
+        if self._maybe_work and limit and (limit >= refill_at or starving):
+            return True
+        if not self._outcomes:
+            return False
+        return (
+            starving
+            or len(self._outcomes) >= refill_at
+            or time.monotonic() - self._outcomes_since >= OUTCOME_DELAY_SECONDS
+        )
 
     def _write(self) -> None:
         """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim."""
@@ -624,6 +676,7 @@ class WorkerEngine:
             time.sleep(BUSY_RETRY_SECONDS)
             return
         self._outcomes, self._release = [], []
+        self._outcomes_since = 0.0
         for task_id in lost + released_lost:
             LOG.warning("task %d: lease lost before its outcome was written; discarded", task_id)
         if renew:

@@ -117,10 +117,28 @@ def test_stop_requeues_a_handler_past_the_grace_and_releases_prefetched_uncounte
 ) -> None:
     queue = TaskQueue(db)
     started = tmp_path / "started"
-    slow = queue.enqueue("wait", {"started": str(started), "seconds": 120}, max_attempts=3)
+    # Quick tasks first: once the engine has seen handlers take milliseconds it prefetches
+    # up to its bound (it prefetches nothing beyond one per executor for slow handlers).
+    queue.enqueue_many(
+        [
+            {
+                "type": "wait",
+                "payload": {"started": str(tmp_path / f"q{n}"), "seconds": 0},
+                "priority": 1,
+            }
+            for n in range(10)
+        ]
+    )
+    slow = queue.enqueue(
+        "wait", {"started": str(started), "seconds": 120}, max_attempts=3, priority=2
+    )
     waiting = queue.enqueue_many(
         [
-            {"type": "wait", "payload": {"started": str(tmp_path / f"s{n}"), "seconds": 0}}
+            {
+                "type": "wait",
+                "payload": {"started": str(tmp_path / f"s{n}"), "seconds": 0},
+                "priority": 3,
+            }
             for n in range(3)
         ]
     )
