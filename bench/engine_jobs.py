@@ -21,7 +21,7 @@ from bench.baseline_sql import payload
 from queue_core import QueueDatabase, TaskQueue, WorkerEngine
 
 START_TIMEOUT_S = 120.0
-POLL_S = 0.002
+POLL_S = 0.01  # coarse: the watching thread shares the GIL with the engine thread
 
 
 def _start_engine(db: QueueDatabase, args: dict[str, Any]) -> tuple[WorkerEngine, threading.Thread]:

@@ -88,7 +88,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "worker": {
             "executors": [1, 2, 4],
             "handlers": ["noop", "sleep_1ms"],
-            "drain_tasks": {"noop": 6000, "sleep_1ms": 2000},
+            "drain_tasks": {"noop": 20000, "sleep_1ms": 3000},
             "pad_bytes": 200,
             "max_rate_per_s": 2000,
             "pickup_s": 5.0,

@@ -398,6 +398,12 @@ class WorkerEngine:
 
     def _step(self) -> None:
         ready = self._readiness.wait(self._wait_seconds())
+        if not ready and self._idle():
+            # The idle engine's many wake-ups: one data_version read, nothing else.
+            self._look_for_work()
+            renew_due = self._renew_at is not None and self._queue.now() >= self._renew_at
+            if not (self._maybe_work or renew_due):
+                return
         if self._wake_reader in ready:
             while self._wake_reader.poll():
                 self._wake_reader.recv_bytes()
@@ -414,6 +420,16 @@ class WorkerEngine:
         if self._should_write():
             self._write()
             self._dispatch()
+
+    def _idle(self) -> bool:
+        return not (
+            self._maybe_work
+            or self._stop_requests
+            or self._outcomes
+            or self._release
+            or self._buffer
+            or any(executor.tasks for executor in self._executors)
+        )
 
     def _wait_seconds(self) -> float | None:
         """How long the next wait may block: until the earliest thing the loop must do."""
