@@ -12,7 +12,6 @@ Also an ``enqueue_batch`` of the same tasks through ``executemany`` in one trans
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
@@ -25,33 +24,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import connect, payload
+from bench.paired import paired_ratio, run_command
 from queue_core import QueueDatabase, sql
 from queue_core.timestamps import to_db_text, utc_now
 
+_ENQUEUE_ORDER = (
+    "type",
+    "priority",
+    "payload",
+    "compatibility",
+    "max_attempts",
+    "run_after",
+    "idempotency_key",
+    "now",
+    "now",
+)
 # The parameters of each measured statement, in the order they appear in its text.
 PARAMETER_ORDER: dict[str, tuple[str, ...]] = {
-    "enqueue": (
-        "type",
-        "priority",
-        "payload",
-        "compatibility",
-        "max_attempts",
-        "run_after",
-        "idempotency_key",
-        "now",
-        "now",
-    ),
-    "enqueue_batch": (
-        "type",
-        "priority",
-        "payload",
-        "compatibility",
-        "max_attempts",
-        "run_after",
-        "idempotency_key",
-        "now",
-        "now",
-    ),
+    "enqueue": _ENQUEUE_ORDER,
+    "enqueue_batch": _ENQUEUE_ORDER,
     "release_expired_leases": ("now", "now", "now"),
     "claim": (
         "worker_id",
@@ -225,41 +216,42 @@ def measure(rounds: int, tasks: int, pad: int = 200) -> dict[str, Any]:
     for op in OPERATIONS:
         pos = statistics.median(samples["positional"][op])
         nam = statistics.median(samples["named"][op])
-        # Named over positional within each round (the two ran back to back), then the median
-        # of those; their spread shows whether the difference stands out of the noise.
-        ratios = sorted(
-            n / p for n, p in zip(samples["named"][op], samples["positional"][op], strict=True)
-        )
+        ratio = paired_ratio(samples["named"][op], samples["positional"][op])
         result["operations"][op] = {
             "positional_us": round(pos * 1e6, 2),
             "named_us": round(nam * 1e6, 2),
-            "named_over_positional": round(statistics.median(ratios), 4),
-            "round_ratio_min": round(ratios[0], 4),
-            "round_ratio_max": round(ratios[-1], 4),
+            "named_over_positional": ratio["median"],
+            "round_ratio_min": ratio["min"],
+            "round_ratio_max": ratio["max"],
         }
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.param_style", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds (default 10)")
-    parser.add_argument("--tasks", type=int, default=2000, help="tasks per round (default 2000)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.tasks < 1:
-        parser.error("--rounds and --tasks must be at least 1")
-    result = measure(args.rounds, args.tasks)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{args.rounds} rounds x {args.tasks} tasks, styles alternating; median per call")
+def render(result: dict[str, Any]) -> list[str]:
+    """The result as terminal lines: one per operation."""
+    lines = [
+        f"{result['rounds']} rounds x {result['tasks_per_round']} tasks, styles alternating;"
+        " median per call"
+    ]
     for op, row in result["operations"].items():
-        print(
+        lines.append(
             f"  {op:<13}  positional {row['positional_us']:8.2f} us  named {row['named_us']:8.2f}"
             f" us  named/positional {row['named_over_positional']:.3f}"
             f" (rounds {row['round_ratio_min']:.3f}-{row['round_ratio_max']:.3f})"
         )
-    return 0
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(
+        argv,
+        prog="python -m bench.param_style",
+        description=__doc__,
+        rounds=10,
+        tasks=2000,
+        measure=measure,
+        render=render,
+    )
 
 
 if __name__ == "__main__":

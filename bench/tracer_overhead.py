@@ -13,8 +13,6 @@ two variants only, so the same command on the old and the new code compares them
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import BareQueue, payload
+from bench.paired import paired_ratio, run_command
 from queue_core import QueueDatabase, TaskQueue
 
 OPERATIONS = ("enqueue", "enqueue_many", "claim+complete")
@@ -124,36 +123,42 @@ def measure(rounds: int, tasks: int) -> dict[str, Any]:
         for name in names:
             row[f"{name}_per_s"] = round(statistics.median(rates[name][op]), 1)
             if name != "bare":
-                ratios = [
-                    lib / bare for lib, bare in zip(rates[name][op], rates["bare"][op], strict=True)
-                ]
-                row[f"{name}_over_bare"] = round(statistics.median(ratios), 4)
+                ratio = paired_ratio(rates[name][op], rates["bare"][op])
+                row[f"{name}_over_bare"] = ratio["median"]
+                row[f"{name}_over_bare_range"] = [ratio["min"], ratio["max"]]
         result["operations"][op] = row
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.tracer_overhead", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=9, help="rotating rounds (default 9)")
-    parser.add_argument("--tasks", type=int, default=1000, help="tasks per round (default 1000)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.tasks < 1:
-        parser.error("--rounds and --tasks must be at least 1")
-    result = measure(args.rounds, args.tasks)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{args.rounds} rounds x {args.tasks} tasks; median rate, and median ratio to bare")
+def render(result: dict[str, Any]) -> list[str]:
+    """The result as terminal lines: one per operation."""
+    lines = [
+        f"{result['rounds']} rounds x {result['tasks_per_round']} tasks; median rate, and the"
+        " median (range) over rounds of its ratio to bare"
+    ]
     for op, row in result["operations"].items():
         parts = [f"bare {row['bare_per_s']:9.0f}/s"]
         for name in ("library", "library+tracer"):
             if f"{name}_per_s" in row:
+                low, high = row[f"{name}_over_bare_range"]
                 parts.append(
-                    f"{name} {row[f'{name}_per_s']:9.0f}/s ({row[f'{name}_over_bare']:.3f})"
+                    f"{name} {row[f'{name}_per_s']:9.0f}/s"
+                    f" {row[f'{name}_over_bare']:.3f} ({low:.3f}-{high:.3f})"
                 )
-        print(f"  {op:<15} " + "  ".join(parts))
-    return 0
+        lines.append(f"  {op:<15} " + "  ".join(parts))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(
+        argv,
+        prog="python -m bench.tracer_overhead",
+        description=__doc__,
+        rounds=9,
+        tasks=1000,
+        measure=measure,
+        render=render,
+    )
 
 
 if __name__ == "__main__":
