@@ -445,9 +445,14 @@ class QueueDatabase:
             raise QueueClosedError(f"{self!r} is closed")
         if self._conn is None:
             started = time.perf_counter()
-            self._conn = self._open()
+            conn = self._open()
             if self._tracer is not None:
-                self._tracer(Connected(str(self._path), time.perf_counter() - started))
+                try:
+                    self._tracer(Connected(str(self._path), time.perf_counter() - started))
+                except BaseException:
+                    conn.close()  # no handle may outlive a failed connect (Windows)
+                    raise
+            self._conn = conn
         return self._conn
 
     def _open(self) -> sqlite3.Connection:

@@ -21,8 +21,9 @@ Example (how long each transaction waited for the write lock)::
     db = QueueDatabase("queue.db", tracer=tracer)
 
 A tracer should be quick and should not raise: an exception from it propagates out of the
-connect or ``transaction()`` that called it (the transaction is rolled back first), while one
-raised for a :class:`Statement` is swallowed by ``sqlite3``'s trace callback.
+connect or ``transaction()`` that called it (the new connection is closed, the transaction
+rolled back first), while one raised for a :class:`Statement` is swallowed by ``sqlite3``'s
+trace callback.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
 import pytest
 
 from queue_core import QueueDatabase, TaskQueue
@@ -100,3 +101,14 @@ def test_a_tracer_must_be_callable(db_path: Path, db: QueueDatabase, tracer: obj
     with pytest.raises(TypeError, match="tracer must be callable"):
         db.tracer = tracer  # type: ignore[assignment]
     assert db.tracer is None
+
+
+def test_a_tracer_failing_on_connect_leaves_no_connection_open(db_path: Path) -> None:
+    def tracer(event: TraceEvent) -> None:
+        if isinstance(event, Connected):
+            raise RuntimeError("tracer broke")
+
+    with pytest.raises(RuntimeError, match="tracer broke"):
+        QueueDatabase(db_path, tracer=tracer)
+    names = {str(db_path), f"{db_path}-wal", f"{db_path}-shm"}
+    assert [f.path for f in psutil.Process().open_files() if f.path in names] == []
