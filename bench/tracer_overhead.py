@@ -1,11 +1,13 @@
 """What a QueueDatabase tracer costs: enqueue and claim+complete with and without one.
 
 ``python -m bench.tracer_overhead [--rounds N] [--tasks N] [--json]`` runs, per round and in
-rotating order, the same work three ways on one database in this process: bare ``sqlite3``
-(:class:`bench.baseline_sql.BareQueue`, the reference), the library without a tracer, and the
+rotating order, the same work four ways on one database in this process: bare ``sqlite3``
+(:class:`bench.baseline_sql.BareQueue`, the reference), the library without a tracer, the
 library with a tracer that counts every event (connect, each statement, each transaction's
-lock wait). It prints each variant's median rate as a ratio to bare, per operation:
-``enqueue`` (single autocommit calls), ``enqueue_many`` (batches of 100) and ``claim+complete``.
+lock wait), and with that tracer but ``trace_statements=False`` (``library+lock_tracer``: what
+the harness itself uses). It prints each variant's median rate as a ratio to bare, per
+operation: ``enqueue`` (single autocommit calls), ``enqueue_many`` (batches of 100) and
+``claim+complete``.
 
 Run on a checkout whose ``QueueDatabase`` has no ``tracer`` parameter, it measures the first
 two variants only, so the same command on the old and the new code compares them.
@@ -27,6 +29,7 @@ from bench.paired import paired_ratio, run_command
 from queue_core import QueueDatabase, TaskQueue
 
 OPERATIONS = ("enqueue", "enqueue_many", "claim+complete")
+VARIANTS = ("bare", "library", "library+tracer", "library+lock_tracer")
 BATCH = 100
 PAD_BYTES = 200
 WORKER = "tracer-overhead"
@@ -65,8 +68,12 @@ def _time_bare(path: Path, tasks: int) -> dict[str, float]:
     return _rates(tasks, t0, t1, t2, t3)
 
 
-def _time_library(path: Path, tasks: int, tracer: CountingTracer | None) -> dict[str, float]:
-    options: dict[str, Any] = {} if tracer is None else {"tracer": tracer}
+def _time_library(
+    path: Path, tasks: int, tracer: CountingTracer | None, *, statements: bool = True
+) -> dict[str, float]:
+    options: dict[str, Any] = {}
+    if tracer is not None:
+        options = {"tracer": tracer, "trace_statements": statements}
     with QueueDatabase(path, **options) as db:
         queue = TaskQueue(db)
         items = [{"type": "bench", "payload": payload(i, PAD_BYTES)} for i in range(tasks)]
@@ -102,6 +109,9 @@ def measure(rounds: int, tasks: int) -> dict[str, Any]:
     }
     if tracer_supported():
         variants["library+tracer"] = lambda path, n: _time_library(path, n, CountingTracer())
+        variants["library+lock_tracer"] = lambda path, n: _time_library(
+            path, n, CountingTracer(), statements=False
+        )
     names = list(variants)
     rates: dict[str, dict[str, list[float]]] = {
         name: {op: [] for op in OPERATIONS} for name in names
@@ -138,7 +148,7 @@ def render(result: dict[str, Any]) -> list[str]:
     ]
     for op, row in result["operations"].items():
         parts = [f"bare {row['bare_per_s']:9.0f}/s"]
-        for name in ("library", "library+tracer"):
+        for name in VARIANTS[1:]:
             if f"{name}_per_s" in row:
                 low, high = row[f"{name}_over_bare_range"]
                 parts.append(

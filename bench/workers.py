@@ -213,7 +213,10 @@ def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     busy = operations = unfinished = 0
     claim_waits = LockWaits()
     with QueueDatabase(
-        path, busy_timeout_ms=int(args["busy_timeout_ms"]), tracer=claim_waits
+        path,
+        busy_timeout_ms=int(args["busy_timeout_ms"]),
+        tracer=claim_waits,
+        trace_statements=False,
     ) as db:
         queue = TaskQueue(db)
         ready()

@@ -186,6 +186,9 @@ class QueueDatabase:
         queue's concurrency and integrity depend on them.
     :param tracer: called with a :mod:`queue_core.tracing` event on connect, for every
         statement, and after each ``BEGIN IMMEDIATE`` with its lock wait; see :attr:`tracer`.
+    :param trace_statements: False leaves out the :class:`~queue_core.tracing.Statement`
+        events, the costly part (SQLite expands each statement's text for them): a tracer that
+        only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
@@ -202,6 +205,7 @@ class QueueDatabase:
         busy_timeout_ms: int | None = None,
         pragma_overrides: Mapping[str, int | str] | None = None,
         tracer: Tracer | None = None,
+        trace_statements: bool = True,
         system: SystemProbe | None = None,
     ) -> None:
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE_VERSION:
@@ -217,6 +221,7 @@ class QueueDatabase:
         self._closed = False
         self._savepoints = 0
         self._tracer = _check_tracer(tracer)
+        self._trace_statements = bool(trace_statements)
         with self._lock:
             self._connection()
 
@@ -256,7 +261,7 @@ class QueueDatabase:
         with self._guard():
             self._tracer = tracer
             if self._conn is not None:
-                _install_statement_trace(self._conn, tracer)
+                self._install_statement_trace(self._conn)
 
     @property
     def closed(self) -> bool:
@@ -315,6 +320,7 @@ class QueueDatabase:
         self._closed = False
         self._savepoints = 0
         self._tracer = None
+        self._trace_statements = True
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -468,7 +474,7 @@ class QueueDatabase:
         conn.row_factory = sqlite3.Row
         try:
             if self._tracer is not None:
-                _install_statement_trace(conn, self._tracer)
+                self._install_statement_trace(conn)
             self._apply_pragmas(conn)
         except sqlite3.Error as exc:
             conn.close()
@@ -511,6 +517,16 @@ class QueueDatabase:
                     raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.05)
+
+    def _install_statement_trace(self, conn: sqlite3.Connection) -> None:
+        # SQLite's own trace hook sees every statement, including those a caller runs on the
+        # connection that transaction() yields. A closure over the tracer, not a bound method, so
+        # the connection holds no reference back to this instance.
+        tracer = self._tracer
+        if tracer is None or not self._trace_statements:
+            conn.set_trace_callback(None)
+        else:
+            conn.set_trace_callback(lambda sql: tracer(Statement(sql)))
 
     @contextmanager
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -558,16 +574,6 @@ def _check_tracer(tracer: Any) -> Tracer | None:
     if tracer is not None and not callable(tracer):
         raise TypeError(f"tracer must be callable or None, not {type(tracer).__name__}")
     return cast("Tracer | None", tracer)
-
-
-def _install_statement_trace(conn: sqlite3.Connection, tracer: Tracer | None) -> None:
-    # SQLite's own trace hook sees every statement, including those a caller runs on the
-    # connection that transaction() yields. A closure over the tracer, not a bound method, so
-    # the connection holds no reference back to the QueueDatabase.
-    if tracer is None:
-        conn.set_trace_callback(None)
-    else:
-        conn.set_trace_callback(lambda sql: tracer(Statement(sql)))
 
 
 def _merge_pragmas(

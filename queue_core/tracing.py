@@ -6,7 +6,8 @@ it, in the thread that does the work and while holding the instance's lock, with
 - :class:`Connected` each time it opens its connection (with the PRAGMAs applied);
 - :class:`Statement` for every statement SQLite runs on that connection: the instance's own
   ``execute`` calls, statements run on the connection a :meth:`transaction` yields,
-  ``BEGIN``/``COMMIT``/``ROLLBACK`` and the PRAGMAs of a connect;
+  ``BEGIN``/``COMMIT``/``ROLLBACK`` and the PRAGMAs of a connect (unless the instance was made
+  with ``trace_statements=False``: these events are the costly ones);
 - :class:`TransactionBegan` after each ``BEGIN IMMEDIATE`` of a :meth:`transaction`, with how
   long it waited for the write lock, also when it gave up with ``QueueBusyError``.
 
@@ -18,7 +19,7 @@ Example (how long each transaction waited for the write lock)::
         if isinstance(event, TransactionBegan):
             waits.append(event.lock_wait_seconds)
 
-    db = QueueDatabase("queue.db", tracer=tracer)
+    db = QueueDatabase("queue.db", tracer=tracer, trace_statements=False)
 
 A tracer should be quick and should not raise: an exception from it propagates out of the
 connect or ``transaction()`` that called it (the new connection is closed, the transaction

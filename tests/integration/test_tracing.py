@@ -112,3 +112,14 @@ def test_a_tracer_failing_on_connect_leaves_no_connection_open(db_path: Path) ->
         QueueDatabase(db_path, tracer=tracer)
     names = {str(db_path), f"{db_path}-wal", f"{db_path}-shm"}
     assert [f.path for f in psutil.Process().open_files() if f.path in names] == []
+
+
+def test_trace_statements_false_keeps_connect_and_lock_wait_events_only(db_path: Path) -> None:
+    events: list[TraceEvent] = []
+    db = QueueDatabase(db_path, tracer=events.append, trace_statements=False)
+    db.initialize_schema()
+    TaskQueue(db).claim("w1")
+    db.tracer = events.append  # setting the tracer again keeps the choice
+    db.execute("SELECT 1")
+    kinds = [type(event) for event in events]
+    assert kinds == [Connected, TransactionBegan, TransactionBegan]  # migration, then claim
