@@ -3,7 +3,9 @@
 
 Both run their variants back to back in each round of one process, so a ratio taken within a
 round cancels most of the machine's drift; the median of those ratios is the figure and their
-spread shows whether it stands out of the noise.
+spread shows whether it stands out of the noise. They time with ``time.process_time()``, the
+CPU time of this process (SQLite runs in it, kernel time included), because on a machine
+shared with other busy processes wall time mostly measures the scheduler.
 """
 
 from __future__ import annotations

@@ -52,19 +52,19 @@ class CountingTracer:
 
 def _time_bare(path: Path, tasks: int) -> dict[str, float]:
     with BareQueue(path) as bare:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for i in range(tasks):
             bare.enqueue(i, PAD_BYTES)
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         for start in range(0, tasks, BATCH):
             bare.enqueue_many(range(start, min(start + BATCH, tasks)), PAD_BYTES)
-        t2 = time.perf_counter()
+        t2 = time.process_time()
         for _ in range(2 * tasks):
             task_id = bare.claim_one(WORKER)
             if task_id is None:
                 raise RuntimeError("bare claim found no task")
             bare.complete(task_id, WORKER)
-        t3 = time.perf_counter()
+        t3 = time.process_time()
     return _rates(tasks, t0, t1, t2, t3)
 
 
@@ -77,19 +77,19 @@ def _time_library(
     with QueueDatabase(path, **options) as db:
         queue = TaskQueue(db)
         items = [{"type": "bench", "payload": payload(i, PAD_BYTES)} for i in range(tasks)]
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for item in items:
             queue.enqueue("bench", item["payload"])
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         for start in range(0, tasks, BATCH):
             queue.enqueue_many(items[start : start + BATCH])
-        t2 = time.perf_counter()
+        t2 = time.process_time()
         for _ in range(2 * tasks):
             task = queue.claim_one(WORKER)
             if task is None:
                 raise RuntimeError("library claim found no task")
             queue.complete(task.id, WORKER)
-        t3 = time.perf_counter()
+        t3 = time.process_time()
     return _rates(tasks, t0, t1, t2, t3)
 
 

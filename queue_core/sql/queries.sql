@@ -1,7 +1,7 @@
 -- Every statement the queue runs, by name.
 -- Parameters are named (:now, :worker_id), so a value used twice is bound once. The two enqueue
 -- statements are the exception: positional (?) there, because executemany binds a batch of
--- tuples measurably faster than a batch of dicts (named took 1.19x as long per task in
+-- tuples measurably faster than a batch of dicts (named took 1.14-1.19x as long per task in
 -- `python -m bench.param_style`; single claim and complete showed no measurable difference).
 -- Timestamps are bound as UTC text 'YYYY-MM-DD HH:MM:SS.fff' from one clock (queue_core.timestamps).
 --
