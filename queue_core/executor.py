@@ -19,12 +19,13 @@ sends back (tuples, so they pickle small and fast):
 from __future__ import annotations
 
 import importlib
-import math
 import signal
 import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
+
+from queue_core.validation import non_negative_seconds
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -56,11 +57,7 @@ class Retry(Exception):
     """
 
     def __init__(self, after: float = 0.0, reason: str | None = None) -> None:
-        if isinstance(after, bool) or not isinstance(after, (int, float)):
-            raise TypeError(f"Retry(after=...) must be seconds, not {type(after).__name__}")
-        if not math.isfinite(after) or after < 0:
-            raise ValueError(f"Retry(after=...) must be finite and not negative, not {after}")
-        self.after = float(after)
+        self.after = non_negative_seconds(after, "Retry(after=...)")
         self.reason = reason
         super().__init__(reason or f"retry requested in {self.after:g} s")
 

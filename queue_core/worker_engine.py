@@ -51,6 +51,13 @@ from queue_core.exceptions import LeaseLostError, QueueBusyError, QueueDatabaseE
 from queue_core.executor import Handler, executor_main, handler_reference
 from queue_core.stop_signals import StopSignals
 from queue_core.task_queue import DEFAULT_LEASE_SECONDS, TaskQueue
+from queue_core.validation import (
+    check_count,
+    check_optional_text,
+    check_text,
+    non_negative_seconds,
+    positive_seconds,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -229,29 +236,26 @@ class WorkerEngine:
         if not isinstance(handlers, Mapping) or not handlers:
             raise ValueError("handlers must be a non-empty mapping of task type to handler")
         self._references = {str(t): handler_reference(h) for t, h in handlers.items()}
-        self.concurrency = _count(concurrency, "concurrency", minimum=1)
-        self.prefetch = (
-            DEFAULT_PREFETCH_PER_EXECUTOR * self.concurrency
-            if prefetch is None
-            else _count(prefetch, "prefetch")
-        )
+        check_count(concurrency, "concurrency", 1)
+        self.concurrency = concurrency
+        if prefetch is None:
+            prefetch = DEFAULT_PREFETCH_PER_EXECUTOR * concurrency
+        check_count(prefetch, "prefetch", 0)
+        self.prefetch = prefetch
         self.types = sorted(self._references) if types is None else _types(types)
         unknown = sorted(set(self.types) - set(self._references))
         if unknown:
             raise ValueError(f"types {unknown} have no handler")
-        if region is not None and (not isinstance(region, str) or not region.strip()):
-            raise ValueError(f"region must be a non-empty string, not {region!r}")
+        check_optional_text(region, "region")
         self.region = region
-        self.lease_seconds = _seconds(lease_seconds, "lease_seconds", positive=True)
-        self.shutdown_grace = _seconds(shutdown_grace, "shutdown_grace")
+        self.lease_seconds = positive_seconds(lease_seconds, "lease_seconds")
+        self.shutdown_grace = non_negative_seconds(shutdown_grace, "shutdown_grace")
         self.timeouts = {
-            str(t): _seconds(s, f"timeouts[{t!r}]", positive=True)
-            for t, s in (timeouts or {}).items()
+            str(t): positive_seconds(s, f"timeouts[{t!r}]") for t, s in (timeouts or {}).items()
         }
         if worker_id is None:
             worker_id = f"engine-{socket.gethostname()}-{os.getpid()}"
-        if not isinstance(worker_id, str) or not worker_id.strip():
-            raise ValueError(f"worker_id must be a non-empty string, not {worker_id!r}")
+        check_text(worker_id, "worker_id")
         self.worker_id = worker_id
         self._handle_signals = handle_signals
         self._signals = signals
@@ -813,31 +817,12 @@ class WorkerEngine:
         self.stop()
 
 
-def _count(value: Any, what: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, not {value}")
-    return value
-
-
-def _seconds(value: Any, what: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if value != value or value in (float("inf"), float("-inf")) or value < 0:
-        raise ValueError(f"{what} must be finite and not negative, not {value}")
-    if positive and value == 0:
-        raise ValueError(f"{what} must be positive")
-    return float(value)
-
-
 def _types(types: Iterable[str]) -> list[str]:
     if isinstance(types, (str, bytes)):
         raise TypeError("types must be a collection of type names, not a single string")
-    names = sorted(set(types))
+    names = list(types)
+    for name in names:
+        check_text(name, "each of types")
     if not names:
         raise ValueError("types must name at least one task type")
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"task type names must be non-empty strings, not {name!r}")
-    return names
+    return sorted(set(names))

@@ -27,6 +27,21 @@ def test_the_usage_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert counts[TaskStatus.COMPLETED] == 1
 
 
+def test_the_tracer_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(
+        r"```python\n(from queue_core import QueueDatabase, TaskQueue\n.*?)```", text, re.DOTALL
+    )
+    assert match, "the README lost its tracer example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(match[1], str(README), "exec"), namespace)
+    waits = namespace["lock_waits"]
+    assert isinstance(waits, list)
+    assert len(waits) == 2  # the new file's migration, then the claim
+    assert all(wait >= 0 for wait in waits)
+
+
 def test_the_running_workers_example_runs(tmp_path: Path) -> None:
     """Both files of the example, run as a script and stopped as a console would stop it."""
     import os

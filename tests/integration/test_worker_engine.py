@@ -403,6 +403,6 @@ def test_bad_arguments_are_refused_before_anything_runs(db: QueueDatabase) -> No
         WorkerEngine(db, {"noop": engine_handlers.noop}, lease_seconds=0)
     with pytest.raises(TypeError):
         WorkerEngine("queue.db", {"noop": engine_handlers.noop})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not negative"):
+    with pytest.raises(ValueError, match="must not be negative"):
         Retry(after=-1)
     assert TaskQueue(db).counts()[TaskStatus.QUEUED] == 0
