@@ -40,6 +40,7 @@ from queue_core.validation import (
     non_negative_seconds,
     positive_seconds,
     to_json,
+    type_names,
 )
 
 DEFAULT_LEASE_SECONDS: Final = 30.0
@@ -619,13 +620,4 @@ def _claim_order(task: Task) -> tuple[int, datetime | None, int]:
 
 
 def _types_json(types: Iterable[str] | None) -> str | None:
-    if types is None:
-        return None
-    if isinstance(types, (str, bytes)):
-        raise TypeError("types must be a collection of type names, not a single string")
-    names = list(types)
-    for name in names:
-        check_text(name, "each of types")
-    if not names:
-        raise ValueError("types must name at least one task type (or be None for any)")
-    return json.dumps(names)
+    return None if types is None else json.dumps(type_names(types))

@@ -57,6 +57,7 @@ from queue_core.validation import (
     check_text,
     non_negative_seconds,
     positive_seconds,
+    type_names,
 )
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class WorkerEngine:
             prefetch = DEFAULT_PREFETCH_PER_EXECUTOR * concurrency
         check_count(prefetch, "prefetch", 0)
         self.prefetch = prefetch
-        self.types = sorted(self._references) if types is None else _types(types)
+        self.types = sorted(self._references if types is None else set(type_names(types)))
         unknown = sorted(set(self.types) - set(self._references))
         if unknown:
             raise ValueError(f"types {unknown} have no handler")
@@ -815,14 +816,3 @@ class WorkerEngine:
             "stopping now" if self._stop_requests else "stopping after running tasks",
         )
         self.stop()
-
-
-def _types(types: Iterable[str]) -> list[str]:
-    if isinstance(types, (str, bytes)):
-        raise TypeError("types must be a collection of type names, not a single string")
-    names = list(types)
-    for name in names:
-        check_text(name, "each of types")
-    if not names:
-        raise ValueError("types must name at least one task type")
-    return sorted(set(names))
