@@ -377,6 +377,8 @@ class WorkerEngine:
             LOG.exception("worker engine %s failed; releasing its tasks", self.worker_id)
             self._stop_requests = 2
             self._terminate_running("the worker engine failed")
+            self._release.extend(task.id for task in self._buffer)
+            self._buffer.clear()
             self._final_write()
             raise
         finally:

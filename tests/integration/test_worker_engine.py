@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -406,3 +406,28 @@ def test_bad_arguments_are_refused_before_anything_runs(db: QueueDatabase) -> No
     with pytest.raises(ValueError, match="must not be negative"):
         Retry(after=-1)
     assert TaskQueue(db).counts()[TaskStatus.QUEUED] == 0
+
+
+def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
+    db: QueueDatabase, db_path: Path
+) -> None:
+    from queue_core import QueueCorruptError
+
+    class FailingOnce(TaskQueue):
+        failed = False
+
+        def complete_many(self, task_ids: Iterable[int], worker_id: str) -> list[int]:
+            ids = list(task_ids)
+            if ids and not FailingOnce.failed:
+                FailingOnce.failed = True
+                raise QueueCorruptError("disk image is malformed (simulated)")
+            return super().complete_many(ids, worker_id)
+
+    queue = FailingOnce(db)
+    queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(6)])
+    engine = WorkerEngine(queue, {"noop": engine_handlers.noop}, concurrency=1, prefetch=2)
+    with pytest.raises(QueueCorruptError):
+        engine.run()
+    counts = TaskQueue(db).counts()
+    assert counts[TaskStatus.PROCESSING] == 0
+    assert counts[TaskStatus.COMPLETED] + counts[TaskStatus.QUEUED] == 6
