@@ -24,7 +24,22 @@ START_TIMEOUT_S = 120.0
 POLL_S = 0.01  # coarse: the watching thread shares the GIL with the engine thread
 
 
-def _start_engine(db: QueueDatabase, args: dict[str, Any]) -> tuple[WorkerEngine, threading.Thread]:
+class _EngineThread(threading.Thread):
+    """Runs ``engine.run()``; keeps what it raised for :func:`_finish` to re-raise."""
+
+    def __init__(self, engine: WorkerEngine) -> None:
+        super().__init__(name="engine", daemon=True)
+        self.engine = engine
+        self.errors: list[BaseException] = []
+
+    def run(self) -> None:
+        try:
+            self.engine.run()
+        except BaseException as exc:
+            self.errors.append(exc)
+
+
+def _start_engine(db: QueueDatabase, args: dict[str, Any]) -> tuple[WorkerEngine, _EngineThread]:
     # A fast backoff so tasks of killed executors come back at once in the kill variant.
     queue = TaskQueue(db, retry_backoff_seconds=0.01, retry_backoff_max_seconds=0.01)
     engine = WorkerEngine(
@@ -35,35 +50,26 @@ def _start_engine(db: QueueDatabase, args: dict[str, Any]) -> tuple[WorkerEngine
         handle_signals=False,
         worker_id=str(args.get("worker_id", "bench-engine")),
     )
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            engine.run()
-        except BaseException as exc:  # reported by _finish
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="engine", daemon=True)
+    thread = _EngineThread(engine)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
     while not engine.ready.wait(0.05):
         if not thread.is_alive():
-            raise RuntimeError("the engine failed to start") from (errors[0] if errors else None)
+            cause = thread.errors[0] if thread.errors else None
+            raise RuntimeError("the engine failed to start") from cause
         if time.monotonic() > deadline:
             engine.stop(now=True)
             raise TimeoutError("the engine's executors did not start")
-    thread.errors = errors  # type: ignore[attr-defined]
     return engine, thread
 
 
-def _finish(engine: WorkerEngine, thread: threading.Thread) -> None:
+def _finish(engine: WorkerEngine, thread: _EngineThread) -> None:
     engine.stop()
     thread.join(START_TIMEOUT_S)
     if thread.is_alive():
         raise TimeoutError("the engine did not stop")
-    errors: list[BaseException] = thread.errors  # type: ignore[attr-defined]
-    if errors:
-        raise errors[0]
+    if thread.errors:
+        raise thread.errors[0]
 
 
 def engine_drain(args: dict[str, Any], ready: Any) -> dict[str, Any]:

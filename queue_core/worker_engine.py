@@ -606,16 +606,25 @@ class WorkerEngine:
         self._forget(executor)
 
     def _dispatch(self) -> None:
-        if self._stop_requests:
+        """Hand buffered tasks out, each to the executor with the fewest tasks queued.
+
+        Each executor may be sent its next tasks ahead, up to the prefetch depth, so it never
+        waits for the engine between two tasks; spreading them keeps every executor busy
+        before any gets a second one.
+        """
+        if self._stop_requests or not self._buffer or not self._executors:
             return
-        # Each executor is sent its next tasks ahead, so it never waits for the engine.
         depth = 1 + -(-self._prefetch_now() // self.concurrency)
-        for executor in self._executors:
-            if not self._buffer:
-                return
-            room = depth - len(executor.tasks)
-            if room > 0:
-                batch = [self._buffer.popleft() for _ in range(min(room, len(self._buffer)))]
+        batches: list[list[Task]] = [[] for _ in self._executors]
+        loads = [len(executor.tasks) for executor in self._executors]
+        while self._buffer:
+            least = min(range(len(loads)), key=loads.__getitem__)
+            if loads[least] >= depth:
+                break
+            batches[least].append(self._buffer.popleft())
+            loads[least] += 1
+        for executor, batch in zip(self._executors, batches, strict=True):
+            if batch:
                 try:
                     executor.send(batch)
                 except OSError:  # it died; the sentinel reports it on the next wait
