@@ -123,3 +123,50 @@ def test_bad_usage_is_one_line_and_exit_2(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("python -m queue_core worker: error: ")
     assert message in lines[0]
+
+
+@posix_only
+def test_worker_command_in_process_stops_on_sigint_and_prints_a_summary(
+    db: QueueDatabase, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same command through ``main()`` in this process (so coverage sees it)."""
+    import threading
+
+    from queue_core.cli import main
+
+    queue = TaskQueue(db)
+    task_id = queue.enqueue("noop", {})
+
+    def interrupt_when_done() -> None:
+        wait_for(lambda: queue.get(task_id).status == TaskStatus.COMPLETED, "the task")
+        os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread: the engine's handler
+
+    watcher = threading.Thread(target=interrupt_when_done, daemon=True)
+    watcher.start()
+    code = main(
+        [
+            "worker",
+            "tests.engine_handlers:HANDLERS",
+            "--db",
+            str(db_path),
+            "--concurrency",
+            "1",
+            "--json",
+            "--log-level",
+            "WARNING",
+        ]
+    )
+    watcher.join(WAIT_SECONDS)
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["completed"] == 1
+
+
+def test_usage_errors_in_process(db: QueueDatabase, db_path: Path) -> None:
+    from queue_core.cli.base import UsageError
+    from queue_core.cli.commands.worker import load_handlers
+
+    with pytest.raises(UsageError, match="cannot import"):
+        load_handlers("tests.engine_handlers:MISSING")
+    with pytest.raises(UsageError, match="mapping"):
+        load_handlers("tests.engine_handlers:NOT_A_MAPPING")
+    assert set(load_handlers("tests.engine_handlers:HANDLERS")) >= {"noop", "wait"}
