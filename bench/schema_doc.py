@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 import types
 import typing
 from pathlib import Path
@@ -60,7 +61,7 @@ def _nested(kind: Any) -> list[type[Any]]:
 def _doc(kind: type[Any]) -> str:
     doc = inspect.getdoc(kind) or ""
     generated = doc.startswith(f"{kind.__name__}(")  # dataclass's own signature, not prose
-    return "" if generated else " ".join(doc.split())
+    return "" if generated else " ".join(doc.split()).replace("``", "`")
 
 
 def _table(kind: type[Any], skip: tuple[str, ...] = ()) -> list[str]:
@@ -99,7 +100,9 @@ def render() -> str:
         "| `resources` | `Resources` |",
     ]
     for name, spec in scenarios.SPECS.items():
-        lines += ["", f"#### `{name}`", ""]
+        module_doc = inspect.getdoc(sys.modules[spec.result.__module__]) or ""
+        summary = " ".join(module_doc.split("\n\n")[0].split()).replace("``", "`")
+        lines += ["", f"#### `{name}`", "", summary, ""]
         lines += [f"`params`: `{record_name(spec.params)}`; result: `{record_name(spec.result)}`"]
         visit(spec.params)
         visit(spec.result)

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench.scenarios.init import Params, Samples
+from bench.scenarios.init import Samples
 from bench.stats import NS_PER_MS, SampleStats, describe_ms
 from queue_core import QueueDatabase
 
@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from bench.context import ScenarioContext
 
 __all__ = ["Params", "Result", "Samples", "Summary", "run"]
+
+
+@dataclass(frozen=True)
+class Params:
+    repetitions: int
 
 
 @dataclass(frozen=True)
