@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bench.results import (
     BUSY_RATE_PCT,
@@ -61,22 +61,26 @@ class KeyFigure:
     abs_tol: float = 0.0  # changes smaller than this (in ``unit``) are noise, never regressions
 
 
+def _summary(
+    name: str, kind: type[Any], key: Callable[[Any], float | None], variant: str
+) -> Callable[[Run], Reading]:
+    """A reader of ``key(summary)`` of scenario ``name``'s ``kind`` result."""
+
+    def read(run: Run) -> Reading:
+        found = run.result(name, kind)
+        return NOT_RUN if found is None else Reading(key(found.summary), variant)
+
+    return read
+
+
 def _insert(
     key: Callable[[insert.Summary], float | None], variant: str
 ) -> Callable[[Run], Reading]:
-    def read(run: Run) -> Reading:
-        found = run.result("insert", insert.Result)
-        return NOT_RUN if found is None else Reading(key(found.summary), variant)
-
-    return read
+    return _summary("insert", insert.Result, key, variant)
 
 
 def _claim(key: Callable[[claim.Summary], float | None], variant: str) -> Callable[[Run], Reading]:
-    def read(run: Run) -> Reading:
-        found = run.result("claim", claim.Result)
-        return NOT_RUN if found is None else Reading(key(found.summary), variant)
-
-    return read
+    return _summary("claim", claim.Result, key, variant)
 
 
 def _busy_rate(run: Run) -> Reading:

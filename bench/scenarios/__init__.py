@@ -16,7 +16,10 @@ A scenario is a module ``bench/scenarios/<name>.py`` that declares, as frozen da
 
 Then register it in ``SPECS`` below (the order is the run order), add its params to each
 profile, and regenerate ``bench/RESULTS.md`` (``python -m bench schema --write
-bench/RESULTS.md``; a test fails until it matches). A gated metric is a ``MetricSpec`` in
+bench/RESULTS.md``; a test fails until it matches). A field added to an existing record (a
+filtered-claim figure in ``query``, a fairness figure in ``busy``) needs a default, so that
+older files, such as the committed baseline, still load; removing or renaming a field is a new
+major version of ``results.SCHEMA``. A gated metric is a ``MetricSpec`` in
 ``bench/gate.py`` reading the typed result; a figure to follow between runs is a ``KeyFigure``
 in ``bench/compare.py``; a plot is a ``PlotSpec`` in ``bench/plots.py`` that reads
 ``run.result(name, module.Result)`` (None unless the scenario ran OK).
