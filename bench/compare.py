@@ -85,10 +85,33 @@ def _claim(key: Callable[[claim.Summary], float | None], variant: str) -> Callab
 
 def _busy_rate(run: Run) -> Reading:
     found = run.result("busy", busy.Result)
-    if found is None or found.summary.max_busy_rate_5000 is None:
+    gated = (
+        []
+        if found is None
+        else [p for p in found.series if p.busy_timeout_ms == busy.GATED_TIMEOUT_MS]
+    )
+    if not gated:
         return NOT_RUN
-    variant = f"busy_timeout {busy.GATED_TIMEOUT_MS} ms, the default; worst process count"
-    return Reading(found.summary.max_busy_rate_5000 * 100.0, variant)
+    worst = max(gated, key=lambda p: p.busy_rate)
+    variant = f"busy_timeout {busy.GATED_TIMEOUT_MS} ms, the default; {worst.processes} processes"
+    return Reading(worst.busy_rate * 100.0, variant)
+
+
+def _claim_sweep(
+    value: Callable[[claim.Point], float], pick: Callable[..., claim.Point]
+) -> Callable[[Run], Reading]:
+    """The sweep's lowest or highest ``value`` (``pick`` is min or max), naming its workers."""
+
+    def read(run: Run) -> Reading:
+        found = run.result("claim", claim.Result)
+        if found is None or not found.series:
+            return NOT_RUN
+        point = pick(found.series, key=value)
+        return Reading(
+            value(point), f"{point.processes} worker{'s' if point.processes > 1 else ''}"
+        )
+
+    return read
 
 
 def _default_stall(run: Run) -> Reading:
@@ -136,14 +159,14 @@ KEY_FIGURES: tuple[KeyFigure, ...] = (
         "Claim, lowest transaction rate",
         "tx/s",
         ">",
-        _claim(lambda s: s.min_tx_per_s, "slowest worker count"),
+        _claim_sweep(lambda p: p.tx_per_s, min),
     ),
     KeyFigure(
         "claim.max_tasks_per_s",
         "Claim, best task rate",
         "tasks/s",
         ">",
-        _claim(lambda s: s.max_tasks_per_s, "fastest worker count"),
+        _claim_sweep(lambda p: p.tasks_per_s, max),
     ),
     # Library / bare sqlite3 in the same run: unlike the absolute rates above, these hold across
     # machines and a noisy neighbour, so they are the figures to trust between a CI runner and
