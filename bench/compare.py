@@ -84,32 +84,34 @@ def _claim(key: Callable[[claim.Summary], float | None], variant: str) -> Callab
 
 
 def _busy_rate(run: Run) -> Reading:
+    """The gated busy rate (the summary's, as the gate reads it), naming where it peaked."""
     found = run.result("busy", busy.Result)
-    gated = (
-        []
-        if found is None
-        else [p for p in found.series if p.busy_timeout_ms == busy.GATED_TIMEOUT_MS]
-    )
-    if not gated:
+    if found is None or found.summary.max_busy_rate_5000 is None:
         return NOT_RUN
-    worst = max(gated, key=lambda p: p.busy_rate)
-    variant = f"busy_timeout {busy.GATED_TIMEOUT_MS} ms, the default; {worst.processes} processes"
-    return Reading(worst.busy_rate * 100.0, variant)
+    gated = [p for p in found.series if p.busy_timeout_ms == busy.GATED_TIMEOUT_MS]
+    variant = f"busy_timeout {busy.GATED_TIMEOUT_MS} ms, the default"
+    if gated:
+        worst = max(gated, key=lambda p: p.busy_rate)
+        variant += f"; {worst.processes} processes"
+    return Reading(found.summary.max_busy_rate_5000 * 100.0, variant)
 
 
 def _claim_sweep(
-    value: Callable[[claim.Point], float], pick: Callable[..., claim.Point]
+    key: Callable[[claim.Summary], float | None],
+    value: Callable[[claim.Point], float],
+    pick: Callable[..., claim.Point],
 ) -> Callable[[Run], Reading]:
-    """The sweep's lowest or highest ``value`` (``pick`` is min or max), naming its workers."""
+    """A claim summary figure that is the sweep's lowest or highest ``value`` (``pick`` is
+    min or max), naming the worker count it comes from."""
 
     def read(run: Run) -> Reading:
         found = run.result("claim", claim.Result)
-        if found is None or not found.series:
+        if found is None:
             return NOT_RUN
-        point = pick(found.series, key=value)
-        return Reading(
-            value(point), f"{point.processes} worker{'s' if point.processes > 1 else ''}"
-        )
+        if not found.series:
+            return Reading(key(found.summary))
+        n = pick(found.series, key=value).processes
+        return Reading(key(found.summary), f"{n} worker{'s' if n > 1 else ''}")
 
     return read
 
@@ -159,14 +161,14 @@ KEY_FIGURES: tuple[KeyFigure, ...] = (
         "Claim, lowest transaction rate",
         "tx/s",
         ">",
-        _claim_sweep(lambda p: p.tx_per_s, min),
+        _claim_sweep(lambda s: s.min_tx_per_s, lambda p: p.tx_per_s, min),
     ),
     KeyFigure(
         "claim.max_tasks_per_s",
         "Claim, best task rate",
         "tasks/s",
         ">",
-        _claim_sweep(lambda p: p.tasks_per_s, max),
+        _claim_sweep(lambda s: s.max_tasks_per_s, lambda p: p.tasks_per_s, max),
     ),
     # Library / bare sqlite3 in the same run: unlike the absolute rates above, these hold across
     # machines and a noisy neighbour, so they are the figures to trust between a CI runner and
