@@ -15,7 +15,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -226,6 +226,8 @@ class ScenarioRun:
 
     def why_not(self) -> str:
         """Why this scenario has no usable result (for a skipped plot or an n/a figure)."""
+        if self.status == "ok" and self.result is None:
+            return f"scenario '{self.name}' is not one this harness knows"
         error = f": {self.error}" if self.error else ""
         return f"scenario '{self.name}' has status '{self.status}'{error}"
 
@@ -468,7 +470,3 @@ def load(path: Path) -> Run:
         return from_dict(data)
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from exc
-
-
-def field_names(kind: type[Any]) -> Sequence[str]:
-    return [f.name for f in dataclasses.fields(kind)]

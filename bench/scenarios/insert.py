@@ -67,9 +67,6 @@ class Result:
     summary: Summary
     series: tuple[Point, ...]
 
-    def point(self, mode: Mode, processes: int) -> Point | None:
-        return next((p for p in self.series if p.mode == mode and p.processes == processes), None)
-
 
 @dataclass(frozen=True)
 class _Measured:

@@ -76,6 +76,18 @@ def test_the_scenario_ok_rule() -> None:
     assert run.result("insert", busy.Result) is None  # the wrong record is no result either
 
 
+def test_a_scenario_this_harness_does_not_know_is_kept_but_has_no_result() -> None:
+    data = make_results()
+    data["scenarios"]["soak_from_the_future"] = {
+        **data["scenarios"]["init"],
+        "params": {"hours": 8},
+    }
+    entry = make_run(data).scenarios["soak_from_the_future"]
+    assert entry.params == {"hours": 8}
+    assert not entry.ok
+    assert entry.why_not() == "scenario 'soak_from_the_future' is not one this harness knows"
+
+
 @pytest.mark.parametrize(
     ("value", "unit", "text"),
     [
