@@ -23,8 +23,8 @@ class Params:
 
 @dataclass(frozen=True)
 class Summary(SampleStats):
-    """The samples' statistics; ``connect_only_median_ms`` leaves out the path checks
-    (``QueueDatabase.last_connect_seconds``)."""
+    """The samples' statistics; ``connect_only_median_ms`` is the library's own measure of
+    the connection step alone, without the path checks."""
 
     connect_only_median_ms: float | None
 
