@@ -40,8 +40,9 @@ class Params:
 @dataclass(frozen=True)
 class Point:
     """One busy timeout at one process count: producers are ``processes // 2``, workers the
-    rest. ``busy_rate`` is a fraction (0..1). For a claim the lock wait is the library's own
-    lock-wait measure; for a single ``enqueue`` or ``complete`` it is the whole call."""
+    rest. ``busy_rate`` is a fraction (0..1). For a claim the lock wait is that of the
+    ``TransactionBegan`` tracer event; for a single ``enqueue`` or ``complete`` (autocommit
+    statements) it is the whole call."""
 
     busy_timeout_ms: int
     processes: int
