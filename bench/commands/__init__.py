@@ -58,9 +58,16 @@ class Command(ABC):
 
 def commands() -> Sequence[Command]:
     """Every subcommand, in the order ``--help`` lists them."""
-    from bench.commands import compare, report, run, schema
+    from bench.commands import compare, paired, report, run, schema
 
-    return (run.COMMAND, report.COMMAND, compare.COMMAND, schema.COMMAND)
+    return (
+        run.COMMAND,
+        report.COMMAND,
+        compare.COMMAND,
+        schema.COMMAND,
+        paired.PARAM_STYLE,
+        paired.TRACER_OVERHEAD,
+    )
 
 
 def build_parser() -> Parser:
