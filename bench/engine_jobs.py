@@ -1,7 +1,7 @@
-"""Process entry points of the ``worker`` scenario: a WorkerEngine draining, idling, or serving
-a paced producer, and that producer.
+"""The ``worker`` scenario's processes: a WorkerEngine draining, serving a paced producer or
+idling, and that producer (their argument and outcome records are in ``bench.workers``).
 
-The engine runs in a thread of the job process (so the job can watch it and stop it); its
+The engine runs in a thread of the job process, so the job can watch it and stop it; its
 executors are spawn children of the job. A job reports ready only once every executor has
 imported its handlers, so process start-up is never measured.
 """
@@ -13,12 +13,28 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from bench.baseline_sql import payload
+from bench.workers import (
+    EngineDrainOutcome,
+    EngineIdleOutcome,
+    EngineServeOutcome,
+    PacedProducerOutcome,
+)
 from queue_core import QueueDatabase, TaskQueue, WorkerEngine
+
+if TYPE_CHECKING:
+    from bench.workers import (
+        EngineArgs,
+        EngineDrainArgs,
+        EngineIdleArgs,
+        EngineServeArgs,
+        PacedProducerArgs,
+        Ready,
+    )
 
 START_TIMEOUT_S = 120.0
 POLL_S = 0.01  # coarse: the watching thread shares the GIL with the engine thread
@@ -39,16 +55,16 @@ class _EngineThread(threading.Thread):
             self.errors.append(exc)
 
 
-def _start_engine(db: QueueDatabase, args: dict[str, Any]) -> tuple[WorkerEngine, _EngineThread]:
+def _start_engine(db: QueueDatabase, args: EngineArgs) -> tuple[WorkerEngine, _EngineThread]:
     # A fast backoff so tasks of killed executors come back at once in the kill variant.
     queue = TaskQueue(db, retry_backoff_seconds=0.01, retry_backoff_max_seconds=0.01)
     engine = WorkerEngine(
         queue,
-        {"bench": f"bench.worker_handlers:{args['handler']}"},
-        concurrency=int(args["executors"]),
-        prefetch=args.get("prefetch"),
+        {"bench": f"bench.worker_handlers:{args.handler}"},
+        concurrency=args.executors,
+        prefetch=args.prefetch,
         handle_signals=False,
-        worker_id=str(args.get("worker_id", "bench-engine")),
+        worker_id="bench-engine",
     )
     thread = _EngineThread(engine)
     thread.start()
@@ -72,73 +88,64 @@ def _finish(engine: WorkerEngine, thread: _EngineThread) -> None:
         raise thread.errors[0]
 
 
-def engine_drain(args: dict[str, Any], ready: Any) -> dict[str, Any]:
-    """Enqueue ``tasks`` in one transaction once the engine is up; time until all completed.
-
-    ``kills`` > 0 SIGKILLs a random executor every ``kill_every_s`` meanwhile; ``stop_after``
-    stops the engine gracefully once that many tasks completed (the SIGTERM-mid-drain check).
-    """
-    path, total = Path(args["db_path"]), int(args["tasks"])
-    kills_left = int(args.get("kills", 0))
-    stop_after = args.get("stop_after")
-    rng = random.Random(int(args.get("seed", 1)))
+def engine_drain(args: EngineDrainArgs, ready: Ready) -> EngineDrainOutcome:
+    """Enqueue the backlog in one transaction once the engine is up; time until drained."""
+    path = Path(args.db_path)
+    kills_left = args.kills
+    rng = random.Random(1)
     clock = time.perf_counter_ns
     with QueueDatabase(path) as db:
         engine, thread = _start_engine(db, args)
         ready()
         with QueueDatabase(path) as producer_db:
             items = [
-                {"type": "bench", "payload": payload(i, int(args["pad_bytes"]))}
-                for i in range(total)
+                {"type": "bench", "payload": payload(i, args.pad_bytes)} for i in range(args.tasks)
             ]
             ids = TaskQueue(producer_db).enqueue_many(items)
         start = clock()
-        next_kill = time.monotonic() + float(args.get("kill_every_s", 0.1))
+        next_kill = time.monotonic() + args.kill_every_s
         kills = 0
-        target = total if stop_after is None else int(stop_after)
-        deadline = time.monotonic() + float(args.get("timeout_s", 240))
+        target = args.tasks if args.stop_after is None else args.stop_after
+        deadline = time.monotonic() + args.timeout_s
         while engine.completed < target and time.monotonic() < deadline:
             time.sleep(POLL_S)
             if kills_left and time.monotonic() >= next_kill:
                 pids = engine.busy_executor_pids()
                 if pids:
-                    victim = psutil.Process(rng.choice(pids))
-                    victim.kill()
+                    psutil.Process(rng.choice(pids)).kill()
                     kills += 1
                     kills_left -= 1
-                next_kill = time.monotonic() + float(args["kill_every_s"])
+                next_kill = time.monotonic() + args.kill_every_s
         end = clock()
         _finish(engine, thread)
-    return {
-        "ids": ids,
-        "completed": engine.completed,
-        "kills": kills,
-        "worker_id": engine.worker_id,
-        "start_ns": start,
-        "end_ns": end,
-    }
+    return EngineDrainOutcome(
+        start_ns=start,
+        end_ns=end,
+        ids=ids,
+        completed=engine.completed,
+        kills=kills,
+        worker_id=engine.worker_id,
+    )
 
 
-def engine_serve(args: dict[str, Any], ready: Any) -> dict[str, Any]:
+def engine_serve(args: EngineServeArgs, ready: Ready) -> EngineServeOutcome:
     """Run an engine until ``expected`` tasks completed (or ``serve_s`` ran out)."""
-    path, expected = Path(args["db_path"]), int(args["expected"])
-    with QueueDatabase(path) as db:
+    with QueueDatabase(Path(args.db_path)) as db:
         engine, thread = _start_engine(db, args)
         ready()
-        deadline = time.monotonic() + float(args["serve_s"])
-        while engine.completed < expected and time.monotonic() < deadline:
+        deadline = time.monotonic() + args.serve_s
+        while engine.completed < args.expected and time.monotonic() < deadline:
             time.sleep(0.05)
         _finish(engine, thread)
-    return {"completed": engine.completed}
+    return EngineServeOutcome(completed=engine.completed)
 
 
-def engine_idle(args: dict[str, Any], ready: Any) -> dict[str, Any]:
-    """CPU of an engine (its process and its executors) with nothing to do, over ``idle_s``."""
-    path, idle_s = Path(args["db_path"]), float(args["idle_s"])
-    with QueueDatabase(path) as db:
+def engine_idle(args: EngineIdleArgs, ready: Ready) -> EngineIdleOutcome:
+    """CPU of an engine (its process and its executors) with nothing to do."""
+    with QueueDatabase(Path(args.db_path)) as db:
         engine, thread = _start_engine(db, args)
         ready()
-        time.sleep(float(args.get("settle_s", 1.0)))
+        time.sleep(args.settle_s)
         me = psutil.Process(os.getpid())
         children = me.children()
 
@@ -155,38 +162,35 @@ def engine_idle(args: dict[str, Any], ready: Any) -> dict[str, Any]:
 
         own0, kids0 = cpu()
         t0 = time.perf_counter()
-        time.sleep(idle_s)
+        time.sleep(args.idle_s)
         own1, kids1 = cpu()
         wall = time.perf_counter() - t0
         _finish(engine, thread)
-    return {
-        "wall_s": wall,
-        "engine_cpu_s": own1 - own0,
-        "executors_cpu_s": kids1 - kids0,
-        "executors": len(children),
-    }
+    return EngineIdleOutcome(
+        wall_s=wall,
+        engine_cpu_s=own1 - own0,
+        executors_cpu_s=kids1 - kids0,
+        executors=len(children),
+    )
 
 
-def paced_producer(args: dict[str, Any], ready: Any) -> dict[str, Any]:
-    """Enqueue ``count`` tasks one at a time at ``rate_per_s``, each stamped with the
-    ``perf_counter_ns`` just before its enqueue (the pickup probe subtracts it)."""
-    path, count, rate = Path(args["db_path"]), int(args["count"]), float(args["rate_per_s"])
-    out_dir = str(args["out_dir"])
+def paced_producer(args: PacedProducerArgs, ready: Ready) -> PacedProducerOutcome:
+    """Enqueue ``count`` single tasks at ``rate_per_s``, stamped for the pickup probe."""
     clock = time.perf_counter_ns
     ids: list[int] = []
-    with QueueDatabase(path) as db:
+    with QueueDatabase(Path(args.db_path)) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
-        step = int(1e9 / rate)
+        step = int(1e9 / args.rate_per_s)
         next_at = start
-        for _ in range(count):
+        for _ in range(args.count):
             now = clock()
             if now < next_at:
                 time.sleep((next_at - now) / 1e9)
-            ids.append(queue.enqueue("bench", {"out_dir": out_dir, "enqueued_ns": clock()}))
+            ids.append(queue.enqueue("bench", {"out_dir": args.out_dir, "enqueued_ns": clock()}))
             next_at += step
             if next_at < clock() - 50 * step:
                 next_at = clock()  # far behind (a stall): do not burst to catch up
         end = clock()
-    return {"ids": ids, "start_ns": start, "end_ns": end}
+    return PacedProducerOutcome(start_ns=start, end_ns=end, ids=ids)
