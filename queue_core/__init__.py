@@ -3,10 +3,18 @@
 - :class:`QueueDatabase` owns the connection, its PRAGMAs and IMMEDIATE transactions;
 - :class:`TaskQueue` holds the queue operations (enqueue, claim, complete, fail, ...);
 - :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses;
-- :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`.
+- :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`;
+- :mod:`queue_core.observability` the ``stats()`` snapshot, :mod:`queue_core.maintenance`
+  backups, restore, checkpoints and checks, and ``python -m queue_core`` the command line.
+
+Everything logs through ``logging.getLogger("queue_core")`` (a ``NullHandler`` by default):
+database errors once each where they are translated, lease releases, fenced refusals and
+migrations; nothing on the successful hot paths.
 """
 
 from __future__ import annotations
+
+import logging
 
 from queue_core.database import PRAGMAS, QueueDatabase, immediate_transaction
 from queue_core.exceptions import (
@@ -19,6 +27,7 @@ from queue_core.exceptions import (
     QueueLocationError,
     QueueSchemaError,
     TaskNotFoundError,
+    TaskStateError,
     WalUnavailableError,
 )
 from queue_core.location import ENV_VAR, default_db_path, resolve_db_path
@@ -26,6 +35,9 @@ from queue_core.models import LOG_LEVELS, Task, TaskLog, TaskStatus, Worker
 from queue_core.task_queue import DEFAULT_LEASE_SECONDS, TaskQueue
 
 __version__ = "0.1.0"
+
+# A library configures no output of its own: the application decides where "queue_core" logs go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -44,6 +56,7 @@ __all__ = [
     "Task",
     "TaskLog",
     "TaskNotFoundError",
+    "TaskStateError",
     "TaskQueue",
     "TaskStatus",
     "WalUnavailableError",

@@ -11,6 +11,7 @@ SQLITE_BUSY at once, whatever the busy timeout.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
@@ -51,9 +52,13 @@ PRAGMAS: Final[Mapping[str, int | str]] = MappingProxyType(
         "mmap_size": 134217728,  # 128 MiB
         "page_size": 4096,
         "cache_size": -20000,  # negative = KiB, so ~20 MB per connection
+        # Not in the specification: after a checkpoint resets the WAL, the next commit truncates
+        # the file to this size, so one burst (or one long reader) does not leave a huge WAL
+        # behind for good. 16 MiB is four times the auto-checkpoint threshold (1000 pages).
+        "journal_size_limit": 16777216,
     }
 )
-"""The PRAGMAs of the specification, applied to every connection."""
+"""The PRAGMAs of the specification (plus ``journal_size_limit``), applied to every connection."""
 
 EXPECTED_PRAGMA_VALUES: Final[Mapping[str, int | str]] = MappingProxyType(
     {
@@ -66,6 +71,7 @@ EXPECTED_PRAGMA_VALUES: Final[Mapping[str, int | str]] = MappingProxyType(
         "mmap_size": 134217728,
         "page_size": 4096,
         "cache_size": -20000,
+        "journal_size_limit": 16777216,
     }
 )
 """What ``PRAGMA <name>`` reads back after :data:`PRAGMAS` were applied."""
@@ -79,6 +85,7 @@ PER_CONNECTION_PRAGMAS: Final = (
     "temp_store",
     "mmap_size",
     "cache_size",
+    "journal_size_limit",
 )
 _TUNABLE_PRAGMAS: Final = frozenset(PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
 _SQLITE_BUSY: Final = 5
@@ -88,6 +95,19 @@ _SQLITE_NOTADB: Final = 26
 # Connections inherited through fork. SQLite forbids using or even closing them in the child, so
 # the child keeps them referenced forever instead of letting the garbage collector close them.
 _FORK_ORPHANS: list[sqlite3.Connection] = []
+_log = logging.getLogger(__name__)
+# SQLite error names by message, for Python 3.10, whose exceptions carry no error code.
+_ERROR_NAMES_BY_MESSAGE: Final = (
+    ("database table is locked", "SQLITE_LOCKED"),
+    ("database is locked", "SQLITE_BUSY"),
+    ("database disk image is malformed", "SQLITE_CORRUPT"),
+    ("file is not a database", "SQLITE_NOTADB"),
+    ("unable to open", "SQLITE_CANTOPEN"),
+    ("disk I/O error", "SQLITE_IOERR"),
+    ("database or disk is full", "SQLITE_FULL"),
+    ("attempt to write a readonly database", "SQLITE_READONLY"),
+    ("interrupted", "SQLITE_INTERRUPT"),
+)
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -122,6 +142,50 @@ def translate_error(exc: sqlite3.Error, *, waited_seconds: float = 0.0) -> Queue
     if any(text in message for text in ("no such table", "no such column", "no such index")):
         return QueueSchemaError(f"{message}: the queue schema is missing or incomplete")
     return QueueDatabaseError(message)
+
+
+def sqlite_error_name(exc: sqlite3.Error) -> str:
+    """SQLite's name for the error (``SQLITE_BUSY``...), or the exception class as a last resort.
+
+    Python 3.11+ carries it as ``sqlite_errorname``; on 3.10 it is read from the message.
+    """
+    name = getattr(exc, "sqlite_errorname", None)
+    if name:
+        return str(name)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "SQLITE_CONSTRAINT"
+    message = str(exc)
+    for text, guessed in _ERROR_NAMES_BY_MESSAGE:
+        if text in message:
+            return guessed
+    return type(exc).__name__
+
+
+def _translated(
+    exc: sqlite3.Error, operation: str, *, waited_seconds: float = 0.0
+) -> QueueDatabaseError:
+    """Translate ``exc`` and log it: the one place every translated error is logged, once."""
+    error = translate_error(exc, waited_seconds=waited_seconds)
+    level = logging.ERROR
+    if isinstance(error, (QueueBusyError, QueueIntegrityError)):
+        level = logging.WARNING  # contention or a refused write: the caller decides
+    if _log.isEnabledFor(level):
+        _log.log(
+            level,
+            "%s failed after %.1f ms: %s: %s",
+            operation,
+            waited_seconds * 1000,
+            sqlite_error_name(exc),
+            exc,
+        )
+    return error
+
+
+def _describe(sql: str) -> str:
+    # The statement's first words name the operation well enough for a log line
+    # ("UPDATE task_queue SET status", "INSERT INTO task_logs ..."), without its parameters.
+    words = sql.split(None, 4)[:4]
+    return " ".join(words)
 
 
 class BufferedCursor(sqlite3.Cursor):
@@ -334,7 +398,8 @@ class QueueDatabase:
                 cursor.execute(sql, params)
                 return cursor.buffer()
             except sqlite3.Error as exc:
-                raise translate_error(exc, waited_seconds=time.perf_counter() - started) from exc
+                waited = time.perf_counter() - started
+                raise _translated(exc, _describe(sql), waited_seconds=waited) from exc
 
     def execute_many(
         self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -374,20 +439,52 @@ class QueueDatabase:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 self.last_lock_wait_seconds = time.perf_counter() - started
-                raise translate_error(exc, waited_seconds=self.last_lock_wait_seconds) from exc
+                raise _translated(
+                    exc, "BEGIN IMMEDIATE", waited_seconds=self.last_lock_wait_seconds
+                ) from exc
             self.last_lock_wait_seconds = time.perf_counter() - started
+            locked = time.perf_counter()
             try:
                 yield conn
             except BaseException as exc:
                 _rollback_quietly(conn)
                 if isinstance(exc, sqlite3.Error):
-                    raise translate_error(exc) from exc
+                    held = time.perf_counter() - locked
+                    raise _translated(exc, "transaction", waited_seconds=held) from exc
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback_quietly(conn)
-                raise translate_error(exc) from exc
+                held = time.perf_counter() - locked
+                raise _translated(exc, "COMMIT", waited_seconds=held) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Run a block of reads in one read transaction, so they all see the same moment.
+
+        Yields the connection. Writers carry on meanwhile (WAL), but the snapshot stops a
+        checkpoint from recycling the WAL until the block ends, so keep it short and fetch every
+        cursor completely. Inside a :meth:`transaction` it simply joins that transaction.
+
+        :raises QueueDatabaseError: a SQLite error in the block (``__cause__`` has it).
+        """
+        with self._guard():
+            conn = self._connection()
+            if conn.in_transaction:
+                yield conn
+                return
+            started = time.perf_counter()
+            try:
+                conn.execute("BEGIN")
+                yield conn
+            except BaseException as exc:
+                _rollback_quietly(conn)
+                if isinstance(exc, sqlite3.Error):
+                    waited = time.perf_counter() - started
+                    raise _translated(exc, "read snapshot", waited_seconds=waited) from exc
+                raise
+            _rollback_quietly(conn)  # a read transaction has nothing to commit
 
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
@@ -399,7 +496,7 @@ class QueueDatabase:
             try:
                 return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
             except sqlite3.Error as exc:
-                raise translate_error(exc) from exc
+                raise _translated(exc, "PRAGMA read-back") from exc
 
     def initialize_schema(self) -> int:
         """Create or migrate the schema to the newest version and check it; idempotent.
@@ -456,7 +553,7 @@ class QueueDatabase:
             code = getattr(exc, "sqlite_errorcode", None)
             if code == _SQLITE_CANTOPEN or "unable to open" in str(exc):
                 raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
-            raise translate_error(exc) from exc
+            raise _translated(exc, "connect") from exc
         except BaseException:
             conn.close()
             raise
@@ -505,7 +602,7 @@ class QueueDatabase:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
                 if isinstance(exc, sqlite3.Error):
-                    raise translate_error(exc) from exc
+                    raise _translated(exc, "savepoint") from exc
                 raise
             conn.execute(f"RELEASE {name}")
         finally:
