@@ -12,20 +12,26 @@ and turns results into models.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from queue_core import sql
 from queue_core.database import QueueDatabase
 from queue_core.exceptions import (
     LeaseLostError,
+    QueueDatabaseError,
     QueueIntegrityError,
     TaskNotFoundError,
 )
+from queue_core.mending import MendingOperations
 from queue_core.models import LOG_LEVELS, Task, TaskLog, TaskStatus, Worker, to_json
+
+if TYPE_CHECKING:
+    from queue_core.observability import QueueStats
 from queue_core.timestamps import Clock, to_db_text, utc_now
 
 DEFAULT_LEASE_SECONDS: Final = 30.0
@@ -37,10 +43,20 @@ _SQL_ENQUEUE: Final = _QUERIES["enqueue"]
 _SQL_CLAIM: Final = _QUERIES["claim"]
 _SQL_COMPLETE: Final = _QUERIES["complete"]
 _SQL_RELEASE_EXPIRED: Final = _QUERIES["release_expired_leases"]
+# An enqueue that lost an idempotency race looks the winner up; prune may delete the winner in
+# between, and then the insert is tried again. Two rounds suffice unless a pruner deletes a
+# task with this key in every window, which would take a fresh completed task older than the
+# retention; the bound only turns an impossible loop into an error.
+_ENQUEUE_ROUNDS: Final = 8
+_log = logging.getLogger(__name__)
 
 
-class TaskQueue:
+class TaskQueue(MendingOperations):
     """The queue's operations on one :class:`QueueDatabase`.
+
+    The operator's operations (``retry``, ``cancel``, ``prune``) come from
+    :class:`~queue_core.mending.MendingOperations`; :meth:`stats` from
+    :mod:`queue_core.observability`.
 
     Example::
 
@@ -110,7 +126,8 @@ class TaskQueue:
             workers that ask for that region.
         :param run_after: an aware datetime before which no worker may claim it (default: now).
         :param idempotency_key: if a task with this key exists, nothing is created and that
-            task's id is returned; this holds across racing processes.
+            task's id is returned; this holds across racing processes. A key is held by its
+            task until :meth:`prune` deletes the task; then it is free again.
         :raises TypeError: an argument has the wrong type or the payload is not JSON.
         :raises ValueError: an empty type, ``max_attempts < 1``, a naive ``run_after``, NaN.
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout; nothing
@@ -126,14 +143,18 @@ class TaskQueue:
             idempotency_key,
             to_db_text(self._clock()),
         )
-        rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
-        if rows:
-            return int(rows[0][0])
-        # The key exists. Tasks are never deleted, so the row that won is still there.
-        return int(
-            self.db.execute(_QUERIES["task_id_by_idempotency_key"], (idempotency_key,)).fetchone()[
-                0
-            ]
+        for _ in range(_ENQUEUE_ROUNDS):
+            rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
+            if rows:
+                return int(rows[0][0])
+            # The key exists; return its task, unless prune deleted it since the insert.
+            rows = self.db.execute(
+                _QUERIES["task_id_by_idempotency_key"], (idempotency_key,)
+            ).fetchall()
+            if rows:
+                return int(rows[0][0])
+        raise QueueDatabaseError(
+            f"idempotency key {idempotency_key!r} kept being taken and pruned; nothing was added"
         )
 
     def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[int]:
@@ -230,11 +251,13 @@ class TaskQueue:
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
         with self.db.transaction() as conn:
-            conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
+            released = conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now)).rowcount
             rows = conn.execute(
                 _SQL_CLAIM,
                 (worker_id, lease_until, now, now, now, now, types_json, types_json, region, limit),
             ).fetchall()
+        if released:
+            _log_released(released, worker_id)
         tasks = [Task.from_row(row) for row in rows]
         # RETURNING order is arbitrary; hand tasks out in claim order.
         tasks.sort(key=_claim_order)
@@ -337,7 +360,10 @@ class TaskQueue:
         """
         now = to_db_text(self._clock())
         with self.db.transaction() as conn:
-            return conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now)).rowcount
+            released = int(conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now)).rowcount)
+        if released:
+            _log_released(released, None)
+        return released
 
     def register_worker(self, worker_id: str, capabilities: Mapping[str, Any]) -> Worker:
         """Add or update a worker with its capabilities and a fresh heartbeat.
@@ -415,11 +441,25 @@ class TaskQueue:
         return Task.from_row(row)
 
     def counts(self) -> dict[TaskStatus, int]:
-        """The number of tasks in each status (every status present, zeros included)."""
-        counts = dict.fromkeys(TaskStatus, 0)
-        for status, count in self.db.execute(_QUERIES["count_by_status"]):
-            counts[TaskStatus(status)] = int(count)
-        return counts
+        """The number of tasks in each status (every status present, zeros included).
+
+        Its cost grows with the live tasks (queued and processing), which are counted; the
+        finished ones come from counters the schema keeps (see :mod:`queue_core.observability`).
+        """
+        from queue_core.observability import status_counts
+
+        return status_counts(self.db)
+
+    def stats(
+        self,
+        *,
+        window: timedelta = timedelta(minutes=15),
+        stale_after: timedelta = timedelta(seconds=60),
+    ) -> QueueStats:
+        """One consistent snapshot of the queue: see :func:`queue_core.observability.stats`."""
+        from queue_core.observability import stats
+
+        return stats(self.db, now=self._clock(), window=window, stale_after=stale_after)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -429,7 +469,20 @@ class TaskQueue:
             raise TaskNotFoundError(task_id)
         status, locked_by = row
         holder = locked_by if status == TaskStatus.PROCESSING.value else None
+        _log.warning(
+            "refused %s's call on task %d: it is %s and held by %s",
+            worker_id,
+            task_id,
+            status,
+            holder or "no worker",
+        )
         raise LeaseLostError(task_id, worker_id, holder=holder, status=status)
+
+
+def _log_released(released: int, worker_id: str | None) -> None:
+    # A lease runs out only when its worker died or stalled, so this is worth a warning.
+    by = f" (found by {worker_id}'s claim)" if worker_id else ""
+    _log.warning("released %d expired lease(s)%s", released, by)
 
 
 def _enqueue_params(

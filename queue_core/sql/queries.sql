@@ -143,3 +143,114 @@ RETURNING log_id;
 -- task_logs --
 SELECT log_id, task_id, at_utc, level, message, details
 FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
+
+-- ==== Operations: stats, mending (retry, cancel) and retention ====
+-- Statements for queue_core.observability and queue_core.mending. Counting finished tasks row by
+-- row would cost time in proportion to the whole history, so their totals come from
+-- finished_task_counts (kept by the triggers of migration 0004); only live tasks are counted.
+
+-- live_counts --
+-- Tasks still to be done, per status and type. Visits only queued and processing rows.
+SELECT status, type, count(*) FROM task_queue
+WHERE status IN ('queued', 'processing')
+GROUP BY status, type;
+
+-- finished_counts --
+SELECT status, type, n FROM finished_task_counts WHERE n > 0;
+
+-- due_now --
+-- Params: now. How many queued tasks may be claimed now, and since when the oldest has waited.
+SELECT count(*), min(run_after_utc) FROM task_queue
+WHERE status = 'queued' AND run_after_utc <= ?;
+
+-- leases --
+-- Params: now. Tasks in flight, and how many of their leases have run out (workers that died).
+SELECT count(*), coalesce(sum(lease_until_utc <= ?), 0) FROM task_queue INDEXED BY ix_task_lease_expiry
+WHERE status = 'processing';
+
+-- finished_since --
+-- Params: since. Completions, failures and cancellations since a moment, from the index of
+-- finished tasks (visits only those rows).
+SELECT status, count(*) FROM task_queue INDEXED BY ix_task_finished
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at_utc >= ?
+GROUP BY status;
+
+-- stale_workers --
+-- Params: heartbeat threshold. Workers not heard from since then, the longest silent first.
+SELECT worker_id, capabilities, heartbeat_utc FROM workers
+WHERE heartbeat_utc < ? ORDER BY heartbeat_utc, worker_id;
+
+-- worker_count --
+SELECT count(*) FROM workers;
+
+-- list_tasks --
+-- Params: status (or NULL), type (or NULL), limit. Newest first.
+SELECT id, type, priority, payload, compatibility, status, attempts, max_attempts,
+       run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+       finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+       updated_at_utc
+FROM task_queue
+WHERE (:status IS NULL OR status = :status) AND (:type IS NULL OR type = :type)
+ORDER BY id DESC LIMIT :limit;
+
+-- retry_task --
+-- Params: now, now, task_id. A failed or cancelled task goes back to the queue, due now, with
+-- a fresh set of attempts. error_message keeps the last error until the next attempt ends.
+UPDATE task_queue
+SET status = 'queued', attempts = 0, run_after_utc = ?, finished_at_utc = NULL,
+    locked_by = NULL, lease_until_utc = NULL, updated_at_utc = ?
+WHERE id = ? AND status IN ('failed', 'cancelled')
+RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
+          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+          updated_at_utc;
+
+-- retry_failed_batch --
+-- Params: now, now, type (or NULL), type, limit. The same as retry_task for up to `limit`
+-- failed tasks (of one type, or any); returns their ids.
+UPDATE task_queue
+SET status = 'queued', attempts = 0, run_after_utc = ?, finished_at_utc = NULL,
+    locked_by = NULL, lease_until_utc = NULL, updated_at_utc = ?
+WHERE id IN (
+    SELECT id FROM task_queue
+    WHERE status = 'failed' AND (? IS NULL OR type = ?)
+    LIMIT ?
+)
+RETURNING id;
+
+-- cancel_task --
+-- Params: now, now, task_id. A queued task, or one being processed, becomes cancelled. A
+-- worker still running it keeps going, but its complete/fail/extend_lease are refused (they are
+-- fenced on status 'processing'); locked_by stays as the record of who held it.
+UPDATE task_queue
+SET status = 'cancelled', finished_at_utc = ?, lease_until_utc = NULL, updated_at_utc = ?,
+    error_message = CASE WHEN status = 'processing'
+        THEN 'cancelled while held by ' || locked_by ELSE error_message END
+WHERE id = ? AND status IN ('queued', 'processing')
+RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
+          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+          updated_at_utc;
+
+-- task_status --
+SELECT status FROM task_queue WHERE id = ?;
+
+-- prune_count --
+-- Params: status, cutoff. How many tasks of a final status finished before the cutoff.
+SELECT count(*) FROM task_queue INDEXED BY ix_task_finished
+WHERE status = ? AND finished_at_utc < ?;
+
+-- prune_candidates --
+-- Params: status, cutoff, limit. The oldest finished tasks of one status, from the index.
+SELECT id FROM task_queue INDEXED BY ix_task_finished
+WHERE status = ? AND finished_at_utc < ?
+ORDER BY finished_at_utc
+LIMIT ?;
+
+-- prune_logs --
+-- Params: a JSON array of task ids.
+DELETE FROM task_logs WHERE task_id IN (SELECT value FROM json_each(?));
+
+-- prune_tasks --
+-- Params: a JSON array of task ids. The counters' delete trigger keeps finished_task_counts right.
+DELETE FROM task_queue WHERE id IN (SELECT value FROM json_each(?));

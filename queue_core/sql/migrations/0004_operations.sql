@@ -58,5 +58,5 @@ BEGIN
 END;
 
 CREATE INDEX IF NOT EXISTS ix_task_finished
-  ON task_queue (finished_at_utc, status)
+  ON task_queue (status, finished_at_utc)
   WHERE finished_at_utc IS NOT NULL;
