@@ -150,10 +150,22 @@ FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
 -- finished_task_counts (kept by the triggers of migration 0004); only live tasks are counted.
 
 -- live_counts --
--- Tasks still to be done, per status and type. Visits only queued and processing rows.
-SELECT status, type, count(*) FROM task_queue
-WHERE status IN ('queued', 'processing')
-GROUP BY status, type;
+-- Tasks still to be done, per status and type, all from ix_task_type_status without touching
+-- the table: the recursive part hops from one type to the next with one index seek each (the
+-- distinct types), then each (type, status) count is a range of that index. Grouping the live
+-- rows instead looked each one up in the table: 7 ms for 10k queued tasks, against 0.3 ms.
+WITH RECURSIVE types(type) AS (
+    SELECT min(type) FROM task_queue
+    UNION ALL
+    SELECT (SELECT min(type) FROM task_queue WHERE type > types.type) FROM types
+    WHERE types.type IS NOT NULL
+),
+live(status) AS (VALUES ('queued'), ('processing'))
+SELECT live.status, types.type,
+       (SELECT count(*) FROM task_queue AS t WHERE t.type = types.type AND t.status = live.status)
+           AS n
+FROM types, live
+WHERE types.type IS NOT NULL AND n > 0;
 
 -- finished_counts --
 SELECT status, type, n FROM finished_task_counts WHERE n > 0;
