@@ -18,6 +18,7 @@ The template is built once (``--template``) and copied for each part, so parts c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ from typing import Any
 
 from queue_core import QueueDatabase, TaskQueue
 from queue_core.exceptions import QueueBusyError
+from queue_core.maintenance import BackupMethod
 
 SPAWN = multiprocessing.get_context("spawn")
 DAY_MS = 86_400_000
@@ -185,7 +187,9 @@ def _window(reports: list[dict[str, Any]], start: float, end: float) -> list[flo
     ]
 
 
-def prune_part(path: Path, baseline_s: float, batch_size: int) -> dict[str, Any]:
+def prune_part(
+    path: Path, baseline_s: float, batch_size: int, pause_s: float | None
+) -> dict[str, Any]:
     procs, stop, out = _start(claim_worker, [(str(path), f"w{i}") for i in range(4)])
     time.sleep(3.0)  # the workers start (spawn) and warm up
     base_start = time.time()
@@ -193,7 +197,10 @@ def prune_part(path: Path, baseline_s: float, batch_size: int) -> dict[str, Any]
     base_end = time.time()
     with QueueDatabase(path) as db:
         result = TaskQueue(db).prune(
-            completed_older_than=timedelta(days=7), failed_older_than=None, batch_size=batch_size
+            completed_older_than=timedelta(days=7),
+            failed_older_than=None,
+            batch_size=batch_size,
+            pause_seconds=pause_s,
         )
     prune_end = time.time()
     reports = _collect(procs, stop, out)
@@ -204,6 +211,7 @@ def prune_part(path: Path, baseline_s: float, batch_size: int) -> dict[str, Any]
     return {
         "part": "prune",
         "batch_size": batch_size,
+        "pause_s": pause_s,
         "prune": result.to_dict(),
         "claims_without": len(without),
         "claims_during": len(during),
@@ -214,7 +222,7 @@ def prune_part(path: Path, baseline_s: float, batch_size: int) -> dict[str, Any]
     }
 
 
-def backup_part(path: Path, method: str, work: Path) -> dict[str, Any]:
+def backup_part(path: Path, method: BackupMethod, work: Path) -> dict[str, Any]:
     from queue_core import maintenance
 
     dest = work / f"backup-{method}.db"
@@ -229,10 +237,8 @@ def backup_part(path: Path, method: str, work: Path) -> dict[str, Any]:
     def sample_wal() -> None:
         nonlocal largest_wal
         while not sampling.is_set():
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 largest_wal = max(largest_wal, wal.stat().st_size)
-            except FileNotFoundError:
-                pass
             time.sleep(0.01)
 
     wal_before = wal.stat().st_size if wal.exists() else 0
@@ -290,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--baseline-s", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--method", default="vacuum_into")
+    parser.add_argument("--pause-s", type=float, default=None)
+    parser.add_argument("--method", choices=["vacuum_into", "backup_api"], default="vacuum_into")
     args = parser.parse_args(argv)
     if args.part == "build":
         report = build(args.template, args.completed, args.queued)
@@ -300,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.part == "stats":
             report = stats_part(path, args.repeats)
         elif args.part == "prune":
-            report = prune_part(path, args.baseline_s, args.batch_size)
+            report = prune_part(path, args.baseline_s, args.batch_size, args.pause_s)
         else:
             report = backup_part(path, args.method, args.work)
     report["cpu_count"] = os.cpu_count()

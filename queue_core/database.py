@@ -486,6 +486,34 @@ class QueueDatabase:
                 raise
             _rollback_quietly(conn)  # a read transaction has nothing to commit
 
+    @contextmanager
+    def checkpoints_between_transactions(self) -> Iterator[None]:
+        """Turn this connection's automatic checkpoints off for a block of bulk writes.
+
+        A commit that pushes the WAL past ``wal_autocheckpoint`` runs the checkpoint itself,
+        inside the commit. A bulk job (prune) calls :meth:`checkpoint_passive` between its
+        transactions instead, so its commits stay short and the copying happens while it pauses
+        rather than in its own or a worker's commit. The setting is restored afterwards.
+        """
+        with self._guard():
+            conn = self._connection()
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            try:
+                yield
+            finally:
+                if self._conn is conn:
+                    conn.execute(
+                        f"PRAGMA wal_autocheckpoint = {self._pragmas['wal_autocheckpoint']}"
+                    )
+
+    def checkpoint_passive(self) -> tuple[int, int, int]:
+        """Run a PASSIVE checkpoint (never waits, never blocks); return (busy, log, checkpointed).
+
+        :raises QueueDatabaseError: SQLite failed (``__cause__`` has why).
+        """
+        row = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
 

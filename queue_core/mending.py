@@ -108,7 +108,9 @@ class MendingOperations:
             task_ids, "retry_task", "only failed or cancelled tasks can be retried"
         )
 
-    def retry_failed(self, *, type: str | None = None, batch_size: int = DEFAULT_PRUNE_BATCH) -> int:
+    def retry_failed(
+        self, *, type: str | None = None, batch_size: int = DEFAULT_PRUNE_BATCH
+    ) -> int:
         """Retry every failed task (of one ``type``, or of any); return how many.
 
         Works in transactions of up to ``batch_size`` tasks so a large backlog never holds the
@@ -204,31 +206,33 @@ class MendingOperations:
         deleted = dict.fromkeys((status for status, _ in cutoffs), 0)
         logs = transactions = 0
         longest = held_total = 0.0
-        for status, cutoff in cutoffs:
-            while True:
-                with self.db.transaction() as conn:
-                    locked = time.perf_counter()
-                    ids = [
-                        row[0]
-                        for row in conn.execute(
-                            _QUERIES["prune_candidates"], (status.value, cutoff, batch_size)
-                        )
-                    ]
-                    if ids:
-                        id_list = json.dumps(ids)
-                        logs += conn.execute(_QUERIES["prune_logs"], (id_list,)).rowcount
-                        conn.execute(_QUERIES["prune_tasks"], (id_list,))
-                # Includes the COMMIT, the part that writes the WAL.
-                held = time.perf_counter() - locked
-                transactions += 1
-                held_total += held
-                longest = max(longest, held)
-                deleted[status] += len(ids)
-                if progress is not None and ids:
-                    progress(sum(deleted.values()), max(total, sum(deleted.values())))
-                if len(ids) < batch_size:
-                    break
-                time.sleep(max(held, 0.005) if pause_seconds is None else pause_seconds)
+        with self.db.checkpoints_between_transactions():
+            for status, cutoff in cutoffs:
+                while True:
+                    with self.db.transaction() as conn:
+                        locked = time.perf_counter()
+                        ids = [
+                            row[0]
+                            for row in conn.execute(
+                                _QUERIES["prune_candidates"], (status.value, cutoff, batch_size)
+                            )
+                        ]
+                        if ids:
+                            id_list = json.dumps(ids)
+                            logs += conn.execute(_QUERIES["prune_logs"], (id_list,)).rowcount
+                            conn.execute(_QUERIES["prune_tasks"], (id_list,))
+                    # Includes the COMMIT, the part that writes the WAL.
+                    held = time.perf_counter() - locked
+                    transactions += 1
+                    held_total += held
+                    longest = max(longest, held)
+                    deleted[status] += len(ids)
+                    if progress is not None and ids:
+                        progress(sum(deleted.values()), max(total, sum(deleted.values())))
+                    if len(ids) < batch_size:
+                        break
+                    self.db.checkpoint_passive()
+                    time.sleep(max(held, 0.005) if pause_seconds is None else pause_seconds)
         result = PruneResult(
             tasks=deleted,
             logs=logs,

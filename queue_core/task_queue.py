@@ -440,6 +440,24 @@ class TaskQueue(MendingOperations):
             raise TaskNotFoundError(task_id)
         return Task.from_row(row)
 
+    def list_tasks(
+        self, *, status: TaskStatus | None = None, type: str | None = None, limit: int = 20
+    ) -> list[Task]:
+        """Up to ``limit`` tasks, newest first, optionally of one status and one type.
+
+        :raises TypeError, ValueError: a status that is not a TaskStatus, an empty type, a
+            limit below 1.
+        """
+        if status is not None and not isinstance(status, TaskStatus):
+            raise TypeError(f"status must be a TaskStatus, not {type_name(status)}")
+        if type is not None:
+            _check_text(type, "type")
+        _check_int(limit, "limit")
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        params = {"status": None if status is None else status.value, "type": type, "limit": limit}
+        return [Task.from_row(row) for row in self.db.execute(_QUERIES["list_tasks"], params)]
+
     def counts(self) -> dict[TaskStatus, int]:
         """The number of tasks in each status (every status present, zeros included).
 
@@ -530,6 +548,10 @@ def _enqueue_params(
         now_text,
         now_text,
     )
+
+
+def type_name(value: object) -> str:
+    return value.__class__.__name__
 
 
 def _claim_order(task: Task) -> tuple[int, datetime | None, int]:

@@ -105,7 +105,7 @@ def test_migrating_an_unversioned_seed_file_matches_a_fresh_one(tmp_path: Path) 
 
 
 def test_migrating_a_version_1_file_matches_a_fresh_one(tmp_path: Path) -> None:
-    """A file created by the first release (version 1) gains the later migrations, keeps its data."""
+    """A version 1 file (the first release) gains the later migrations and keeps its data."""
     fresh = tmp_path / "fresh.db"
     QueueDatabase(fresh).initialize_schema()
     old = tmp_path / "v1.db"
