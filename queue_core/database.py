@@ -184,8 +184,8 @@ def _translated(
 def _describe(sql: str) -> str:
     # The statement's first words name the operation well enough for a log line
     # ("UPDATE task_queue SET status", "INSERT INTO task_logs ..."), without its parameters.
-    words = sql.split(None, 4)[:4]
-    return " ".join(words)
+    words = [word.strip("(),;") for word in sql.split(None, 3)[:3]]
+    return " ".join(word for word in words if word)
 
 
 class BufferedCursor(sqlite3.Cursor):

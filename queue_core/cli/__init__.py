@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -92,8 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {command.name}: failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokenPipeError:
-        # The reader went away (`... | head`); exit quietly like other command-line tools.
-        sys.stderr.close()
+        # The reader went away (`... | head`): exit quietly like other command-line tools, and
+        # point stdout at nothing so the flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{PROG} {command.name}: interrupted", file=sys.stderr)
