@@ -48,9 +48,8 @@ def test_a_busy_error_is_logged_once_with_operation_wait_and_name(
     blocker = sqlite3.connect(db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with QueueDatabase(db_path, busy_timeout_ms=50) as db:
-            with pytest.raises(QueueBusyError):
-                TaskQueue(db).enqueue("t", 1)
+        with QueueDatabase(db_path, busy_timeout_ms=50) as db, pytest.raises(QueueBusyError):
+            TaskQueue(db).enqueue("t", 1)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -66,11 +65,10 @@ def test_a_busy_error_is_logged_once_with_operation_wait_and_name(
 def test_an_error_inside_a_transaction_is_logged_once(
     db: QueueDatabase, logs: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(QueueSchemaError):
-        with db.transaction() as conn:
-            with db.transaction() as inner:  # a savepoint: translated there, not again outside
-                inner.execute("SELECT * FROM no_such_table")
-            conn.execute("SELECT 1")
+    with pytest.raises(QueueSchemaError), db.transaction() as conn:
+        with db.transaction() as inner:  # a savepoint: translated there, not again outside
+            inner.execute("SELECT * FROM no_such_table")
+        conn.execute("SELECT 1")
     assert len(_records(logs)) == 1
     assert _records(logs)[0].levelno == logging.ERROR
 
