@@ -226,9 +226,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 
 
 @pytest.mark.parametrize("command", ["status", "tasks", "check", "workers", "prune"])
-def test_a_missing_database_is_bad_usage_and_is_not_created(
-    tmp_path: Path, command: str
-) -> None:
+def test_a_missing_database_is_bad_usage_and_is_not_created(tmp_path: Path, command: str) -> None:
     missing = tmp_path / "typo.db"
     extra = ["--older-than", "1d"] if command == "prune" else []
     result = run_cli(command, *extra, "--db", str(missing))
