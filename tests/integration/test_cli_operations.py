@@ -44,7 +44,7 @@ def content(path: Path) -> list[Any]:
     conn = sqlite3.connect(path)
     try:
         return [
-            conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()  # noqa: S608
+            conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
             for table in ("task_queue", "task_logs", "workers", "finished_task_counts")
         ]
     finally:
@@ -133,7 +133,7 @@ def test_backup_backups_restore_and_check(queue_file: Path, tmp_path: Path) -> N
         last = cli_json(queue_file, "backup", str(folder), "--keep", "2")
     assert last["removed"] == [first["path"]]
     listed = cli_json(queue_file, "backups", str(folder), "--verify")
-    assert [entry["path"] for entry in listed["backups"]][0] == last["path"]
+    assert listed["backups"][0]["path"] == last["path"]
     assert all(entry["verify"]["ok"] for entry in listed["backups"])
     cli_json(queue_file, "cancel", str(QUEUED))
     restored = cli_json(queue_file, "restore", last["path"])
