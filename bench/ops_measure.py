@@ -126,7 +126,8 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 
 
 def claim_worker(path: str, worker_id: str, stop: Any, out: Any) -> None:
-    """Claim and complete until ``stop`` is set; report (wall-clock start, claim seconds)."""
+    """Claim, complete and enqueue a replacement until ``stop`` is set, so the queue depth stays
+    the same all run; report (wall-clock start, claim seconds) of every claim."""
     samples: list[tuple[float, float]] = []
     busy = 0
     with QueueDatabase(path) as db:
@@ -142,7 +143,11 @@ def claim_worker(path: str, worker_id: str, stop: Any, out: Any) -> None:
             if task is None:
                 time.sleep(0.001)
                 continue
-            queue.complete(task.id, worker_id)
+            try:
+                queue.complete(task.id, worker_id)
+                queue.enqueue(task.type, task.payload)
+            except QueueBusyError:
+                busy += 1
     out.put({"worker": worker_id, "samples": samples, "busy": busy})
 
 
@@ -190,6 +195,9 @@ def _window(reports: list[dict[str, Any]], start: float, end: float) -> list[flo
 def prune_part(
     path: Path, baseline_s: float, batch_size: int, pause_s: float | None
 ) -> dict[str, Any]:
+    """Claim latency of 4 workers for ``baseline_s`` before the prune, during it, and for
+    ``baseline_s`` after it; "without" pools before and after, so that load from elsewhere on
+    the machine weighs on both sides alike."""
     procs, stop, out = _start(claim_worker, [(str(path), f"w{i}") for i in range(4)])
     time.sleep(3.0)  # the workers start (spawn) and warm up
     base_start = time.time()
@@ -203,8 +211,12 @@ def prune_part(
             pause_seconds=pause_s,
         )
     prune_end = time.time()
+    time.sleep(baseline_s)
+    after_end = time.time()
     reports = _collect(procs, stop, out)
-    without = _window(reports, base_start, base_end)
+    before = _window(reports, base_start, base_end)
+    after = _window(reports, prune_end, after_end)
+    without = before + after
     during = _window(reports, base_end, prune_end)
     p99_without = _summary(without)["p99"]
     p99_during = _summary(during)["p99"]
@@ -215,6 +227,9 @@ def prune_part(
         "prune": result.to_dict(),
         "claims_without": len(without),
         "claims_during": len(during),
+        "prune_lock_ms": _summary(list(result.lock_holds)),
+        "claim_ms_before": _summary(before),
+        "claim_ms_after": _summary(after),
         "claim_ms_without": _summary(without),
         "claim_ms_during": _summary(during),
         "p99_ratio": round(p99_during / p99_without, 2),

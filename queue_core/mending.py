@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     from queue_core.database import QueueDatabase
 
 DEFAULT_PRUNE_BATCH: Final = 500
-"""Tasks deleted per prune transaction. At 500 a transaction held the write lock ~5-15 ms on a
-1M-task file (see the README); smaller batches protect claim latency, larger ones prune faster."""
+"""The most tasks one prune transaction deletes. Smaller batches protect claim latency, larger
+ones prune faster; the README has the measured figures."""
+DEFAULT_PRUNE_LOCK_TARGET: Final = 0.020
+"""Prune halves its batch after a transaction that held the write lock longer than this (and
+grows it back, up to the batch size, while transactions stay well under it)."""
 
 _QUERIES: Final = sql.queries()
 _log = logging.getLogger(__name__)
@@ -61,6 +64,16 @@ class PruneResult:
     lock_seconds: float = 0.0
     """The total time prune held the write lock."""
     elapsed_seconds: float = 0.0
+    lock_holds: tuple[float, ...] = field(default=(), repr=False)
+    """How long each transaction held the write lock, in order (seconds)."""
+
+    @property
+    def lock_p99_seconds(self) -> float:
+        """The 99th percentile of :attr:`lock_holds` (0 when there were none)."""
+        if not self.lock_holds:
+            return 0.0
+        ordered = sorted(self.lock_holds)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
     @property
     def total(self) -> int:
@@ -75,6 +88,7 @@ class PruneResult:
             "logs": self.logs,
             "transactions": self.transactions,
             "longest_lock_ms": round(self.longest_lock_seconds * 1000, 3),
+            "lock_p99_ms": round(self.lock_p99_seconds * 1000, 3),
             "lock_ms": round(self.lock_seconds * 1000, 3),
             "elapsed_s": round(self.elapsed_seconds, 3),
         }
@@ -170,15 +184,19 @@ class MendingOperations:
         failed_older_than: timedelta | None,
         batch_size: int = DEFAULT_PRUNE_BATCH,
         pause_seconds: float | None = None,
+        lock_target_seconds: float = DEFAULT_PRUNE_LOCK_TARGET,
         progress: PruneProgress | None = None,
     ) -> PruneResult:
         """Delete finished tasks, and their logs, that finished longer ago than a cut-off.
 
         ``completed_older_than`` applies to completed tasks, ``failed_older_than`` to failed and
         cancelled ones; ``None`` keeps that kind. Each transaction deletes at most
-        ``batch_size`` tasks, oldest first, then the call pauses (``pause_seconds``; by default
-        as long as the transaction held the lock, at least 5 ms) so that workers waiting in
-        SQLite's busy handler, which sleeps between attempts instead of queueing, get the lock.
+        ``batch_size`` tasks, oldest first; after one that held the write lock longer than
+        ``lock_target_seconds`` the batch is halved (and it grows back while transactions stay
+        under a quarter of the target). Between transactions the call runs a PASSIVE checkpoint
+        and pauses (``pause_seconds``; by default twice as long as the transaction held the
+        lock, at least 10 ms) so that workers waiting in SQLite's busy handler, which sleeps
+        between attempts instead of queueing, get the lock.
         A pruned task's idempotency key is free again (see the module docstring).
 
         :returns: what was deleted and how long each transaction held the write lock.
@@ -189,12 +207,11 @@ class MendingOperations:
         """
         cutoffs = _prune_cutoffs(self.now(), completed_older_than, failed_older_than)
         _check_batch(batch_size)
-        if pause_seconds is not None and (
-            isinstance(pause_seconds, bool)
-            or not isinstance(pause_seconds, (int, float))
-            or not pause_seconds >= 0
-        ):
-            raise ValueError(f"pause_seconds must be a non-negative number, not {pause_seconds!r}")
+        for value, name in ((pause_seconds, "pause_seconds"), (lock_target_seconds, "lock_target")):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
+            ):
+                raise ValueError(f"{name} must be a non-negative number, not {value!r}")
         started = time.perf_counter()
         total = 0
         if progress is not None:
@@ -204,52 +221,64 @@ class MendingOperations:
             )
             progress(0, total)
         deleted = dict.fromkeys((status for status, _ in cutoffs), 0)
-        logs = transactions = 0
-        longest = held_total = 0.0
+        logs = 0
+        holds: list[float] = []
         with self.db.checkpoints_between_transactions():
             for status, cutoff in cutoffs:
+                limit = batch_size
                 while True:
-                    with self.db.transaction() as conn:
-                        locked = time.perf_counter()
-                        ids = [
-                            row[0]
-                            for row in conn.execute(
-                                _QUERIES["prune_candidates"], (status.value, cutoff, batch_size)
-                            )
-                        ]
-                        if ids:
-                            id_list = json.dumps(ids)
-                            logs += conn.execute(_QUERIES["prune_logs"], (id_list,)).rowcount
-                            conn.execute(_QUERIES["prune_tasks"], (id_list,))
-                    # Includes the COMMIT, the part that writes the WAL.
-                    held = time.perf_counter() - locked
-                    transactions += 1
-                    held_total += held
-                    longest = max(longest, held)
-                    deleted[status] += len(ids)
-                    if progress is not None and ids:
-                        progress(sum(deleted.values()), max(total, sum(deleted.values())))
-                    if len(ids) < batch_size:
+                    count, logs_deleted, held = self._prune_batch(status, cutoff, limit)
+                    holds.append(held)
+                    deleted[status] += count
+                    logs += logs_deleted
+                    if progress is not None and count:
+                        done = sum(deleted.values())
+                        progress(done, max(total, done))
+                    if count < limit:
                         break
+                    if held > lock_target_seconds:
+                        limit = max(1, limit // 2)
+                    elif held < lock_target_seconds / 4:
+                        limit = min(batch_size, limit * 2)
                     self.db.checkpoint_passive()
-                    time.sleep(max(held, 0.005) if pause_seconds is None else pause_seconds)
+                    time.sleep(max(2 * held, 0.010) if pause_seconds is None else pause_seconds)
         result = PruneResult(
             tasks=deleted,
             logs=logs,
-            transactions=transactions,
-            longest_lock_seconds=longest,
-            lock_seconds=held_total,
+            transactions=len(holds),
+            longest_lock_seconds=max(holds, default=0.0),
+            lock_seconds=sum(holds),
             elapsed_seconds=time.perf_counter() - started,
+            lock_holds=tuple(holds),
         )
         if result.total:
             _log.info(
                 "pruned %d task(s) and %d log line(s) in %d transaction(s), longest %.1f ms",
                 result.total,
                 logs,
-                transactions,
-                longest * 1000,
+                result.transactions,
+                result.longest_lock_seconds * 1000,
             )
         return result
+
+    def _prune_batch(self, status: TaskStatus, cutoff: str, limit: int) -> tuple[int, int, float]:
+        """Delete up to ``limit`` tasks and their logs in one transaction.
+
+        Returns (tasks deleted, log lines deleted, seconds the write lock was held).
+        """
+        logs = 0
+        with self.db.transaction() as conn:
+            locked = time.perf_counter()
+            ids = [
+                row[0]
+                for row in conn.execute(_QUERIES["prune_candidates"], (status.value, cutoff, limit))
+            ]
+            if ids:
+                id_list = json.dumps(ids)
+                logs = conn.execute(_QUERIES["prune_logs"], (id_list,)).rowcount
+                conn.execute(_QUERIES["prune_tasks"], (id_list,))
+        # Measured after the block so that it includes the COMMIT, which writes the WAL.
+        return len(ids), logs, time.perf_counter() - locked
 
     # -- internals -------------------------------------------------------------------------
 
