@@ -171,6 +171,17 @@ def non_empty(text: str) -> str:
     return text
 
 
+def add_stale_option(parser: argparse.ArgumentParser) -> None:
+    """``--stale DURATION`` (default 60s): how long a worker may be silent before it is stale."""
+    parser.add_argument(
+        "--stale",
+        type=parse_duration,
+        default=timedelta(seconds=60),
+        metavar="DURATION",
+        help="a worker silent for longer than this is stale (default 60s)",
+    )
+
+
 # -- output ----------------------------------------------------------------------------------
 
 

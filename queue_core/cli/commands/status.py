@@ -8,6 +8,7 @@ from datetime import timedelta
 from queue_core.cli.base import (
     EXIT_OK,
     Command,
+    add_stale_option,
     format_table,
     open_queue,
     parse_duration,
@@ -27,12 +28,7 @@ class StatusCommand(Command):
             default=timedelta(minutes=15),
             help="how far back completions and failures are counted (default 15m)",
         )
-        parser.add_argument(
-            "--stale",
-            type=parse_duration,
-            default=timedelta(seconds=60),
-            help="a worker silent for longer than this is stale (default 60s)",
-        )
+        add_stale_option(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         db, queue = open_queue(args)

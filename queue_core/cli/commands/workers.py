@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 
 from queue_core.cli.base import (
     EXIT_OK,
     Command,
+    add_stale_option,
     format_table,
     open_queue,
-    parse_duration,
     print_json,
 )
 
@@ -20,13 +19,7 @@ class WorkersCommand(Command):
     help = "registered workers and their heartbeats (--stale 60s marks silent ones)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--stale",
-            type=parse_duration,
-            default=timedelta(seconds=60),
-            metavar="DURATION",
-            help="a worker silent for longer than this is stale (default 60s)",
-        )
+        add_stale_option(parser)
         parser.add_argument("--only-stale", action="store_true", help="list only stale workers")
 
     def run(self, args: argparse.Namespace) -> int:
