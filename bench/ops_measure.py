@@ -233,6 +233,7 @@ def prune_part(
         "claim_ms_without": _summary(without),
         "claim_ms_during": _summary(during),
         "p99_ratio": round(p99_during / p99_without, 2),
+        "prune_holds_over_50ms": sum(1 for held in result.lock_holds if held > 0.050),
         "busy_errors": sum(report["busy"] for report in reports),
     }
 
@@ -265,6 +266,9 @@ def backup_part(path: Path, method: BackupMethod, work: Path) -> dict[str, Any]:
     with QueueDatabase(path) as db:
         info = maintenance.backup(db, dest, method=method)
     end = time.time()
+    largest_during = largest_wal
+    time.sleep(3.0)  # writers go on: the next checkpoints recycle the WAL and truncate it
+    wal_after = wal.stat().st_size if wal.exists() else 0
     sampling.set()
     sampler.join()
     reports = _collect(procs, stop, out) + _collect(producers, pstop, pout)
@@ -291,7 +295,8 @@ def backup_part(path: Path, method: BackupMethod, work: Path) -> dict[str, Any]:
         "seconds": round(end - start, 2),
         "backup": info.to_dict(),
         "wal_bytes_before": wal_before,
-        "largest_wal_bytes": largest_wal,
+        "largest_wal_bytes": largest_during,
+        "wal_bytes_3s_after": wal_after,
         "writer_calls_during": len(writer_calls),
         "writer_ms_during": _summary(writer_calls) if writer_calls else None,
         "writer_ms_before": _summary(before_calls) if before_calls else None,
@@ -312,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-s", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--pause-s", type=float, default=None)
-    parser.add_argument("--method", choices=["vacuum_into", "backup_api"], default="vacuum_into")
+    parser.add_argument("--method", choices=["vacuum_into", "backup_api"], default="backup_api")
     args = parser.parse_args(argv)
     if args.part == "build":
         report = build(args.template, args.completed, args.queued)
