@@ -282,10 +282,12 @@ def backup_part(path: Path, method: BackupMethod, work: Path) -> dict[str, Any]:
         if before_start <= at < start
     ]
     verified = maintenance.verify(dest)
-    restored = work / "restored.db"
+    restored = work / "restored.db"  # restore() into a scratch file: the live one stays as it is
     for suffix in ("", "-wal", "-shm"):
         Path(f"{restored}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(dest, restored)  # verify() opens read-only; restore into a scratch copy
+    restore_start = time.perf_counter()
+    maintenance.restore(restored, dest, keep_current=False)
+    restore_seconds = time.perf_counter() - restore_start
     with QueueDatabase(restored) as db:
         ok = db.execute("PRAGMA integrity_check").fetchone()[0]
         counts = TaskQueue(db).counts()
@@ -301,6 +303,7 @@ def backup_part(path: Path, method: BackupMethod, work: Path) -> dict[str, Any]:
         "writer_ms_during": _summary(writer_calls) if writer_calls else None,
         "writer_ms_before": _summary(before_calls) if before_calls else None,
         "verify": verified.to_dict(),
+        "restore_seconds": round(restore_seconds, 2),
         "restored_integrity": ok,
         "restored_tasks": sum(counts.values()),
     }

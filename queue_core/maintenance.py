@@ -5,8 +5,9 @@ A backup is taken while producers and workers carry on. It is one read transacti
 never wait for it, but the WAL cannot be recycled behind it and grows for as long as it runs
 (``journal_size_limit`` shrinks the WAL again after the next checkpoint). The default method is
 SQLite's online backup API, copying every page in one step; ``vacuum_into`` (``VACUUM INTO``)
-writes a compact copy instead. On a 1M-task file under load the backup API took 4-9 s and let the
-WAL reach 211-253 MB, ``VACUUM INTO`` 7-19 s and 383-539 MB (README, "Operating the queue").
+writes a compact copy instead. On a 1M-task file under load (five runs each) the backup API took
+4.2-9.3 s and the WAL peaked at 211-403 MB; ``VACUUM INTO`` took 6.4-18.9 s, 379-698 MB
+(README, "Operating the queue").
 Right after the copy, the backup runs a PASSIVE checkpoint itself, so that the WAL that piled up
 behind it is copied back by the backup and not inside some worker's commit. The copy is
 written under a temporary name, switched to ``journal_mode=DELETE`` (one self-contained file, no
