@@ -212,8 +212,9 @@ def backup_rotated(
 ) -> BackupInfo:
     """Take a backup into ``directory`` (created if missing) and keep only the newest ``keep``.
 
-    Backups are named ``<queue file stem>-<UTC time>.db``; only files of that shape are ever
-    rotated away, and only after the new backup was verified.
+    Backups are named ``<queue file stem>-<UTC time>.db``; only files of that shape and stem
+    are ever rotated away (another queue's backups in the same directory are left alone), and
+    only after the new backup was verified.
 
     :raises ValueError: ``keep`` below 1.
     :raises BackupError, QueueDatabaseError: as for :func:`backup`; nothing was rotated.
@@ -226,22 +227,25 @@ def backup_rotated(
     stamp = datetime.now(timezone.utc)
     name = f"{db.path.stem}-{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z.db"
     info = backup(db, folder / name, progress=progress, method=method)
-    removed = tuple(old.path for old in list_backups(folder)[keep:])
+    removed = tuple(old.path for old in list_backups(folder, stem=db.path.stem)[keep:])
     for path in removed:
         path.unlink(missing_ok=True)
         _log.info("rotation removed the old backup %s", path)
     return BackupInfo(info.path, info.bytes, info.taken_at, info.seconds, info.method, removed)
 
 
-def list_backups(directory: str | os.PathLike[str]) -> list[BackupInfo]:
-    """The backups in ``directory``, newest first (an absent directory has none)."""
+def list_backups(directory: str | os.PathLike[str], *, stem: str | None = None) -> list[BackupInfo]:
+    """The backups in ``directory``, newest first (an absent directory has none).
+
+    :param stem: only the backups of the queue file with this stem (``queue`` for queue.db).
+    """
     folder = Path(directory)
     if not folder.is_dir():
         return []
     found: list[BackupInfo] = []
     for path in folder.iterdir():
         match = _BACKUP_NAME.match(path.name)
-        if match is None or not path.is_file():
+        if match is None or not path.is_file() or (stem is not None and match["stem"] != stem):
             continue
         taken = datetime.strptime(match["stamp"][:15], "%Y%m%dT%H%M%S").replace(
             microsecond=int(match["stamp"][15:18]) * 1000, tzinfo=timezone.utc

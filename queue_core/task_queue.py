@@ -449,7 +449,7 @@ class TaskQueue(MendingOperations):
             limit below 1.
         """
         if status is not None and not isinstance(status, TaskStatus):
-            raise TypeError(f"status must be a TaskStatus, not {type_name(status)}")
+            raise TypeError(f"status must be a TaskStatus, not {_type_name(status)}")
         if type is not None:
             _check_text(type, "type")
         _check_int(limit, "limit")
@@ -550,7 +550,7 @@ def _enqueue_params(
     )
 
 
-def type_name(value: object) -> str:
+def _type_name(value: object) -> str:
     return value.__class__.__name__
 
 

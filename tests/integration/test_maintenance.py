@@ -55,9 +55,12 @@ def test_rotation_keeps_the_newest(db: QueueDatabase, tmp_path: Path) -> None:
     assert [info.path for info in listed] == [info.path for info in reversed(taken[-3:])]
     assert taken[-1].removed == (taken[1].path,)
     (folder / "notes.txt").write_text("not a backup", encoding="utf-8")
+    other = folder / "other-20200101T000000000Z.db"  # another queue's backup, older than all
+    other.write_bytes(b"")
     maintenance.backup_rotated(db, folder, keep=1)
-    assert len(maintenance.list_backups(folder)) == 1
+    assert len(maintenance.list_backups(folder, stem="queue")) == 1
     assert (folder / "notes.txt").exists()  # rotation only ever removes backups
+    assert other.exists()  # ... of this queue
     with pytest.raises(ValueError):
         maintenance.backup_rotated(db, folder, keep=0)
     assert maintenance.list_backups(tmp_path / "absent") == []

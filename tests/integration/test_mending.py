@@ -103,6 +103,11 @@ def test_cancel_of_a_finished_task_changes_nothing(queue: TaskQueue) -> None:
         queue.cancel(12345)
 
 
+def test_cancelled_is_a_final_status() -> None:
+    assert TaskStatus.CANCELLED.is_final and not TaskStatus.CANCELLED.is_live
+    assert TaskStatus.PROCESSING.is_live and not TaskStatus.PROCESSING.is_final
+
+
 def test_a_cancelled_task_can_be_retried(queue: TaskQueue) -> None:
     task_id = queue.enqueue("t", 1)
     queue.cancel(task_id)
