@@ -5,7 +5,7 @@ A backup is taken while producers and workers carry on. It is one read transacti
 never wait for it, but the WAL cannot be recycled behind it and grows for as long as it runs
 (``journal_size_limit`` shrinks the WAL again after the next checkpoint). The default method is
 SQLite's online backup API, copying every page in one step; ``vacuum_into`` (``VACUUM INTO``)
-writes a compact copy instead. On a 1M-task file under load (five runs each) the backup API took
+writes a compact copy instead. On a 1M-task file under load (six runs each) the backup API took
 4.2-9.3 s and the WAL peaked at 211-403 MB; ``VACUUM INTO`` took 6.4-18.9 s, 379-698 MB
 (README, "Operating the queue").
 Right after the copy, the backup runs a PASSIVE checkpoint itself, so that the WAL that piled up
