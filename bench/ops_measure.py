@@ -193,7 +193,7 @@ def _window(reports: list[dict[str, Any]], start: float, end: float) -> list[flo
 
 
 def prune_part(
-    path: Path, baseline_s: float, batch_size: int, pause_s: float | None
+    path: Path, baseline_s: float, batch_size: int, pause_s: float | None, lock_target_s: float
 ) -> dict[str, Any]:
     """Claim latency of 4 workers for ``baseline_s`` before the prune, during it, and for
     ``baseline_s`` after it; "without" pools before and after, so that load from elsewhere on
@@ -209,6 +209,7 @@ def prune_part(
             failed_older_than=None,
             batch_size=batch_size,
             pause_seconds=pause_s,
+            lock_target_seconds=lock_target_s,
         )
     prune_end = time.time()
     time.sleep(baseline_s)
@@ -224,6 +225,7 @@ def prune_part(
         "part": "prune",
         "batch_size": batch_size,
         "pause_s": pause_s,
+        "lock_target_ms": lock_target_s * 1000,
         "prune": result.to_dict(),
         "claims_without": len(without),
         "claims_during": len(during),
@@ -233,7 +235,11 @@ def prune_part(
         "claim_ms_without": _summary(without),
         "claim_ms_during": _summary(during),
         "p99_ratio": round(p99_during / p99_without, 2),
-        "prune_holds_over_50ms": sum(1 for held in result.lock_holds if held > 0.050),
+        "prune_holds_over_50ms": [
+            [index, round(held * 1000, 1)]
+            for index, held in enumerate(result.lock_holds)
+            if held > 0.050
+        ],
         "busy_errors": sum(report["busy"] for report in reports),
     }
 
@@ -320,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-s", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--pause-s", type=float, default=None)
+    parser.add_argument("--lock-target-ms", type=float, default=20.0)
     parser.add_argument("--method", choices=["vacuum_into", "backup_api"], default="backup_api")
     args = parser.parse_args(argv)
     if args.part == "build":
@@ -330,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.part == "stats":
             report = stats_part(path, args.repeats)
         elif args.part == "prune":
-            report = prune_part(path, args.baseline_s, args.batch_size, args.pause_s)
+            report = prune_part(
+                path, args.baseline_s, args.batch_size, args.pause_s, args.lock_target_ms / 1000
+            )
         else:
             report = backup_part(path, args.method, args.work)
     report["cpu_count"] = os.cpu_count()
