@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from queue_core.exceptions import (
     QueueBusyError,
@@ -34,6 +34,7 @@ from queue_core.exceptions import (
     WalUnavailableError,
 )
 from queue_core.location import resolve_db_path
+from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
 
 if TYPE_CHECKING:
     from queue_core.location import SystemProbe
@@ -59,22 +60,6 @@ PRAGMAS: Final[Mapping[str, int | str]] = MappingProxyType(
     }
 )
 """The PRAGMAs of the specification (plus ``journal_size_limit``), applied to every connection."""
-
-EXPECTED_PRAGMA_VALUES: Final[Mapping[str, int | str]] = MappingProxyType(
-    {
-        "journal_mode": "wal",
-        "synchronous": 1,
-        "busy_timeout": 5000,
-        "wal_autocheckpoint": 1000,
-        "foreign_keys": 1,
-        "temp_store": 2,
-        "mmap_size": 134217728,
-        "page_size": 4096,
-        "cache_size": -20000,
-        "journal_size_limit": 16777216,
-    }
-)
-"""What ``PRAGMA <name>`` reads back after :data:`PRAGMAS` were applied."""
 
 # Only journal_mode and page_size live in the file; these must be set on every connection.
 PER_CONNECTION_PRAGMAS: Final = (
@@ -183,7 +168,7 @@ def _translated(
 
 def _describe(sql: str) -> str:
     # The statement's first words name the operation well enough for a log line
-    # ("UPDATE task_queue SET status", "INSERT INTO task_logs ..."), without its parameters.
+    # ("INSERT INTO task_queue", "UPDATE task_queue SET"), without its parameters.
     words = [word.strip("(),;") for word in sql.split(None, 3)[:3]]
     return " ".join(word for word in words if word)
 
@@ -257,13 +242,17 @@ class QueueDatabase:
         default 5000 as in :data:`PRAGMAS`.
     :param pragma_overrides: other values for the tunable per-connection PRAGMAs
         (``synchronous``, ``wal_autocheckpoint``, ``temp_store``, ``mmap_size``,
-        ``cache_size``), used by the benchmark harness. ``journal_mode``, ``page_size`` and
-        ``foreign_keys`` are fixed.
+        ``cache_size``). For example ``wal_autocheckpoint=0`` for an application that runs its
+        own checkpoints on another connection, ``synchronous="FULL"`` to survive power loss at
+        the cost of an fsync per commit, or a smaller ``cache_size``/``mmap_size`` on a machine
+        short of memory. ``journal_mode``, ``page_size`` and ``foreign_keys`` are fixed: the
+        queue's concurrency and integrity depend on them.
+    :param tracer: called with a :mod:`queue_core.tracing` event on connect, for every
+        statement, and after each ``BEGIN IMMEDIATE`` with its lock wait; see :attr:`tracer`.
+    :param trace_statements: False leaves out the :class:`~queue_core.tracing.Statement`
+        events, the costly part (SQLite expands each statement's text for them): a tracer that
+        only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
-
-    Two attributes help measurement: ``last_connect_seconds`` is how long the last connect (with
-    its PRAGMAs) took, and ``last_lock_wait_seconds`` how long the last :meth:`transaction`
-    waited in ``BEGIN IMMEDIATE`` for the write lock.
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
     :raises QueueCorruptError: the file exists but is not a SQLite database.
@@ -278,6 +267,8 @@ class QueueDatabase:
         *,
         busy_timeout_ms: int | None = None,
         pragma_overrides: Mapping[str, int | str] | None = None,
+        tracer: Tracer | None = None,
+        trace_statements: bool = True,
         system: SystemProbe | None = None,
     ) -> None:
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE_VERSION:
@@ -292,8 +283,8 @@ class QueueDatabase:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._savepoints = 0
-        self.last_connect_seconds = 0.0
-        self.last_lock_wait_seconds = 0.0
+        self._tracer = _check_tracer(tracer)
+        self._trace_statements = bool(trace_statements)
         with self._lock:
             self._connection()
 
@@ -313,6 +304,27 @@ class QueueDatabase:
     def busy_timeout_ms(self) -> int:
         """How long a call waits for a lock, in milliseconds."""
         return int(self._pragmas["busy_timeout"])
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The callable receiving this instance's trace events, or None (the default).
+
+        Assigning a new one (or None) takes effect at once, on the open connection too. It is
+        called in the thread doing the work with the instance's lock held; see
+        :mod:`queue_core.tracing` for the events. A tracer is not pickled: a copy sent to
+        another process has none.
+
+        :raises TypeError: on assigning something that is not callable.
+        """
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Tracer | None) -> None:
+        tracer = _check_tracer(tracer)
+        with self._guard():
+            self._tracer = tracer
+            if self._conn is not None:
+                self._install_statement_trace(self._conn)
 
     @property
     def closed(self) -> bool:
@@ -370,8 +382,8 @@ class QueueDatabase:
         self._conn = None
         self._closed = False
         self._savepoints = 0
-        self.last_connect_seconds = 0.0
-        self.last_lock_wait_seconds = 0.0
+        self._tracer = None
+        self._trace_statements = True
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -438,26 +450,28 @@ class QueueDatabase:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                self.last_lock_wait_seconds = time.perf_counter() - started
-                raise _translated(
-                    exc, "BEGIN IMMEDIATE", waited_seconds=self.last_lock_wait_seconds
-                ) from exc
-            self.last_lock_wait_seconds = time.perf_counter() - started
-            locked = time.perf_counter()
+                waited = time.perf_counter() - started
+                if self._tracer is not None:
+                    self._tracer(TransactionBegan(waited, acquired=False))
+                raise _translated(exc, "BEGIN IMMEDIATE", waited_seconds=waited) from exc
             try:
+                # The one tracing check on this path; without a tracer it costs no clock read.
+                if self._tracer is not None:
+                    self._tracer(TransactionBegan(time.perf_counter() - started))
                 yield conn
             except BaseException as exc:
                 _rollback_quietly(conn)
                 if isinstance(exc, sqlite3.Error):
-                    held = time.perf_counter() - locked
-                    raise _translated(exc, "transaction", waited_seconds=held) from exc
+                    # Since BEGIN, the lock wait included; read only on this error path.
+                    spent = time.perf_counter() - started
+                    raise _translated(exc, "transaction", waited_seconds=spent) from exc
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback_quietly(conn)
-                held = time.perf_counter() - locked
-                raise _translated(exc, "COMMIT", waited_seconds=held) from exc
+                spent = time.perf_counter() - started
+                raise _translated(exc, "COMMIT", waited_seconds=spent) from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -502,9 +516,8 @@ class QueueDatabase:
                 yield
             finally:
                 if self._conn is conn:
-                    conn.execute(
-                        f"PRAGMA wal_autocheckpoint = {self._pragmas['wal_autocheckpoint']}"
-                    )
+                    pages = int(self._pragmas["wal_autocheckpoint"])
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
 
     def checkpoint_passive(self) -> tuple[int, int, int]:
         """Run a PASSIVE checkpoint (never waits, never blocks); return (busy, log, checkpointed).
@@ -559,8 +572,14 @@ class QueueDatabase:
             raise QueueClosedError(f"{self!r} is closed")
         if self._conn is None:
             started = time.perf_counter()
-            self._conn = self._open()
-            self.last_connect_seconds = time.perf_counter() - started
+            conn = self._open()
+            if self._tracer is not None:
+                try:
+                    self._tracer(Connected(str(self._path), time.perf_counter() - started))
+                except BaseException:
+                    conn.close()  # no handle may outlive a failed connect (Windows)
+                    raise
+            self._conn = conn
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
@@ -575,6 +594,8 @@ class QueueDatabase:
             raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
         conn.row_factory = sqlite3.Row
         try:
+            if self._tracer is not None:
+                self._install_statement_trace(conn)
             self._apply_pragmas(conn)
         except sqlite3.Error as exc:
             conn.close()
@@ -618,6 +639,16 @@ class QueueDatabase:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.05)
 
+    def _install_statement_trace(self, conn: sqlite3.Connection) -> None:
+        # SQLite's own trace hook sees every statement, including those a caller runs on the
+        # connection that transaction() yields. A closure over the tracer, not a bound method, so
+        # the connection holds no reference back to this instance.
+        tracer = self._tracer
+        if tracer is None or not self._trace_statements:
+            conn.set_trace_callback(None)
+        else:
+            conn.set_trace_callback(lambda sql: tracer(Statement(sql)))
+
     @contextmanager
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
         self._savepoints += 1
@@ -658,6 +689,12 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _check_tracer(tracer: Any) -> Tracer | None:
+    if tracer is not None and not callable(tracer):
+        raise TypeError(f"tracer must be callable or None, not {type(tracer).__name__}")
+    return cast("Tracer | None", tracer)
 
 
 def _merge_pragmas(

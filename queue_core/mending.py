@@ -32,6 +32,7 @@ from queue_core import sql
 from queue_core.exceptions import TaskNotFoundError, TaskStateError
 from queue_core.models import Task, TaskStatus
 from queue_core.timestamps import to_db_text
+from queue_core.validation import check_count, check_int, check_text
 
 if TYPE_CHECKING:
     from queue_core.database import QueueDatabase
@@ -134,14 +135,14 @@ class MendingOperations:
         :raises TypeError, ValueError: a non-text or empty type, or a batch size below 1.
         """
         if type is not None:
-            _check_text(type, "type")
-        _check_batch(batch_size)
+            check_text(type, "type")
+        check_count(batch_size, "batch_size", 1)
         retried = 0
         while True:
             now = to_db_text(self.now())
             with self.db.transaction() as conn:
                 rows = conn.execute(
-                    _QUERIES["retry_failed_batch"], (now, now, type, type, batch_size)
+                    _QUERIES["retry_failed_batch"], {"now": now, "type": type, "limit": batch_size}
                 ).fetchall()
             retried += len(rows)
             if len(rows) < batch_size:
@@ -206,7 +207,7 @@ class MendingOperations:
             timeout; the batches committed before it stay deleted.
         """
         cutoffs = _prune_cutoffs(self.now(), completed_older_than, failed_older_than)
-        _check_batch(batch_size)
+        check_count(batch_size, "batch_size", 1)
         for value, name in ((pause_seconds, "pause_seconds"), (lock_target_seconds, "lock_target")):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
@@ -216,7 +217,11 @@ class MendingOperations:
         total = 0
         if progress is not None:
             total = sum(
-                int(self.db.execute(_QUERIES["prune_count"], (status.value, cutoff)).fetchone()[0])
+                int(
+                    self.db.execute(
+                        _QUERIES["prune_count"], {"status": status.value, "cutoff": cutoff}
+                    ).fetchone()[0]
+                )
                 for status, cutoff in cutoffs
             )
             progress(0, total)
@@ -271,12 +276,15 @@ class MendingOperations:
             locked = time.perf_counter()
             ids = [
                 row[0]
-                for row in conn.execute(_QUERIES["prune_candidates"], (status.value, cutoff, limit))
+                for row in conn.execute(
+                    _QUERIES["prune_candidates"],
+                    {"status": status.value, "cutoff": cutoff, "limit": limit},
+                )
             ]
             if ids:
                 id_list = json.dumps(ids)
-                logs = conn.execute(_QUERIES["prune_logs"], (id_list,)).rowcount
-                conn.execute(_QUERIES["prune_tasks"], (id_list,))
+                logs = conn.execute(_QUERIES["prune_logs"], {"ids": id_list}).rowcount
+                conn.execute(_QUERIES["prune_tasks"], {"ids": id_list})
         # Measured after the block so that it includes the COMMIT, which writes the WAL.
         return len(ids), logs, time.perf_counter() - locked
 
@@ -285,16 +293,16 @@ class MendingOperations:
     def _transition_each(self, task_ids: Iterable[int], query: str, wanted: str) -> list[Task]:
         ids = list(task_ids)
         for task_id in ids:
-            _check_task_id(task_id)
+            check_int(task_id, "task_id")
         if not ids:
             raise ValueError("name at least one task id")
         now = to_db_text(self.now())
         tasks: list[Task] = []
         with self.db.transaction() as conn:
             for task_id in ids:
-                rows = conn.execute(_QUERIES[query], (now, now, task_id)).fetchall()
+                rows = conn.execute(_QUERIES[query], {"now": now, "task_id": task_id}).fetchall()
                 if not rows:
-                    found = conn.execute(_QUERIES["task_status"], (task_id,)).fetchone()
+                    found = conn.execute(_QUERIES["task_status"], {"task_id": task_id}).fetchone()
                     # Raising inside the transaction rolls back the ids already changed.
                     if found is None:
                         raise TaskNotFoundError(task_id)
@@ -320,24 +328,3 @@ def _prune_cutoffs(
         failed_cutoff = to_db_text(now - failed)
         cutoffs += [(TaskStatus.FAILED, failed_cutoff), (TaskStatus.CANCELLED, failed_cutoff)]
     return cutoffs
-
-
-def _check_batch(batch_size: object) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise TypeError(f"batch_size must be an int, not {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-
-
-def _check_text(value: object, what: str) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
-
-
-def _check_task_id(task_id: object) -> None:
-    if isinstance(task_id, bool) or not isinstance(task_id, int):
-        raise TypeError(f"task_id must be an int, not {type(task_id).__name__}")
-    if not -(2**63) <= task_id < 2**63:
-        raise ValueError(f"task_id {task_id} does not fit SQLite's 64-bit integer")

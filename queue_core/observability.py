@@ -115,18 +115,18 @@ def stats(
     now_text = to_db_text(now)
     with db.snapshot() as conn:
         by_type = _counts_by_type(conn)
-        due, oldest = conn.execute(_QUERIES["due_now"], (now_text,)).fetchone()
-        in_flight, expired = conn.execute(_QUERIES["leases"], (now_text,)).fetchone()
+        due, oldest = conn.execute(_QUERIES["due_now"], {"now": now_text}).fetchone()
+        in_flight, expired = conn.execute(_QUERIES["leases"], {"now": now_text}).fetchone()
         finished = {
             TaskStatus(status): int(n)
             for status, n in conn.execute(
-                _QUERIES["finished_since"], (to_db_text(now - window),)
+                _QUERIES["finished_since"], {"since": to_db_text(now - window)}
             ).fetchall()
         }
         stale = [
             Worker.from_row(row)
             for row in conn.execute(
-                _QUERIES["stale_workers"], (to_db_text(now - stale_after),)
+                _QUERIES["stale_workers"], {"threshold": to_db_text(now - stale_after)}
             ).fetchall()
         ]
         workers = int(conn.execute(_QUERIES["worker_count"]).fetchone()[0])

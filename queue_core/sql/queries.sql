@@ -1,6 +1,19 @@
--- Every statement the queue runs, by name. Parameters are positional (?) on the hot paths
--- (enqueue, claim, complete) because sqlite3 binds them faster than named ones.
+-- Every statement the queue runs, by name.
+-- Parameters are named (:now, :worker_id), so a value used twice is bound once. The two enqueue
+-- statements are the exception: positional (?) there, because executemany binds a batch of
+-- tuples measurably faster than a batch of dicts (named took 1.14-1.19x as long per task in
+-- `python -m bench.param_style`; single claim and complete showed no measurable difference).
 -- Timestamps are bound as UTC text 'YYYY-MM-DD HH:MM:SS.fff' from one clock (queue_core.timestamps).
+--
+-- {name} includes the entry `name` (a list, not a statement) into a statement when the file is
+-- loaded; queue_core.sql.parse_queries refuses an unknown name.
+
+-- task_columns --
+-- The stored (not generated) columns of task_queue, one per field of models.Task, in the order
+-- of its fields; Task.from_row reads these (a test holds the two together).
+id, type, payload, priority, compatibility, status, attempts, max_attempts, run_after_utc,
+lease_until_utc, reserved_at_utc, processing_started_utc, finished_at_utc, locked_by,
+error_message, idempotency_key, created_at_utc, updated_at_utc
 
 -- enqueue --
 -- Insert one task; on a duplicate idempotency key insert nothing and return no row.
@@ -18,19 +31,19 @@ INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, ru
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- task_id_by_idempotency_key --
-SELECT id FROM task_queue WHERE idempotency_key = ?;
+SELECT id FROM task_queue WHERE idempotency_key = :idempotency_key;
 
 -- last_insert_rowid --
 SELECT last_insert_rowid();
 
 -- release_expired_leases --
--- Params: now (x3). Tasks whose worker let the lease run out go back to the queue while attempts
+-- Tasks whose worker let the lease run out go back to the queue while attempts
 -- remain; on the last attempt they fail for good. The partial index of leased tasks (migration
 -- 0002) means only expired leases are visited, however many tasks are in flight; without
 -- statistics the planner would pick the status index and scan every leased task instead.
 UPDATE task_queue INDEXED BY ix_task_lease_expiry
 SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
-    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
     error_message = CASE WHEN attempts < max_attempts
         THEN 'lease expired at ' || lease_until_utc || ' while held by ' || locked_by
              || ' (attempt ' || attempts || ' of ' || max_attempts || '); requeued'
@@ -39,110 +52,101 @@ SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
         END,
     locked_by = NULL,
     lease_until_utc = NULL,
-    updated_at_utc = ?
-WHERE status = 'processing' AND lease_until_utc <= ?;
+    updated_at_utc = :now
+WHERE status = 'processing' AND lease_until_utc <= :now;
 
 -- claim --
--- THE CLAIM QUERY. Params: worker_id, lease_until, now, now, now, now, types, types (a JSON
--- array, or NULL for any type), region (or NULL), limit.
+-- THE CLAIM QUERY. :types is a JSON array of type names, or NULL for any type; :region is a
+-- region or NULL.
 -- Leases the first `limit` due tasks in order priority, run_after_utc, id, walking
 -- ix_task_status_prio_time in order and stopping after `limit` matches. A task with no region
 -- matches every worker; a task with a region matches only a worker asking for that region.
 UPDATE task_queue
 SET status = 'processing',
-    locked_by = ?,
-    lease_until_utc = ?,
-    reserved_at_utc = ?,
-    processing_started_utc = ?,
-    updated_at_utc = ?,
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
     attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM task_queue
     WHERE status = 'queued'
-      AND run_after_utc <= ?
-      AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
-      AND (region IS NULL OR region = ?)
+      AND run_after_utc <= :now
+      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+      AND (region IS NULL OR region = :region)
     ORDER BY priority, run_after_utc, id
-    LIMIT ?
+    LIMIT :limit
 )
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+RETURNING {task_columns};
 
 -- complete --
--- Params: now, now, task_id, worker_id. Fenced: only the lease holder can complete. locked_by
--- stays as a record of who finished the task.
+-- Fenced: only the lease holder can complete. locked_by stays as a record of who finished the
+-- task.
 UPDATE task_queue
-SET status = 'completed', finished_at_utc = ?, updated_at_utc = ?, lease_until_utc = NULL
-WHERE id = ? AND status = 'processing' AND locked_by = ?;
+SET status = 'completed', finished_at_utc = :now, updated_at_utc = :now, lease_until_utc = NULL
+WHERE id = :task_id AND status = 'processing' AND locked_by = :worker_id;
 
 -- fail --
--- Params: now, retry_in_seconds (or NULL), backoff_max, backoff_base, jitter_fraction, now,
--- error, now, task_id, worker_id. Requeues with exponential backoff plus jitter while attempts
--- remain (retry_in overrides the backoff); otherwise fails for good.
+-- Requeues with exponential backoff plus jitter while attempts remain (:retry_in, seconds or
+-- NULL, overrides the backoff); otherwise fails for good. :jitter is a fraction of the delay.
 UPDATE task_queue
 SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
     run_after_utc = CASE WHEN attempts < max_attempts
-        THEN strftime('%Y-%m-%d %H:%M:%f', ?, printf('%+.3f seconds', coalesce(?,
-             min(?, ? * (1 << min(max(attempts - 1, 0), 40))) * (1 + ?))))
+        THEN strftime('%Y-%m-%d %H:%M:%f', :now, printf('%+.3f seconds', coalesce(:retry_in,
+             min(:backoff_max, :backoff_base * (1 << min(max(attempts - 1, 0), 40)))
+             * (1 + :jitter))))
         ELSE run_after_utc END,
-    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
     locked_by = CASE WHEN attempts < max_attempts THEN NULL ELSE locked_by END,
     lease_until_utc = NULL,
-    error_message = ?,
-    updated_at_utc = ?
-WHERE id = ? AND status = 'processing' AND locked_by = ?
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+    error_message = :error,
+    updated_at_utc = :now
+WHERE id = :task_id AND status = 'processing' AND locked_by = :worker_id
+RETURNING {task_columns};
 
 -- extend_lease --
--- Params: lease_until, now, task_id, worker_id. Fenced like complete.
+-- Fenced like complete.
 UPDATE task_queue
-SET lease_until_utc = ?, updated_at_utc = ?
-WHERE id = ? AND status = 'processing' AND locked_by = ?;
+SET lease_until_utc = :lease_until, updated_at_utc = :now
+WHERE id = :task_id AND status = 'processing' AND locked_by = :worker_id;
 
 -- task_holder --
 -- Why a fenced call matched nothing: the task's status and current holder.
-SELECT status, locked_by FROM task_queue WHERE id = ?;
+SELECT status, locked_by FROM task_queue WHERE id = :task_id;
 
 -- get_task --
-SELECT id, type, priority, payload, compatibility, status, attempts, max_attempts,
-       run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-       finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-       updated_at_utc
-FROM task_queue WHERE id = ?;
+SELECT {task_columns} FROM task_queue WHERE id = :task_id;
 
 -- count_by_status --
 SELECT status, count(*) FROM task_queue GROUP BY status;
 
 -- upsert_worker --
--- Params: worker_id, capabilities, heartbeat.
-INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (?, ?, ?)
+INSERT INTO workers (worker_id, capabilities, heartbeat_utc)
+VALUES (:worker_id, :capabilities, :heartbeat)
 ON CONFLICT (worker_id) DO UPDATE
 SET capabilities = excluded.capabilities, heartbeat_utc = excluded.heartbeat_utc;
 
 -- worker_heartbeat --
--- Params: worker_id, heartbeat. A worker not registered yet is added with no capabilities.
-INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (?, '{}', ?)
+-- A worker not registered yet is added with no capabilities.
+INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (:worker_id, '{}', :heartbeat)
 ON CONFLICT (worker_id) DO UPDATE SET heartbeat_utc = excluded.heartbeat_utc;
 
 -- get_worker --
-SELECT worker_id, capabilities, heartbeat_utc FROM workers WHERE worker_id = ?;
+SELECT worker_id, capabilities, heartbeat_utc FROM workers WHERE worker_id = :worker_id;
 
 -- list_workers --
 SELECT worker_id, capabilities, heartbeat_utc FROM workers ORDER BY worker_id;
 
 -- insert_log --
--- Params: task_id, at, level, message, details. The foreign key refuses an unknown task.
-INSERT INTO task_logs (task_id, at_utc, level, message, details) VALUES (?, ?, ?, ?, ?)
+-- The foreign key refuses an unknown task.
+INSERT INTO task_logs (task_id, at_utc, level, message, details)
+VALUES (:task_id, :at, :level, :message, :details)
 RETURNING log_id;
 
 -- task_logs --
 SELECT log_id, task_id, at_utc, level, message, details
-FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
+FROM task_logs WHERE task_id = :task_id ORDER BY at_utc, log_id;
 
 -- ==== Operations: stats, mending (retry, cancel) and retention ====
 -- Statements for queue_core.observability and queue_core.mending. Counting finished tasks row by
@@ -171,98 +175,89 @@ WHERE types.type IS NOT NULL AND n > 0;
 SELECT status, type, n FROM finished_task_counts WHERE n > 0;
 
 -- due_now --
--- Params: now. How many queued tasks may be claimed now, and since when the oldest has waited.
+-- How many queued tasks may be claimed now, and since when the oldest has waited.
 SELECT count(*), min(run_after_utc) FROM task_queue
-WHERE status = 'queued' AND run_after_utc <= ?;
+WHERE status = 'queued' AND run_after_utc <= :now;
 
 -- leases --
--- Params: now. Tasks in flight, and how many of their leases have run out (workers that died).
-SELECT count(*), coalesce(sum(lease_until_utc <= ?), 0) FROM task_queue INDEXED BY ix_task_lease_expiry
+-- Tasks in flight, and how many of their leases have run out (workers that died).
+SELECT count(*), coalesce(sum(lease_until_utc <= :now), 0)
+FROM task_queue INDEXED BY ix_task_lease_expiry
 WHERE status = 'processing';
 
 -- finished_since --
--- Params: since. Completions, failures and cancellations since a moment, from the index of
--- finished tasks (visits only those rows).
+-- Completions, failures and cancellations since :since, from the index of finished tasks
+-- (visits only those rows).
 SELECT status, count(*) FROM task_queue INDEXED BY ix_task_finished
-WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at_utc >= ?
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at_utc >= :since
 GROUP BY status;
 
 -- stale_workers --
--- Params: heartbeat threshold. Workers not heard from since then, the longest silent first.
+-- Workers not heard from since :threshold, the longest silent first.
 SELECT worker_id, capabilities, heartbeat_utc FROM workers
-WHERE heartbeat_utc < ? ORDER BY heartbeat_utc, worker_id;
+WHERE heartbeat_utc < :threshold ORDER BY heartbeat_utc, worker_id;
 
 -- worker_count --
 SELECT count(*) FROM workers;
 
 -- list_tasks --
--- Params: status (or NULL), type (or NULL), limit. Newest first.
-SELECT id, type, priority, payload, compatibility, status, attempts, max_attempts,
-       run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-       finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-       updated_at_utc
+-- :status and :type may be NULL (any). Newest first.
+SELECT {task_columns}
 FROM task_queue
 WHERE (:status IS NULL OR status = :status) AND (:type IS NULL OR type = :type)
 ORDER BY id DESC LIMIT :limit;
 
 -- retry_task --
--- Params: now, now, task_id. A failed or cancelled task goes back to the queue, due now, with
--- a fresh set of attempts. error_message keeps the last error until the next attempt ends.
+-- A failed or cancelled task goes back to the queue, due now, with a fresh set of attempts.
+-- error_message keeps the last error until the next attempt ends.
 UPDATE task_queue
-SET status = 'queued', attempts = 0, run_after_utc = ?, finished_at_utc = NULL,
-    locked_by = NULL, lease_until_utc = NULL, updated_at_utc = ?
-WHERE id = ? AND status IN ('failed', 'cancelled')
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+SET status = 'queued', attempts = 0, run_after_utc = :now, finished_at_utc = NULL,
+    locked_by = NULL, lease_until_utc = NULL, updated_at_utc = :now
+WHERE id = :task_id AND status IN ('failed', 'cancelled')
+RETURNING {task_columns};
 
 -- retry_failed_batch --
--- Params: now, now, type (or NULL), type, limit. The same as retry_task for up to `limit`
--- failed tasks (of one type, or any); returns their ids.
+-- The same as retry_task for up to :limit failed tasks (of :type, or any if NULL).
 UPDATE task_queue
-SET status = 'queued', attempts = 0, run_after_utc = ?, finished_at_utc = NULL,
-    locked_by = NULL, lease_until_utc = NULL, updated_at_utc = ?
+SET status = 'queued', attempts = 0, run_after_utc = :now, finished_at_utc = NULL,
+    locked_by = NULL, lease_until_utc = NULL, updated_at_utc = :now
 WHERE id IN (
     SELECT id FROM task_queue
-    WHERE status = 'failed' AND (? IS NULL OR type = ?)
-    LIMIT ?
+    WHERE status = 'failed' AND (:type IS NULL OR type = :type)
+    LIMIT :limit
 )
 RETURNING id;
 
 -- cancel_task --
--- Params: now, now, task_id. A queued task, or one being processed, becomes cancelled. A
--- worker still running it keeps going, but its complete/fail/extend_lease are refused (they are
--- fenced on status 'processing'); locked_by stays as the record of who held it.
+-- A queued task, or one being processed, becomes cancelled. A worker still running it keeps
+-- going, but its complete/fail/extend_lease are refused (they are fenced on status
+-- 'processing'); locked_by stays as the record of who held it.
 UPDATE task_queue
-SET status = 'cancelled', finished_at_utc = ?, lease_until_utc = NULL, updated_at_utc = ?,
+SET status = 'cancelled', finished_at_utc = :now, lease_until_utc = NULL, updated_at_utc = :now,
     error_message = CASE WHEN status = 'processing'
         THEN 'cancelled while held by ' || locked_by ELSE error_message END
-WHERE id = ? AND status IN ('queued', 'processing')
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+WHERE id = :task_id AND status IN ('queued', 'processing')
+RETURNING {task_columns};
 
 -- task_status --
-SELECT status FROM task_queue WHERE id = ?;
+SELECT status FROM task_queue WHERE id = :task_id;
 
 -- prune_count --
--- Params: status, cutoff. How many tasks of a final status finished before the cutoff.
+-- How many tasks of a final :status finished before :cutoff.
 SELECT count(*) FROM task_queue INDEXED BY ix_task_finished
-WHERE status = ? AND finished_at_utc < ?;
+WHERE status = :status AND finished_at_utc < :cutoff;
 
 -- prune_candidates --
--- Params: status, cutoff, limit. The oldest finished tasks of one status, from the index.
+-- The oldest finished tasks of one :status, from the index.
 SELECT id FROM task_queue INDEXED BY ix_task_finished
-WHERE status = ? AND finished_at_utc < ?
+WHERE status = :status AND finished_at_utc < :cutoff
 ORDER BY finished_at_utc
-LIMIT ?;
+LIMIT :limit;
 
 -- prune_logs --
--- Params: a JSON array of task ids.
-DELETE FROM task_logs WHERE task_id IN (SELECT value FROM json_each(?));
+-- :ids is a JSON array of task ids.
+DELETE FROM task_logs WHERE task_id IN (SELECT value FROM json_each(:ids));
 
 -- prune_tasks --
--- Params: a JSON array of task ids. The counters' delete trigger keeps finished_task_counts right.
-DELETE FROM task_queue WHERE id IN (SELECT value FROM json_each(?));
+-- :ids is a JSON array of task ids. The delete trigger keeps finished_task_counts right.
+DELETE FROM task_queue WHERE id IN (SELECT value FROM json_each(:ids));
