@@ -247,6 +247,8 @@ class MendingOperations:
                         limit = min(batch_size, limit * 2)
                     self.db.checkpoint_passive()
                     time.sleep(max(2 * held, 0.010) if pause_seconds is None else pause_seconds)
+            if holds:
+                self.db.checkpoint_passive()  # what the last batch wrote, off workers' commits
         result = PruneResult(
             tasks=deleted,
             logs=logs,
