@@ -1,7 +1,7 @@
-"""Measure the operations targets on a large file: ``python -m bench.ops_measure PART [options]``.
+"""Measure the operations targets on a large file: ``python -m bench ops PART [options]``.
 
-A standalone script (it does not go through ``bench run``) for the figures of the operations
-issue; every part prints one JSON object:
+A standalone measurement (it does not go through ``bench run``) for the figures of the
+operations issue; every part prints one JSON object:
 
 - ``build``: make the template file (``--completed`` old completed tasks, ``--queued`` queued).
 - ``stats``: time ``TaskQueue.stats()`` and ``counts()`` on a copy of the template.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
 import shutil
@@ -28,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -315,8 +315,8 @@ def backup_part(path: Path, method: BackupMethod, work: Path) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ops_measure")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m bench ops`` (and ``python -m bench.ops_measure``)."""
     parser.add_argument("part", choices=["build", "stats", "prune", "backup"])
     parser.add_argument("--template", type=Path, default=Path("ops-template.db"))
     parser.add_argument("--work", type=Path, default=Path("ops-work"))
@@ -328,7 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause-s", type=float, default=None)
     parser.add_argument("--lock-target-ms", type=float, default=20.0)
     parser.add_argument("--method", choices=["vacuum_into", "backup_api"], default="backup_api")
-    args = parser.parse_args(argv)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the part ``args`` name and return its report (one JSON-ready dict)."""
     if args.part == "build":
         report = build(args.template, args.completed, args.queued)
     else:
@@ -344,9 +347,14 @@ def main(argv: list[str] | None = None) -> int:
             report = backup_part(path, args.method, args.work)
     report["cpu_count"] = os.cpu_count()
     report["sqlite"] = sqlite3.sqlite_version
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return 0
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.ops_measure``: the same as ``python -m bench ops``."""
+    from bench.commands import main as bench_main
+
+    return bench_main(["ops", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
