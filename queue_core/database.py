@@ -146,10 +146,15 @@ def sqlite_error_name(exc: sqlite3.Error) -> str:
     return type(exc).__name__
 
 
-def _translated(
+def translate_and_log(
     exc: sqlite3.Error, operation: str, *, waited_seconds: float = 0.0
 ) -> QueueDatabaseError:
-    """Translate ``exc`` and log it: the one place every translated error is logged, once."""
+    """:func:`translate_error`, and log the error once: the operation, how long it waited, the
+    SQLite error name (WARNING for busy and constraint errors, ERROR for the rest).
+
+    Every ``sqlite3`` error queue_core turns into its own goes through here, so each is logged
+    exactly once; nothing is logged on success.
+    """
     error = translate_error(exc, waited_seconds=waited_seconds)
     level = logging.ERROR
     if isinstance(error, (QueueBusyError, QueueIntegrityError)):
@@ -411,7 +416,7 @@ class QueueDatabase:
                 return cursor.buffer()
             except sqlite3.Error as exc:
                 waited = time.perf_counter() - started
-                raise _translated(exc, _describe(sql), waited_seconds=waited) from exc
+                raise translate_and_log(exc, _describe(sql), waited_seconds=waited) from exc
 
     def execute_many(
         self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -453,7 +458,7 @@ class QueueDatabase:
                 waited = time.perf_counter() - started
                 if self._tracer is not None:
                     self._tracer(TransactionBegan(waited, acquired=False))
-                raise _translated(exc, "BEGIN IMMEDIATE", waited_seconds=waited) from exc
+                raise translate_and_log(exc, "BEGIN IMMEDIATE", waited_seconds=waited) from exc
             try:
                 # The one tracing check on this path; without a tracer it costs no clock read.
                 if self._tracer is not None:
@@ -464,14 +469,14 @@ class QueueDatabase:
                 if isinstance(exc, sqlite3.Error):
                     # Since BEGIN, the lock wait included; read only on this error path.
                     spent = time.perf_counter() - started
-                    raise _translated(exc, "transaction", waited_seconds=spent) from exc
+                    raise translate_and_log(exc, "transaction", waited_seconds=spent) from exc
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback_quietly(conn)
                 spent = time.perf_counter() - started
-                raise _translated(exc, "COMMIT", waited_seconds=spent) from exc
+                raise translate_and_log(exc, "COMMIT", waited_seconds=spent) from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -496,7 +501,7 @@ class QueueDatabase:
                 _rollback_quietly(conn)
                 if isinstance(exc, sqlite3.Error):
                     waited = time.perf_counter() - started
-                    raise _translated(exc, "read snapshot", waited_seconds=waited) from exc
+                    raise translate_and_log(exc, "read snapshot", waited_seconds=waited) from exc
                 raise
             _rollback_quietly(conn)  # a read transaction has nothing to commit
 
@@ -537,7 +542,7 @@ class QueueDatabase:
             try:
                 return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
             except sqlite3.Error as exc:
-                raise _translated(exc, "PRAGMA read-back") from exc
+                raise translate_and_log(exc, "PRAGMA read-back") from exc
 
     def initialize_schema(self) -> int:
         """Create or migrate the schema to the newest version and check it; idempotent.
@@ -602,7 +607,7 @@ class QueueDatabase:
             code = getattr(exc, "sqlite_errorcode", None)
             if code == _SQLITE_CANTOPEN or "unable to open" in str(exc):
                 raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
-            raise _translated(exc, "connect") from exc
+            raise translate_and_log(exc, "connect") from exc
         except BaseException:
             conn.close()
             raise
@@ -661,7 +666,7 @@ class QueueDatabase:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
                 if isinstance(exc, sqlite3.Error):
-                    raise _translated(exc, "savepoint") from exc
+                    raise translate_and_log(exc, "savepoint") from exc
                 raise
             conn.execute(f"RELEASE {name}")
         finally:

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from queue_core.database import QueueDatabase, _translated, is_busy_error
+from queue_core.database import QueueDatabase, translate_and_log, is_busy_error
 from queue_core.exceptions import QueueDatabaseError
 from queue_core.schema import TABLES, latest_version
 
@@ -331,7 +331,7 @@ def restore(
                     f"{target} is open in another process (a worker, a producer or a "
                     "dashboard); stop them and try again. Nothing was changed."
                 ) from exc
-            raise _translated(exc, "restore: lock the queue") from exc
+            raise translate_and_log(exc, "restore: lock the queue") from exc
         if keep_current and _has_content(conn):
             stamp = datetime.now(timezone.utc)
             safety = target.with_name(
@@ -347,7 +347,7 @@ def restore(
             src.backup(conn)
         conn.execute("PRAGMA journal_mode = WAL").fetchall()
     except sqlite3.Error as exc:
-        raise _translated(exc, "restore") from exc
+        raise translate_and_log(exc, "restore") from exc
     finally:
         conn.close()
     with QueueDatabase(target) as db:
@@ -502,7 +502,7 @@ def _backup_api(
                 # copy meanwhile.
                 conn.backup(dest, pages=-1)
             except sqlite3.Error as exc:
-                raise _translated(exc, "backup") from exc
+                raise translate_and_log(exc, "backup") from exc
     finally:
         if watcher is not None:
             watcher.stop()
@@ -538,7 +538,7 @@ def _make_self_contained(path: Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode = DELETE").fetchall()
     except sqlite3.Error as exc:
-        raise _translated(exc, "backup: switch the copy to journal_mode=DELETE") from exc
+        raise translate_and_log(exc, "backup: switch the copy to journal_mode=DELETE") from exc
     finally:
         conn.close()
 
