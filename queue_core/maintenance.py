@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from queue_core.database import QueueDatabase, translate_and_log, is_busy_error
+from queue_core.database import QueueDatabase, is_busy_error, translate_and_log
 from queue_core.exceptions import QueueDatabaseError
 from queue_core.schema import TABLES, latest_version
 
