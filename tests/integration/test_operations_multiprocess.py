@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from queue_core import QueueBusyError, QueueDatabase, TaskQueue, TaskStatus, maintenance
+from queue_core import QueueBusyError, QueueDatabase, TaskQueue, maintenance
 from tests.conftest import FakeClock
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -118,7 +118,7 @@ def test_prune_racing_enqueue_of_the_same_keys(tmp_path: Path) -> None:
     assert remaining_old + len(live) <= KEYS
 
 
-def _writer(path: str, kind: str, stop: Any, done: Any, results: Any) -> None:
+def _writer(path: str, kind: str, index: int, stop: Any, done: Any, results: Any) -> None:
     writes = busy = 0
     with QueueDatabase(path) as db:
         queue = TaskQueue(db)
@@ -139,7 +139,7 @@ def _writer(path: str, kind: str, stop: Any, done: Any, results: Any) -> None:
                 continue
             writes += 1
             with done.get_lock():
-                done.value += 1
+                done[index] += 1
     results.put({"kind": kind, "writes": writes, "busy": busy})
 
 
@@ -151,16 +151,17 @@ def test_backup_while_producers_and_workers_write(tmp_path: Path) -> None:
             [{"type": "seed", "payload": {"n": i, "pad": "y" * 200}} for i in range(20_000)]
         )
     stop = SPAWN.Event()
-    done = SPAWN.Value("q", 0)
+    done = SPAWN.Array("q", 3)  # writes so far, per writer
     results = SPAWN.Queue()
     kinds = ["producer", "producer", "worker"]
     procs = [
-        SPAWN.Process(target=_writer, args=(str(path), kind, stop, done, results)) for kind in kinds
+        SPAWN.Process(target=_writer, args=(str(path), kind, index, stop, done, results))
+        for index, kind in enumerate(kinds)
     ]
     for proc in procs:
         proc.start()
     deadline = time.monotonic() + TIMEOUT
-    while done.value < 50 and time.monotonic() < deadline:  # every writer is up and writing
+    while min(done) < 10 and time.monotonic() < deadline:  # every writer is up and writing
         time.sleep(0.01)
     waited_for_writers: list[int] = []
 
@@ -168,10 +169,10 @@ def test_backup_while_producers_and_workers_write(tmp_path: Path) -> None:
         # Hold the backup open until the writers made 100 more writes: they would never get
         # there if the backup blocked them.
         if not waited_for_writers:
-            target = done.value + 100
-            while done.value < target and time.monotonic() < deadline:
+            target = sum(done) + 100
+            while sum(done) < target and time.monotonic() < deadline:
                 time.sleep(0.005)
-            waited_for_writers.append(done.value - target + 100)
+            waited_for_writers.append(sum(done) - target + 100)
 
     try:
         with QueueDatabase(path) as db:
@@ -196,5 +197,4 @@ def test_backup_while_producers_and_workers_write(tmp_path: Path) -> None:
         with QueueDatabase(target) as db:
             assert maintenance.integrity_check(db) == []
             counts = TaskQueue(db).counts()
-        assert sum(counts.values()) >= 20_000
-        assert counts[TaskStatus.COMPLETED] >= 0
+        assert sum(counts.values()) >= 20_000  # the seeded tasks, plus what producers added
