@@ -88,6 +88,14 @@ class TaskStateError(QueueDatabaseError):
         super().__init__(f"task {task_id} is {status}; {wanted}")
 
 
+class BackupError(QueueDatabaseError):
+    """A backup could not be written, verified or restored; the queue file was not changed."""
+
+
+class QueueInUseError(BackupError):
+    """Another connection has the queue open, so it cannot be restored now."""
+
+
 class LeaseLostError(QueueDatabaseError):
     """The worker no longer holds the task's lease, so the call changed nothing.
 

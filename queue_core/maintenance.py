@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from queue_core.database import QueueDatabase, is_busy_error, translate_and_log
-from queue_core.exceptions import QueueDatabaseError
+from queue_core.exceptions import BackupError, QueueInUseError
 from queue_core.schema import TABLES, latest_version
 
 BackupMethod = Literal["vacuum_into", "backup_api"]
@@ -52,14 +52,6 @@ CHECKPOINT_MODES: Final = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")
 _BACKUP_NAME: Final = re.compile(r"^(?P<stem>.+)-(?P<stamp>\d{8}T\d{9}Z)\.db$")
 _PROGRESS_EVERY: Final = 20_000  # SQLite VM instructions between two progress checks
 _log = logging.getLogger(__name__)
-
-
-class BackupError(QueueDatabaseError):
-    """A backup could not be written, verified or restored; the queue file was not changed."""
-
-
-class QueueInUseError(BackupError):
-    """Another connection has the queue open, so it cannot be restored now."""
 
 
 @dataclass(frozen=True)
