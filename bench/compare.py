@@ -26,7 +26,7 @@ from bench.results import (
     Run,
     fmt_number,
 )
-from bench.scenarios import busy, checkpoint, claim, insert, query, worker
+from bench.scenarios import busy, checkpoint, claim, insert, query, soak, worker
 
 Direction = Op
 
@@ -259,6 +259,22 @@ KEY_FIGURES: tuple[KeyFigure, ...] = (
         "<",
         _claim_growth,
         abs_tol=0.1,
+    ),
+    KeyFigure(
+        "soak.p99_ratio",
+        "Soak claim p99, last third / first",
+        "x",
+        "<",
+        _summary("soak", soak.Result, lambda s: s.p99_ratio, "under prune and backup"),
+        abs_tol=0.1,
+    ),
+    KeyFigure(
+        "soak.max_wal_bytes_last",
+        "Soak WAL, largest in the last third",
+        "bytes",
+        "<",
+        _summary("soak", soak.Result, lambda s: s.max_wal_bytes_last, "once retention runs"),
+        abs_tol=4 * 1024 * 1024,
     ),
 )
 

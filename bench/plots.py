@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bench.results import BUSY_RATE_PCT, CONNECT_MS, INIT_MS, TX_PER_S, Latency, Run, fmt_number
-from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, worker
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, soak, worker
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -582,6 +582,79 @@ def draw_worker_pickup(run: Run) -> Figure:
     return fig
 
 
+def draw_soak(run: Run) -> Figure:
+    """File and WAL size, claim p50/p99 and queue depth against time, with prunes and the
+    backup marked and the thirds the gate compares shaded."""
+    result = needed(run, "soak", soak.Result)
+    summary = result.summary
+    fig = new_figure(12, 10)
+    ax_size, ax_claim, ax_depth = fig.subplots(3, 1, sharex=True)
+    gate = "bounded" if summary.bounded else "NOT bounded"
+    steady = "steady" if summary.steady else "NOT steady"
+    fig.suptitle(
+        f"Soak: producers, workers, a pruner and a backup together ({gate}; claim p99 "
+        f"last/first third {fmt_number(summary.p99_ratio)}x, {steady})"
+    )
+    times = list(result.timeline.t_s)
+    ax_size.plot(times, [b / MIB for b in result.timeline.file_bytes], color="C0", label="file")
+    ax_size.plot(times, [b / MIB for b in result.timeline.wal_bytes], color="C1", label="WAL")
+    ax_size.set_ylabel("size (MiB)")
+    ax_size.set_title("database file and WAL", loc="left")
+
+    windows = [w for w in result.claims if w.p50_ms is not None and w.p99_ms is not None]
+    for name, values in (
+        ("p50", [w.p50_ms for w in windows]),
+        ("p99", [w.p99_ms for w in windows]),
+    ):
+        ax_claim.plot(
+            [w.t_s for w in windows],
+            values,
+            PERCENTILE_STYLES[name],
+            marker="o",
+            markersize=3,
+            color="C2",
+            label=f"claim {name}",
+        )
+    if windows:
+        ax_claim.set_yscale("log")
+        plain_log_ticks(ax_claim)
+    ax_claim.set_ylabel("claim latency (ms, log)")
+    ax_claim.set_title("claim latency per window", loc="left")
+
+    ax_depth.plot(times, list(result.timeline.depth), color="C4", label="queued + processing")
+    ax_depth.set_ylabel("tasks")
+    ax_depth.set_xlabel("time since scenario start (s)")
+    ax_depth.set_title("queue depth", loc="left")
+
+    params = run.scenarios["soak"].params
+    third = (params.duration_s if isinstance(params, soak.Params) else max(times, default=0)) / 3
+    for ax in (ax_size, ax_claim, ax_depth):
+        for index in (0, 2):
+            ax.axvspan(index * third, (index + 1) * third, color="0.5", alpha=0.07, linewidth=0)
+        prunes = [p.t_s for p in result.prunes if p.deleted]
+        if prunes:
+            ax.vlines(
+                prunes,
+                0,
+                1,
+                transform=ax.get_xaxis_transform(),
+                colors="0.4",
+                linewidth=0.6,
+                alpha=0.5,
+                label="prune" if ax is ax_size else None,
+            )
+        if result.backup is not None:
+            ax.axvspan(
+                result.backup.t_s,
+                result.backup.t_s + result.backup.seconds,
+                color="#c0392b",
+                alpha=0.25,
+                label="backup" if ax is ax_size else None,
+            )
+        legend_right(ax)
+    return fig
+
+
 PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec(
         "throughput.png",
@@ -624,6 +697,13 @@ PLOTS: tuple[PlotSpec, ...] = (
         "Worker engine pickup latency",
         "distribution of enqueue-to-handler-start latency at half the drain capacity",
         draw_worker_pickup,
+    ),
+    PlotSpec(
+        "soak.png",
+        "Soak",
+        "file and WAL size, claim p50/p99 and queue depth over time under producers, workers, "
+        "a pruner and a backup",
+        draw_soak,
     ),
     PlotSpec(
         "resources.png", "CPU and RSS", "CPU and RSS over time, per process role", draw_resources

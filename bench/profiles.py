@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, worker
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, soak, worker
 
 _CHECKPOINT_COMMON = checkpoint.Params(
     rows_per_commit=10,
@@ -40,6 +40,17 @@ _QUICK_WORKER = worker.Params(
     kill_tasks=2000,
     kills=5,
     kill_every_s=0.1,
+)
+_SOAK = soak.Params(
+    duration_s=30.0,
+    producers=2,
+    workers=2,
+    rate_per_s=100.0,
+    pad_bytes=200,
+    retention_s=5.0,
+    prune_interval_s=2.0,
+    backup_at_fraction=0.4,
+    sample_interval_s=0.25,
 )
 _INSERT = insert.Params(
     processes=(1, 2, 4, 8), single_tasks=1000, batch_tasks=2000, batch_size=100, pad_bytes=200
@@ -78,6 +89,19 @@ PROFILES: dict[str, dict[str, Any]] = {
             kills=2,
             kill_every_s=0.05,
         ),
+        # Too short for the gate to mean anything: its verdicts are logged, not checked.
+        "soak": dataclasses.replace(
+            _SOAK,
+            duration_s=3.0,
+            producers=1,
+            workers=1,
+            rate_per_s=50.0,
+            retention_s=0.5,
+            prune_interval_s=0.5,
+            sample_interval_s=0.1,
+            windows=6,
+            gate=False,
+        ),
     },
     "quick": {
         "init": init.Params(repetitions=20),
@@ -94,6 +118,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "checkpoint": _CHECKPOINT_COMMON,
         "query": _QUICK_QUERY,
         "worker": _QUICK_WORKER,
+        "soak": _SOAK,
     },
     "default": {
         "init": init.Params(repetitions=50),
@@ -111,6 +136,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "query": dataclasses.replace(_QUICK_QUERY, claim_repetitions=1000, count_repetitions=10),
         "worker": dataclasses.replace(
             _QUICK_WORKER, drain_tasks_noop=40_000, drain_tasks_sleep=5000, pickup_s=10.0
+        ),
+        "soak": dataclasses.replace(
+            _SOAK,
+            duration_s=180.0,
+            retention_s=20.0,
+            prune_interval_s=5.0,
+            sample_interval_s=0.5,
+            windows=60,
         ),
     },
 }

@@ -18,11 +18,12 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from bench.baseline_sql import BareQueue, payload
-from queue_core import QueueDatabase, TaskQueue
+from queue_core import QueueDatabase, TaskQueue, maintenance
 from queue_core.exceptions import QueueBusyError
 from queue_core.tracing import TraceEvent, TransactionBegan
 
@@ -265,6 +266,94 @@ class PacedProducerOutcome(Span):
     ids: list[int]
 
 
+@dataclass(frozen=True)
+class SoakProducerArgs:
+    """Enqueue one task at a time, ``rate_per_s`` times a second, for ``duration_s``."""
+
+    db_path: str
+    duration_s: float
+    rate_per_s: float
+    pad_bytes: int
+    index: int
+
+    def run(self, ready: Ready) -> SoakProducerOutcome:
+        return soak_producer(self, ready)
+
+
+@dataclass(frozen=True)
+class SoakProducerOutcome(Span):
+    enqueued: int
+    busy_errors: int
+
+
+@dataclass(frozen=True)
+class SoakWorkerArgs:
+    """Claim, work ``work_ms`` (a sleep standing in for the task), complete, for
+    ``duration_s``, timing every claim."""
+
+    db_path: str
+    duration_s: float
+    worker_id: str
+    work_ms: float
+
+    def run(self, ready: Ready) -> SoakWorkerOutcome:
+        return soak_worker(self, ready)
+
+
+@dataclass(frozen=True)
+class SoakWorkerOutcome(Span):
+    """``at_ns`` and ``claim_ns``: when each claim started and how long it took."""
+
+    at_ns: list[int]
+    claim_ns: list[int]
+    completed: int
+    busy_errors: int
+
+
+@dataclass(frozen=True)
+class SoakPrunerArgs:
+    """Every ``interval_s``, prune completed tasks older than ``retention_s``."""
+
+    db_path: str
+    duration_s: float
+    retention_s: float
+    interval_s: float
+
+    def run(self, ready: Ready) -> SoakPrunerOutcome:
+        return soak_pruner(self, ready)
+
+
+@dataclass(frozen=True)
+class SoakPrunerOutcome(Span):
+    """One entry per prune call: when it started, tasks deleted, its longest lock hold."""
+
+    at_ns: list[int]
+    deleted: list[int]
+    longest_lock_ms: list[float]
+
+
+@dataclass(frozen=True)
+class SoakBackupArgs:
+    """At ``at_s`` after the start, take one online backup into ``backup_dir`` and verify it."""
+
+    db_path: str
+    backup_dir: str
+    at_s: float
+    keep: int
+
+    def run(self, ready: Ready) -> SoakBackupOutcome:
+        return soak_backup(self, ready)
+
+
+@dataclass(frozen=True)
+class SoakBackupOutcome(Span):
+    at_ns: int
+    seconds: float
+    bytes: int
+    verified: bool
+    problems: list[str]
+
+
 WorkerArgs = (
     ProduceArgs
     | ClaimCompleteArgs
@@ -275,6 +364,10 @@ WorkerArgs = (
     | EngineServeArgs
     | EngineIdleArgs
     | PacedProducerArgs
+    | SoakProducerArgs
+    | SoakWorkerArgs
+    | SoakPrunerArgs
+    | SoakBackupArgs
 )
 """Every kind of benchmark process; a new kind adds its record here."""
 
@@ -545,3 +638,124 @@ def paced_writer(args: PacedWriterArgs, ready: Ready) -> PacedWriterOutcome:
                 next_at = t1  # far behind (a long stall): do not burst to catch up
         end = clock()
     return PacedWriterOutcome(start_ns=start, end_ns=end, at_ns=at_ns, latency_ns=latency_ns)
+
+
+def soak_producer(args: SoakProducerArgs, ready: Ready) -> SoakProducerOutcome:
+    """Enqueue at a steady pace; a call that comes back busy is counted and not retried."""
+    clock = time.perf_counter_ns
+    interval_ns = int(1e9 / args.rate_per_s)
+    enqueued = busy = 0
+    with QueueDatabase(Path(args.db_path)) as db:
+        queue = TaskQueue(db)
+        ready()
+        start = clock()
+        end_at = start + int(args.duration_s * 1e9)
+        due = start
+        while due < end_at:
+            try:
+                queue.enqueue("soak", payload(args.index * 10_000_000 + enqueued, args.pad_bytes))
+                enqueued += 1
+            except QueueBusyError:
+                busy += 1
+            due += interval_ns
+            pause = due - clock()
+            if pause > 0:
+                time.sleep(pause / 1e9)
+        end = clock()
+    return SoakProducerOutcome(start_ns=start, end_ns=end, enqueued=enqueued, busy_errors=busy)
+
+
+def soak_worker(args: SoakWorkerArgs, ready: Ready) -> SoakWorkerOutcome:
+    """Claim one task, work on it and complete it until the time is up; an empty queue waits
+    1 ms."""
+    clock = time.perf_counter_ns
+    at_ns: list[int] = []
+    claim_ns: list[int] = []
+    completed = busy = 0
+    with QueueDatabase(Path(args.db_path)) as db:
+        queue = TaskQueue(db)
+        ready()
+        start = clock()
+        end_at = start + int(args.duration_s * 1e9)
+        while clock() < end_at:
+            t0 = clock()
+            try:
+                task = queue.claim_one(args.worker_id)
+            except QueueBusyError:
+                busy += 1
+                continue
+            at_ns.append(t0)
+            claim_ns.append(clock() - t0)
+            if task is None:
+                time.sleep(0.001)
+                continue
+            if args.work_ms > 0:
+                time.sleep(args.work_ms / 1000)
+            while True:
+                try:
+                    queue.complete(task.id, args.worker_id)
+                    break
+                except QueueBusyError:
+                    busy += 1
+            completed += 1
+        end = clock()
+    return SoakWorkerOutcome(
+        start_ns=start,
+        end_ns=end,
+        at_ns=at_ns,
+        claim_ns=claim_ns,
+        completed=completed,
+        busy_errors=busy,
+    )
+
+
+def soak_pruner(args: SoakPrunerArgs, ready: Ready) -> SoakPrunerOutcome:
+    """Prune completed tasks past the retention, then sleep, until the time is up."""
+    clock = time.perf_counter_ns
+    at_ns: list[int] = []
+    deleted: list[int] = []
+    longest: list[float] = []
+    with QueueDatabase(Path(args.db_path)) as db:
+        queue = TaskQueue(db)
+        ready()
+        start = clock()
+        end_at = start + int(args.duration_s * 1e9)
+        while clock() + int(args.interval_s * 1e9) < end_at:
+            time.sleep(args.interval_s)
+            t0 = clock()
+            try:
+                result = queue.prune(
+                    completed_older_than=timedelta(seconds=args.retention_s),
+                    failed_older_than=None,
+                )
+            except QueueBusyError:
+                continue
+            at_ns.append(t0)
+            deleted.append(result.total)
+            longest.append(result.longest_lock_seconds * 1000)
+        end = clock()
+    return SoakPrunerOutcome(
+        start_ns=start, end_ns=end, at_ns=at_ns, deleted=deleted, longest_lock_ms=longest
+    )
+
+
+def soak_backup(args: SoakBackupArgs, ready: Ready) -> SoakBackupOutcome:
+    """Wait until ``at_s``, take one rotated backup and verify it."""
+    clock = time.perf_counter_ns
+    with QueueDatabase(Path(args.db_path)) as db:
+        ready()
+        start = clock()
+        time.sleep(args.at_s)
+        at = clock()
+        info = maintenance.backup_rotated(db, args.backup_dir, keep=args.keep)
+        seconds = (clock() - at) / 1e9
+    check = maintenance.verify(info.path)
+    return SoakBackupOutcome(
+        start_ns=start,
+        end_ns=clock(),
+        at_ns=at,
+        seconds=seconds,
+        bytes=info.bytes,
+        verified=check.ok,
+        problems=list(check.problems),
+    )

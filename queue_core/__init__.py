@@ -6,22 +6,33 @@
 - :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses, checked by the same
   field rules (:mod:`queue_core.validation`) as the TaskQueue arguments;
 - :mod:`queue_core.tracing` the events a ``QueueDatabase(tracer=...)`` receives;
-- :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`.
+- :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`;
+- :mod:`queue_core.observability` the ``stats()`` snapshot, :mod:`queue_core.maintenance`
+  backups, restore, checkpoints and checks, and ``python -m queue_core`` the command line.
+
+Everything logs through ``logging.getLogger("queue_core")`` (a ``NullHandler`` by default):
+database errors once each where they are translated, lease releases, fenced refusals and
+migrations; nothing on the successful hot paths.
 """
 
 from __future__ import annotations
 
+import logging
+
 from queue_core.database import PRAGMAS, QueueDatabase, immediate_transaction
 from queue_core.exceptions import (
+    BackupError,
     LeaseLostError,
     QueueBusyError,
     QueueClosedError,
     QueueCorruptError,
     QueueDatabaseError,
     QueueIntegrityError,
+    QueueInUseError,
     QueueLocationError,
     QueueSchemaError,
     TaskNotFoundError,
+    TaskStateError,
     WalUnavailableError,
 )
 from queue_core.executor import Retry
@@ -32,17 +43,22 @@ from queue_core.worker_engine import WorkerEngine, WorkerEngineError
 
 __version__ = "0.1.0"
 
+# A library configures no output of its own: the application decides where "queue_core" logs go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "ENV_VAR",
     "LOG_LEVELS",
     "PRAGMAS",
+    "BackupError",
     "LeaseLostError",
     "QueueBusyError",
     "QueueClosedError",
     "QueueCorruptError",
     "QueueDatabase",
     "QueueDatabaseError",
+    "QueueInUseError",
     "QueueIntegrityError",
     "QueueLocationError",
     "QueueSchemaError",
@@ -51,6 +67,7 @@ __all__ = [
     "TaskLog",
     "TaskNotFoundError",
     "TaskQueue",
+    "TaskStateError",
     "TaskStatus",
     "WalUnavailableError",
     "Worker",

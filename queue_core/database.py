@@ -11,6 +11,7 @@ SQLITE_BUSY at once, whatever the busy timeout.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
@@ -52,9 +53,13 @@ PRAGMAS: Final[Mapping[str, int | str]] = MappingProxyType(
         "mmap_size": 134217728,  # 128 MiB
         "page_size": 4096,
         "cache_size": -20000,  # negative = KiB, so ~20 MB per connection
+        # Not in the specification: after a checkpoint resets the WAL, the next commit truncates
+        # the file to this size, so one burst (or one long reader) does not leave a huge WAL
+        # behind for good. 16 MiB is four times the auto-checkpoint threshold (1000 pages).
+        "journal_size_limit": 16777216,
     }
 )
-"""The PRAGMAs of the specification, applied to every connection."""
+"""The PRAGMAs of the specification (plus ``journal_size_limit``), applied to every connection."""
 
 # Only journal_mode and page_size live in the file; these must be set on every connection.
 PER_CONNECTION_PRAGMAS: Final = (
@@ -65,6 +70,7 @@ PER_CONNECTION_PRAGMAS: Final = (
     "temp_store",
     "mmap_size",
     "cache_size",
+    "journal_size_limit",
 )
 _TUNABLE_PRAGMAS: Final = frozenset(PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
 _SQLITE_BUSY: Final = 5
@@ -74,6 +80,19 @@ _SQLITE_NOTADB: Final = 26
 # Connections inherited through fork. SQLite forbids using or even closing them in the child, so
 # the child keeps them referenced forever instead of letting the garbage collector close them.
 _FORK_ORPHANS: list[sqlite3.Connection] = []
+_log = logging.getLogger(__name__)
+# SQLite error names by message, for Python 3.10, whose exceptions carry no error code.
+_ERROR_NAMES_BY_MESSAGE: Final = (
+    ("database table is locked", "SQLITE_LOCKED"),
+    ("database is locked", "SQLITE_BUSY"),
+    ("database disk image is malformed", "SQLITE_CORRUPT"),
+    ("file is not a database", "SQLITE_NOTADB"),
+    ("unable to open", "SQLITE_CANTOPEN"),
+    ("disk I/O error", "SQLITE_IOERR"),
+    ("database or disk is full", "SQLITE_FULL"),
+    ("attempt to write a readonly database", "SQLITE_READONLY"),
+    ("interrupted", "SQLITE_INTERRUPT"),
+)
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -108,6 +127,55 @@ def translate_error(exc: sqlite3.Error, *, waited_seconds: float = 0.0) -> Queue
     if any(text in message for text in ("no such table", "no such column", "no such index")):
         return QueueSchemaError(f"{message}: the queue schema is missing or incomplete")
     return QueueDatabaseError(message)
+
+
+def sqlite_error_name(exc: sqlite3.Error) -> str:
+    """SQLite's name for the error (``SQLITE_BUSY``...), or the exception class as a last resort.
+
+    Python 3.11+ carries it as ``sqlite_errorname``; on 3.10 it is read from the message.
+    """
+    name = getattr(exc, "sqlite_errorname", None)
+    if name:
+        return str(name)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "SQLITE_CONSTRAINT"
+    message = str(exc)
+    for text, guessed in _ERROR_NAMES_BY_MESSAGE:
+        if text in message:
+            return guessed
+    return type(exc).__name__
+
+
+def translate_and_log(
+    exc: sqlite3.Error, operation: str, *, waited_seconds: float = 0.0
+) -> QueueDatabaseError:
+    """:func:`translate_error`, and log the error once: the operation, how long it waited, the
+    SQLite error name (WARNING for busy and constraint errors, ERROR for the rest).
+
+    Every ``sqlite3`` error queue_core turns into its own goes through here, so each is logged
+    exactly once; nothing is logged on success.
+    """
+    error = translate_error(exc, waited_seconds=waited_seconds)
+    level = logging.ERROR
+    if isinstance(error, (QueueBusyError, QueueIntegrityError)):
+        level = logging.WARNING  # contention or a refused write: the caller decides
+    if _log.isEnabledFor(level):
+        _log.log(
+            level,
+            "%s failed after %.1f ms: %s: %s",
+            operation,
+            waited_seconds * 1000,
+            sqlite_error_name(exc),
+            exc,
+        )
+    return error
+
+
+def _describe(sql: str) -> str:
+    # The statement's first words name the operation well enough for a log line
+    # ("INSERT INTO task_queue", "UPDATE task_queue SET"), without its parameters.
+    words = [word.strip("(),;") for word in sql.split(None, 3)[:3]]
+    return " ".join(word for word in words if word)
 
 
 class BufferedCursor(sqlite3.Cursor):
@@ -347,7 +415,8 @@ class QueueDatabase:
                 cursor.execute(sql, params)
                 return cursor.buffer()
             except sqlite3.Error as exc:
-                raise translate_error(exc, waited_seconds=time.perf_counter() - started) from exc
+                waited = time.perf_counter() - started
+                raise translate_and_log(exc, _describe(sql), waited_seconds=waited) from exc
 
     def execute_many(
         self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -389,7 +458,7 @@ class QueueDatabase:
                 waited = time.perf_counter() - started
                 if self._tracer is not None:
                     self._tracer(TransactionBegan(waited, acquired=False))
-                raise translate_error(exc, waited_seconds=waited) from exc
+                raise translate_and_log(exc, "BEGIN IMMEDIATE", waited_seconds=waited) from exc
             try:
                 # The one tracing check on this path; without a tracer it costs no clock read.
                 if self._tracer is not None:
@@ -398,13 +467,70 @@ class QueueDatabase:
             except BaseException as exc:
                 _rollback_quietly(conn)
                 if isinstance(exc, sqlite3.Error):
-                    raise translate_error(exc) from exc
+                    # Since BEGIN, the lock wait included; read only on this error path.
+                    spent = time.perf_counter() - started
+                    raise translate_and_log(exc, "transaction", waited_seconds=spent) from exc
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback_quietly(conn)
-                raise translate_error(exc) from exc
+                spent = time.perf_counter() - started
+                raise translate_and_log(exc, "COMMIT", waited_seconds=spent) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Run a block of reads in one read transaction, so they all see the same moment.
+
+        Yields the connection. Writers carry on meanwhile (WAL), but the snapshot stops a
+        checkpoint from recycling the WAL until the block ends, so keep it short and fetch every
+        cursor completely. Inside a :meth:`transaction` it simply joins that transaction.
+
+        :raises QueueDatabaseError: a SQLite error in the block (``__cause__`` has it).
+        """
+        with self._guard():
+            conn = self._connection()
+            if conn.in_transaction:
+                yield conn
+                return
+            started = time.perf_counter()
+            try:
+                conn.execute("BEGIN")
+                yield conn
+            except BaseException as exc:
+                _rollback_quietly(conn)
+                if isinstance(exc, sqlite3.Error):
+                    waited = time.perf_counter() - started
+                    raise translate_and_log(exc, "read snapshot", waited_seconds=waited) from exc
+                raise
+            _rollback_quietly(conn)  # a read transaction has nothing to commit
+
+    @contextmanager
+    def checkpoints_between_transactions(self) -> Iterator[None]:
+        """Turn this connection's automatic checkpoints off for a block of bulk writes.
+
+        A commit that pushes the WAL past ``wal_autocheckpoint`` runs the checkpoint itself,
+        inside the commit. A bulk job (prune) calls :meth:`checkpoint_passive` between its
+        transactions instead, so its commits stay short and the copying happens while it pauses
+        rather than in its own or a worker's commit. The setting is restored afterwards.
+        """
+        with self._guard():
+            conn = self._connection()
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            try:
+                yield
+            finally:
+                if self._conn is conn:
+                    pages = int(self._pragmas["wal_autocheckpoint"])
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+
+    def checkpoint_passive(self) -> tuple[int, int, int]:
+        """Run a PASSIVE checkpoint (never waits, never blocks); return (busy, log, checkpointed).
+
+        :raises QueueDatabaseError: SQLite failed (``__cause__`` has why).
+        """
+        row = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` of this connection.
@@ -432,7 +558,7 @@ class QueueDatabase:
             try:
                 return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
             except sqlite3.Error as exc:
-                raise translate_error(exc) from exc
+                raise translate_and_log(exc, "PRAGMA read-back") from exc
 
     def initialize_schema(self) -> int:
         """Create or migrate the schema to the newest version and check it; idempotent.
@@ -497,7 +623,7 @@ class QueueDatabase:
             code = getattr(exc, "sqlite_errorcode", None)
             if code == _SQLITE_CANTOPEN or "unable to open" in str(exc):
                 raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
-            raise translate_error(exc) from exc
+            raise translate_and_log(exc, "connect") from exc
         except BaseException:
             conn.close()
             raise
@@ -556,7 +682,7 @@ class QueueDatabase:
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
                 if isinstance(exc, sqlite3.Error):
-                    raise translate_error(exc) from exc
+                    raise translate_and_log(exc, "savepoint") from exc
                 raise
             conn.execute(f"RELEASE {name}")
         finally:

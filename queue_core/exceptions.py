@@ -75,6 +75,27 @@ class TaskNotFoundError(QueueDatabaseError):
         super().__init__(f"no task with id {task_id}")
 
 
+class TaskStateError(QueueDatabaseError):
+    """The task exists but its status does not allow the operation (nothing changed).
+
+    For example retrying a task that is not failed or cancelled, or cancelling one that already
+    finished. ``status`` is the task's current status.
+    """
+
+    def __init__(self, task_id: int, status: str, wanted: str) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(f"task {task_id} is {status}; {wanted}")
+
+
+class BackupError(QueueDatabaseError):
+    """A backup could not be written, verified or restored; the queue file was not changed."""
+
+
+class QueueInUseError(BackupError):
+    """Another connection has the queue open, so it cannot be restored now."""
+
+
 class LeaseLostError(QueueDatabaseError):
     """The worker no longer holds the task's lease, so the call changed nothing.
 

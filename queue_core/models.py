@@ -36,17 +36,30 @@ __all__ = ["LOG_LEVELS", "Task", "TaskLog", "TaskStatus", "Worker", "to_json"]
 
 
 class TaskStatus(str, Enum):
-    """Where a task is in its life. These four values are the only ones the queue writes."""
+    """Where a task is in its life. These five values are the only ones the queue writes.
+
+    Only ``queued`` tasks are ever claimed. ``failed`` and ``cancelled`` tasks go back to
+    ``queued`` only when an operator retries them (:meth:`TaskQueue.retry`).
+    """
 
     QUEUED = "queued"  #: waiting until ``run_after_utc`` for a worker to claim it
     PROCESSING = "processing"  #: leased to ``locked_by`` until ``lease_until_utc``
     COMPLETED = "completed"  #: finished successfully; final
-    FAILED = "failed"  #: out of attempts, or failed for good; final
+    FAILED = "failed"  #: out of attempts, or failed for good; final unless retried
+    CANCELLED = "cancelled"  #: withdrawn by an operator (schema version 4); final unless retried
 
     @property
     def is_final(self) -> bool:
-        """True for statuses a task never leaves."""
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+        """True for statuses no worker moves a task out of."""
+        return self in _FINAL_STATUSES
+
+    @property
+    def is_live(self) -> bool:
+        """True for statuses of tasks still to be done (queued or being processed)."""
+        return not self.is_final
+
+
+_FINAL_STATUSES: Final = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 def _time_to_dict(value: datetime | None) -> str | None:

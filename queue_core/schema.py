@@ -8,6 +8,7 @@ behind each other and a failing step leaves the file exactly as it was.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
@@ -18,7 +19,7 @@ from queue_core.exceptions import QueueSchemaError
 if TYPE_CHECKING:
     from queue_core.database import QueueDatabase
 
-TABLES: Final = ("task_queue", "workers", "task_logs")
+TABLES: Final = ("task_queue", "workers", "task_logs", "finished_task_counts")
 INDEXES: Final = (
     "ix_task_status_prio_time",
     "ix_task_type_status",
@@ -27,7 +28,15 @@ INDEXES: Final = (
     "uq_task_idempotency",
     "ix_logs_task",
     "ix_task_lease_expiry",
+    "ix_task_finished",
 )
+TRIGGERS: Final = (
+    "trg_task_finished_count_insert",
+    "trg_task_finished_count_enter",
+    "trg_task_finished_count_leave",
+    "trg_task_finished_count_delete",
+)
+_log = logging.getLogger(__name__)
 GENERATED_COLUMNS: Final = ("region", "format")
 
 
@@ -63,10 +72,20 @@ def migrate(db: QueueDatabase, migrations: Sequence[sql.Migration] | None = None
             for migration in chain:
                 if migration.version <= current:
                     continue
+                _log.info(
+                    "%s: applying migration %04d_%s", db.path, migration.version, migration.name
+                )
                 for statement in migration.statements:
                     try:
                         conn.execute(statement)
                     except sqlite3.Error as exc:
+                        _log.error(
+                            "%s: migration %04d_%s failed, rolled back: %s",
+                            db.path,
+                            migration.version,
+                            migration.name,
+                            exc,
+                        )
                         raise QueueSchemaError(
                             f"migration {migration.version:04d}_{migration.name} failed: {exc}"
                         ) from exc
@@ -85,11 +104,12 @@ def verify(db: QueueDatabase) -> None:
     present = {
         (row[0], row[1])
         for row in db.execute(
-            "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')"
+            "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')"
         )
     }
     missing = [f"table {name}" for name in TABLES if ("table", name) not in present]
     missing += [f"index {name}" for name in INDEXES if ("index", name) not in present]
+    missing += [f"trigger {name}" for name in TRIGGERS if ("trigger", name) not in present]
     if ("table", "task_queue") in present:
         columns = {row[1] for row in db.execute("PRAGMA table_xinfo(task_queue)")}
         missing += [

@@ -12,19 +12,22 @@ and turns results into models.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from queue_core import sql
 from queue_core.database import QueueDatabase
 from queue_core.exceptions import (
     LeaseLostError,
+    QueueDatabaseError,
     QueueIntegrityError,
     TaskNotFoundError,
 )
+from queue_core.mending import MendingOperations
 from queue_core.models import Task, TaskLog, TaskStatus, Worker
 from queue_core.timestamps import Clock, optional_from_db_text, to_db_text, utc_now
 from queue_core.validation import (
@@ -43,6 +46,9 @@ from queue_core.validation import (
     type_names,
 )
 
+if TYPE_CHECKING:
+    from queue_core.observability import QueueStats
+
 DEFAULT_LEASE_SECONDS: Final = 30.0
 _ENQUEUE_KEYS: Final = frozenset(
     {"type", "payload", "priority", "compatibility", "run_after", "max_attempts", "idempotency_key"}
@@ -52,10 +58,20 @@ _SQL_ENQUEUE: Final = _QUERIES["enqueue"]
 _SQL_CLAIM: Final = _QUERIES["claim"]
 _SQL_COMPLETE: Final = _QUERIES["complete"]
 _SQL_RELEASE_EXPIRED: Final = _QUERIES["release_expired_leases"]
+# An enqueue that lost an idempotency race looks the winner up; prune may delete the winner in
+# between, and then the insert is tried again. Two rounds suffice unless a pruner deletes a
+# task with this key in every window, which would take a fresh completed task older than the
+# retention; the bound only turns an impossible loop into an error.
+_ENQUEUE_ROUNDS: Final = 8
+_log = logging.getLogger(__name__)
 
 
-class TaskQueue:
+class TaskQueue(MendingOperations):
     """The queue's operations on one :class:`QueueDatabase`.
+
+    The operator's operations (``retry``, ``cancel``, ``prune``) come from
+    :class:`~queue_core.mending.MendingOperations`; :meth:`stats` from
+    :mod:`queue_core.observability`.
 
     Example::
 
@@ -129,7 +145,8 @@ class TaskQueue:
             workers that ask for that region.
         :param run_after: an aware datetime before which no worker may claim it (default: now).
         :param idempotency_key: if a task with this key exists, nothing is created and that
-            task's id is returned; this holds across racing processes.
+            task's id is returned; this holds across racing processes. A key is held by its
+            task until :meth:`prune` deletes the task; then it is free again.
         :raises TypeError: an argument has the wrong type, the payload is not JSON, or
             ``compatibility['region']`` is not text.
         :raises ValueError: an empty type, ``max_attempts < 1``, a naive ``run_after``, NaN.
@@ -148,14 +165,19 @@ class TaskQueue:
             idempotency_key,
             to_db_text(self._clock()),
         )
-        rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
-        if rows:
-            return int(rows[0][0])
-        # The key exists. Tasks are never deleted, so the row that won is still there.
-        row = self.db.execute(
-            _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": idempotency_key}
-        ).fetchone()
-        return int(row[0])
+        for _ in range(_ENQUEUE_ROUNDS):
+            rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
+            if rows:
+                return int(rows[0][0])
+            # The key exists; return its task, unless prune deleted it since the insert.
+            rows = self.db.execute(
+                _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": idempotency_key}
+            ).fetchall()
+            if rows:
+                return int(rows[0][0])
+        raise QueueDatabaseError(
+            f"idempotency key {idempotency_key!r} kept being taken and pruned; nothing was added"
+        )
 
     def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[int]:
         """Add many tasks in one transaction and return their ids in input order.
@@ -247,7 +269,7 @@ class TaskQueue:
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
         with self.db.transaction() as conn:
-            conn.execute(_SQL_RELEASE_EXPIRED, {"now": now})
+            released = conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount
             rows = conn.execute(
                 _SQL_CLAIM,
                 {
@@ -259,6 +281,8 @@ class TaskQueue:
                     "limit": limit,
                 },
             ).fetchall()
+        if released:
+            _log_released(released, worker_id)
         tasks = [Task.from_row(row) for row in rows]
         # RETURNING order is arbitrary; hand tasks out in claim order.
         tasks.sort(key=_claim_order)
@@ -363,7 +387,10 @@ class TaskQueue:
         """
         now = to_db_text(self._clock())
         with self.db.transaction() as conn:
-            return conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount
+            released = int(conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount)
+        if released:
+            _log_released(released, None)
+        return released
 
     def register_worker(self, worker_id: str, capabilities: Mapping[str, Any]) -> Worker:
         """Add or update a worker with its capabilities and a fresh heartbeat.
@@ -532,12 +559,42 @@ class TaskQueue:
             raise TaskNotFoundError(task_id)
         return Task.from_row(row)
 
+    def list_tasks(
+        self, *, status: TaskStatus | None = None, type: str | None = None, limit: int = 20
+    ) -> list[Task]:
+        """Up to ``limit`` tasks, newest first, optionally of one status and one type.
+
+        :raises TypeError, ValueError: a status that is not a TaskStatus, an empty type, a
+            limit below 1.
+        """
+        if status is not None and not isinstance(status, TaskStatus):
+            raise TypeError(f"status must be a TaskStatus, not {_type_name(status)}")
+        if type is not None:
+            check_text(type, "type")
+        check_count(limit, "limit", 1)
+        params = {"status": None if status is None else status.value, "type": type, "limit": limit}
+        return [Task.from_row(row) for row in self.db.execute(_QUERIES["list_tasks"], params)]
+
     def counts(self) -> dict[TaskStatus, int]:
-        """The number of tasks in each status (every status present, zeros included)."""
-        counts = dict.fromkeys(TaskStatus, 0)
-        for status, count in self.db.execute(_QUERIES["count_by_status"]):
-            counts[TaskStatus(status)] = int(count)
-        return counts
+        """The number of tasks in each status (every status present, zeros included).
+
+        Its cost grows with the live tasks (queued and processing), which are counted; the
+        finished ones come from counters the schema keeps (see :mod:`queue_core.observability`).
+        """
+        from queue_core.observability import status_counts
+
+        return status_counts(self.db)
+
+    def stats(
+        self,
+        *,
+        window: timedelta = timedelta(minutes=15),
+        stale_after: timedelta = timedelta(seconds=60),
+    ) -> QueueStats:
+        """One consistent snapshot of the queue: see :func:`queue_core.observability.stats`."""
+        from queue_core.observability import stats
+
+        return stats(self.db, now=self._clock(), window=window, stale_after=stale_after)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -569,7 +626,20 @@ class TaskQueue:
             raise TaskNotFoundError(task_id)
         status, locked_by = row
         holder = locked_by if status == TaskStatus.PROCESSING.value else None
+        _log.warning(
+            "refused %s's call on task %d: it is %s and held by %s",
+            worker_id,
+            task_id,
+            status,
+            holder or "no worker",
+        )
         raise LeaseLostError(task_id, worker_id, holder=holder, status=status)
+
+
+def _log_released(released: int, worker_id: str | None) -> None:
+    # A lease runs out only when its worker died or stalled, so this is worth a warning.
+    by = f" (found by {worker_id}'s claim)" if worker_id else ""
+    _log.warning("released %d expired lease(s)%s", released, by)
 
 
 def _enqueue_params(
@@ -613,6 +683,10 @@ def _enqueue_params(
         now_text,
         now_text,
     )
+
+
+def _type_name(value: object) -> str:
+    return value.__class__.__name__
 
 
 def _claim_order(task: Task) -> tuple[int, datetime | None, int]:

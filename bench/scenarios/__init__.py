@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, worker
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, soak, worker
 
 if TYPE_CHECKING:
     from bench.context import ScenarioContext
@@ -58,6 +58,7 @@ SPECS: dict[str, ScenarioSpec] = {
         ScenarioSpec("checkpoint", checkpoint.Params, checkpoint.Result, checkpoint.run),
         ScenarioSpec("query", query.Params, query.Result, query.run),
         ScenarioSpec("worker", worker.Params, worker.Result, worker.run),
+        ScenarioSpec("soak", soak.Params, soak.Result, soak.run),
     )
 }
 

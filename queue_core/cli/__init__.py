@@ -6,21 +6,30 @@ builds the one parser from them and turns errors into exit codes:
 
 - 0: the command did what it was asked;
 - 1: the command ran but found a problem, or the queue failed (busy, corrupt file, ...);
-- 2: bad usage: an unknown option, a malformed value, an unknown task id. One line on stderr,
-  and nothing was changed.
+- 2: bad usage: an unknown option, a malformed value (``7x`` for a duration), an unknown task
+  id, a task in the wrong status for the command. One line on stderr, and nothing was changed.
+
+``check`` exits 1 when it finds a problem, ``backups --verify`` when a backup is bad and
+``restore`` when another process has the queue open.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from queue_core.cli.base import EXIT_FAILURE, EXIT_USAGE, PROG, Command, UsageError
 from queue_core.cli.commands import COMMANDS
-from queue_core.exceptions import QueueDatabaseError, QueueLocationError, TaskNotFoundError
+from queue_core.exceptions import (
+    QueueDatabaseError,
+    QueueLocationError,
+    TaskNotFoundError,
+    TaskStateError,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -76,12 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = args.handler
     try:
         return command.run(args)
-    except (UsageError, TaskNotFoundError, QueueLocationError) as exc:
+    except (UsageError, TaskNotFoundError, TaskStateError, QueueLocationError) as exc:
         print(f"{PROG} {command.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except QueueDatabaseError as exc:
         logging.getLogger("queue_core").debug("%s failed", command.name, exc_info=True)
         print(f"{PROG} {command.name}: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader went away (`... | head`): exit quietly like other command-line tools, and
+        # point stdout at nothing so the flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{PROG} {command.name}: interrupted", file=sys.stderr)

@@ -1,17 +1,22 @@
 """What every ``python -m queue_core`` command shares: the Command shape, usage errors,
-opening the database, and printing tables or JSON."""
+opening the database, argument types (durations, ids, counts), printing tables or JSON, and a
+progress line for long operations on a terminal."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Final, TextIO
 
 from queue_core.database import QueueDatabase
 from queue_core.location import resolve_db_path
+from queue_core.task_queue import TaskQueue
 
 PROG: Final = "python -m queue_core"
 EXIT_OK: Final = 0
@@ -112,3 +117,131 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+# -- argument types (argparse turns their ArgumentTypeError into one usage line, exit 2) --------
+
+_DURATION: Final = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` (or ``500ms``) into a timedelta.
+
+    :raises argparse.ArgumentTypeError: anything else, such as ``7x``, ``-1d`` or ``7``.
+    """
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use a number and a unit: 500ms, 90s, 15m, 12h, 7d, 2w"
+        )
+    try:
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is too long a duration") from None
+
+
+def task_id(text: str) -> int:
+    """A task id: a positive integer.
+
+    :raises argparse.ArgumentTypeError: anything else.
+    """
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a task id (a positive integer)")
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    """A count of at least 1.
+
+    :raises argparse.ArgumentTypeError: anything else.
+    """
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def non_empty(text: str) -> str:
+    """Text that is not empty or blank (a task type, say).
+
+    :raises argparse.ArgumentTypeError: empty or blank text.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def add_stale_option(parser: argparse.ArgumentParser) -> None:
+    """``--stale DURATION`` (default 60s): how long a worker may be silent before it is stale."""
+    parser.add_argument(
+        "--stale",
+        type=parse_duration,
+        default=timedelta(seconds=60),
+        metavar="DURATION",
+        help="a worker silent for longer than this is stale (default 60s)",
+    )
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def format_bytes(size: float) -> str:
+    """``1536`` -> ``1.5 KiB``: sizes for people."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Progress:
+    """A progress line redrawn in place on a terminal; silent when output is not a terminal.
+
+    Call it with (done, total); it redraws at most ten times a second. :meth:`finish` ends the
+    line. It writes to stderr so that ``--json`` output on stdout stays clean.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        unit: str = "",
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+    ) -> None:
+        self._label = label
+        self._unit = unit
+        self._stream = sys.stderr if stream is None else stream
+        self.enabled = self._stream.isatty() if enabled is None else enabled
+        self._last_draw = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last_draw < 0.1 and done < total):
+            return
+        self._last_draw = now
+        percent = 100.0 if total <= 0 else min(100.0, 100.0 * done / total)
+        if self._unit == "bytes":
+            amounts = f"{format_bytes(done)} of {format_bytes(total)}"
+        else:
+            amounts = f"{done:,} of {total:,}{' ' + self._unit if self._unit else ''}"
+        self._stream.write(f"\r{self._label}: {amounts} ({percent:5.1f}%)\x1b[K")
+        self._stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        """End the progress line (if one was drawn)."""
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._drawn = False
+
+
+def open_queue(args: argparse.Namespace) -> tuple[QueueDatabase, TaskQueue]:
+    """Open the queue ``--db`` names (which must exist) and a TaskQueue on it.
+
+    :raises UsageError: the file does not exist.
+    """
+    db = open_database(args)
+    return db, TaskQueue(db)

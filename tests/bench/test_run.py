@@ -182,6 +182,25 @@ def test_query_uses_the_claim_index(tiny_run: dict[str, Any]) -> None:
     assert entry["summary"]["claim_p50_growth"] > 0
 
 
+def test_soak_accounts_for_every_task_and_keeps_a_timeline(tiny_run: dict[str, Any]) -> None:
+    entry = tiny_run["results"]["scenarios"]["soak"]
+    summary = entry["summary"]
+    assert summary["enqueued"] > 0
+    assert summary["enqueued"] == summary["completed"] + summary["live_at_end"]
+    assert summary["pruned"] > 0  # retention ran (0.5 s at the tiny profile)
+    timeline = entry["timeline"]
+    assert len(timeline["t_s"]) == len(timeline["file_bytes"]) == len(timeline["wal_bytes"]) > 5
+    assert len(timeline["depth"]) == len(timeline["t_s"])
+    assert min(timeline["t_s"]) >= 0
+    assert len(entry["claims"]) == 6
+    assert entry["backup"]["verified"] is True
+    for key in ("first_third_p99_ms", "last_third_p99_ms", "p99_ratio", "bounded", "steady"):
+        assert key in summary
+    checks = {c["name"] for c in tiny_run["results"]["correctness"]["checks"]}
+    assert "soak: every task accounted for" in checks
+    assert "soak: claim p99 steady (last third vs first)" not in checks  # gate off when tiny
+
+
 def test_progress_line_per_scenario(tiny_run: dict[str, Any]) -> None:
     lines = tiny_run["lines"]
     total = len(scenarios.NAMES)

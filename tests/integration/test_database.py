@@ -44,6 +44,7 @@ EXPECTED_PRAGMA_VALUES = {
     "mmap_size": 134217728,
     "page_size": 4096,
     "cache_size": -20000,
+    "journal_size_limit": 16777216,
 }
 
 

@@ -118,6 +118,7 @@ def test_four_workers_drain_while_two_producers_enqueue(tmp_path: Path) -> None:
             TaskStatus.PROCESSING: 0,
             TaskStatus.COMPLETED: 5000,
             TaskStatus.FAILED: 0,
+            TaskStatus.CANCELLED: 0,
         }
         attempts = db.execute("SELECT min(attempts), max(attempts) FROM task_queue").fetchone()
         assert tuple(attempts) == (1, 1)

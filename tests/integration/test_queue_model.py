@@ -1,7 +1,8 @@
 """Property test: random operation sequences against a plain-Python model of the queue.
 
-Hypothesis drives enqueue, claim, complete, fail, extend_lease and the clock in any order; after
-every step the database must agree with the model on every task's status, holder and attempts.
+Hypothesis drives enqueue, claim, complete, fail, extend_lease, cancel, retry and the clock in any
+order; after every step the database must agree with the model on every task's status, holder
+and attempts, and counts() (partly kept by triggers) on the number of tasks in each status.
 Among other things this proves that a task is never held by two workers, that expired leases
 are released exactly when they should be, and that claims follow priority, run_after, id.
 """
@@ -18,7 +19,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from queue_core import LeaseLostError, QueueDatabase, TaskNotFoundError, TaskQueue, TaskStatus
+from queue_core import (
+    LeaseLostError,
+    QueueDatabase,
+    TaskNotFoundError,
+    TaskQueue,
+    TaskStateError,
+    TaskStatus,
+)
 from tests.conftest import FakeClock
 
 WORKERS = st.sampled_from(["w1", "w2", "w3"])
@@ -165,6 +173,39 @@ class QueueMachine(RuleBasedStateMachine):
         assert held_by(expected, worker)
         expected.lease_until = until
 
+    @rule(index=st.integers(0, 50))
+    def cancel(self, index: int) -> None:
+        task_id = self._pick(index)
+        expected = self.model.get(task_id)
+        try:
+            self.queue.cancel(task_id)
+        except TaskNotFoundError:
+            assert expected is None
+            return
+        except TaskStateError:
+            assert expected is not None and expected.status.is_final
+            return
+        assert expected is not None and not expected.status.is_final
+        expected.status, expected.lease_until = TaskStatus.CANCELLED, None
+
+    @rule(index=st.integers(0, 50))
+    def retry(self, index: int) -> None:
+        task_id = self._pick(index)
+        expected = self.model.get(task_id)
+        try:
+            task = self.queue.retry(task_id)
+        except TaskNotFoundError:
+            assert expected is None
+            return
+        except TaskStateError:
+            assert expected is not None
+            assert expected.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+            return
+        assert expected is not None
+        assert expected.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+        expected.status, expected.holder, expected.attempts = TaskStatus.QUEUED, None, 0
+        expected.run_after = task.run_after_utc or self.clock.now
+
     @rule(seconds=st.sampled_from([0.5, 1, 2, 6, 31]))
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -185,7 +226,10 @@ class QueueMachine(RuleBasedStateMachine):
             if task.status is TaskStatus.PROCESSING:
                 assert row["locked_by"] == task.holder
         counts = self.queue.counts()
-        assert sum(counts.values()) == len(self.model)
+        assert counts == {
+            status: sum(1 for task in self.model.values() if task.status is status)
+            for status in TaskStatus
+        }
 
 
 QueueMachine.TestCase.settings = settings(

@@ -472,6 +472,7 @@ def test_counts_cover_every_status(queue: TaskQueue) -> None:
         TaskStatus.PROCESSING: 1,
         TaskStatus.COMPLETED: 1,
         TaskStatus.FAILED: 1,
+        TaskStatus.CANCELLED: 0,
     }
 
 

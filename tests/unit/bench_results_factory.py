@@ -245,6 +245,76 @@ def _busy() -> dict[str, Any]:
     }
 
 
+def _soak() -> dict[str, Any]:
+    t_s = [round(i * 0.25, 3) for i in range(121)]
+    file_bytes = [min(900_000, 40_000 + i * 30_000) for i in range(121)]
+    wal_bytes = [4_194_304 + (8_000_000 if 48 <= i < 52 else 0) for i in range(121)]
+    depth = [i % 3 for i in range(121)]
+    claims = [
+        {
+            "t_s": round(0.5 + i, 3),
+            "claims": 380,
+            "p50_ms": 0.07,
+            "p99_ms": round(1.2 + 0.3 * math.sin(i), 3),
+        }
+        for i in range(30)
+    ]
+    prunes = [
+        {"t_s": round(2.0 * (k + 1), 3), "deleted": 400 if k else 0, "longest_lock_ms": 4.5}
+        for k in range(14)
+    ]
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 31.0,
+        "params": {
+            "duration_s": 30.0,
+            "producers": 2,
+            "workers": 2,
+            "rate_per_s": 100.0,
+            "pad_bytes": 200,
+            "retention_s": 5.0,
+            "prune_interval_s": 2.0,
+            "backup_at_fraction": 0.4,
+            "sample_interval_s": 0.25,
+            "work_ms": 5.0,
+            "windows": 30,
+            "gate": True,
+            "size_growth_limit": 1.25,
+            "p99_ratio_limit": 1.5,
+        },
+        "summary": {
+            "seconds": 30.0,
+            "enqueued": 6000,
+            "completed": 5998,
+            "pruned": 5200,
+            "live_at_end": 2,
+            "claim_latency_ms": _latency(0.07),
+            "first_third_p99_ms": 1.31,
+            "last_third_p99_ms": 1.54,
+            "p99_ratio": 1.17,
+            "steady": True,
+            "max_file_bytes_middle": 900_000,
+            "max_file_bytes_last": 900_000,
+            "max_wal_bytes_last": 4_194_304,
+            "max_wal_bytes": 12_194_304,
+            "bounded": True,
+            "longest_prune_lock_ms": 4.5,
+            "backup_seconds": 0.9,
+        },
+        "timeline": {
+            "t_s": t_s,
+            "file_bytes": file_bytes,
+            "wal_bytes": wal_bytes,
+            "depth": depth,
+        },
+        "claims": claims,
+        "prunes": prunes,
+        "backup": {"t_s": 12.0, "seconds": 0.9, "bytes": 900_000, "verified": True, "problems": []},
+        "resources": _resources(31.0, 6),
+    }
+
+
 def _checkpoint() -> dict[str, Any]:
     variants: list[dict[str, Any]] = []
     for v, name in enumerate(CHECKPOINT_VARIANTS):
@@ -508,6 +578,7 @@ _BASE: dict[str, Any] = {
         "checkpoint": _checkpoint(),
         "query": _query(),
         "worker": _worker(),
+        "soak": _soak(),
     },
     "correctness": {
         "ok": True,

@@ -28,6 +28,7 @@ EXPECTED_SIZES = {
     "resources.png": (1200, 750),
     "worker_throughput.png": (800, 550),
     "worker_pickup.png": (800, 550),
+    "soak.png": (1200, 1000),
 }
 
 
@@ -201,6 +202,7 @@ def test_a_single_scenario_run_gets_a_report(tmp_path: Path) -> None:
         "claim_backlog.png",
         "worker_throughput.png",
         "worker_pickup.png",
+        "soak.png",
     )
     for name in skipped:
         assert not (folder / name).exists()
