@@ -34,6 +34,7 @@ __all__ = [
     "RealServerHost",
     "ServerHost",
     "find_postgres",
+    "must_have_postgres",
     "throwaway_server",
 ]
 
@@ -358,3 +359,12 @@ def _run(command: list[str], cwd: Path, what: str) -> None:
             f"{what} failed with exit code {result.returncode}: {result.stdout.strip()}"
             + (f"\nserver log:\n{tail}" if tail else "")
         )
+
+
+def must_have_postgres(environ: Mapping[str, str]) -> bool:
+    """Whether a missing PostgreSQL is a failure rather than a reason to skip.
+
+    On CI (``CI`` set, as GitHub Actions and ``.ci/run`` do) the PostgreSQL tier must run,
+    unless ``PRISMQ_ALLOW_NO_POSTGRES`` is set to a non-empty value for a runner without it.
+    """
+    return "CI" in environ and not environ.get("PRISMQ_ALLOW_NO_POSTGRES")

@@ -22,7 +22,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # What can hide a semicolon in PostgreSQL: a string, a quoted identifier, a comment, or a
 # dollar-quoted body ($$...$$ or $tag$...$tag$; $1 is a parameter, not a quote).
 _PG_TOKEN = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|(\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$)|;""",
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|(\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$)|;"""
+    r"""|(['"]|/\*)""",  # a quote or comment that is never closed
     re.DOTALL,
 )
 _PG_IDENTIFIER_CHAR = re.compile(r"[A-Za-z_0-9$]")
@@ -76,6 +77,8 @@ def split_postgres_statements(script: str) -> tuple[str, ...]:
             break
         position = match.end()
         tag = match[1]
+        if match[2] is not None:
+            break  # the rest of the script is inside an unclosed quote or comment
         if tag is not None:
             if match.start() > 0 and _PG_IDENTIFIER_CHAR.match(script[match.start() - 1]):
                 position = match.start() + 1  # part of an identifier such as a$b$
