@@ -16,7 +16,17 @@ import pytest
 
 from bench.postgres_server import PostgresUnavailableError, find_postgres, throwaway_server
 from queue_core import QueueDatabase, TaskQueue
-from tests.postgres_support import URL_VAR, require_psycopg, unavailable, with_database
+from tests.postgres_support import (
+    URL_VAR,
+    may_leave_out,
+    missing_client,
+    missing_server,
+    require_psycopg,
+    unavailable,
+    with_database,
+)
+
+_POSTGRES_LEFT_OUT = pytest.StashKey[str]()
 
 
 class FakeClock:
@@ -74,11 +84,28 @@ def queue(db: QueueDatabase, clock: FakeClock) -> TaskQueue:
     return TaskQueue(db, clock=clock, rng=random.Random(1234))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the PostgreSQL server ``postgres`` (``-m "not postgres"``)."""
-    for item in items:
-        if "postgres_server_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.postgres)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server ``postgres`` (``-m "not postgres"``).
+
+    Without PostgreSQL (and not on CI) those tests are deselected, and the summary says why.
+    """
+    needing = [item for item in items if "postgres_server_url" in getattr(item, "fixturenames", ())]
+    for item in needing:
+        item.add_marker(pytest.mark.postgres)
+    reason = missing_client() or (missing_server() if needing else None)
+    if reason is None or not may_leave_out():
+        return
+    config.stash[_POSTGRES_LEFT_OUT] = reason
+    if needing:
+        config.hook.pytest_deselected(items=needing)
+        items[:] = [item for item in items if item not in set(needing)]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line when the PostgreSQL tier was left out."""
+    reason = terminalreporter.config.stash.get(_POSTGRES_LEFT_OUT, None)
+    if reason:
+        terminalreporter.write_line(f"PostgreSQL tests left out: {reason}", yellow=True)
 
 
 @pytest.fixture(scope="session")

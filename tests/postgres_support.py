@@ -1,8 +1,9 @@
 """Helpers of the PostgreSQL test tier: skip (or fail on CI) without PostgreSQL, URL per test.
 
-A machine without PostgreSQL or psycopg skips the tier with one line saying what is missing.
-On CI that is a failure instead (see :func:`bench.postgres_server.must_have_postgres`), so a
-CI run cannot turn green without running the PostgreSQL tests.
+A machine without PostgreSQL or psycopg leaves the tier out (deselected, or its modules not
+collected) and the test summary says so in one line. On CI the tier runs anyway and fails
+(see :func:`bench.postgres_server.must_have_postgres`), so a CI run cannot turn green without
+running the PostgreSQL tests.
 """
 
 from __future__ import annotations
@@ -14,9 +15,34 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bench.postgres_server import must_have_postgres
+from bench.postgres_server import PostgresUnavailableError, find_postgres, must_have_postgres
 
 URL_VAR = "PRISMQ_TEST_POSTGRES_URL"
+
+
+def missing_client() -> str | None:
+    """Why the tier cannot import psycopg, or None when it can."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install .[postgres])"
+    return None
+
+
+def missing_server() -> str | None:
+    """Why the tier has no server to start or use, or None when it has one."""
+    if os.environ.get(URL_VAR):
+        return None
+    try:
+        find_postgres()
+    except PostgresUnavailableError as exc:
+        return exc.reason
+    return None
+
+
+def may_leave_out() -> bool:
+    """Whether a missing PostgreSQL may leave the tier out (never on CI, unless allowed)."""
+    return not must_have_postgres(os.environ)
 
 
 def unavailable(reason: str) -> NoReturn:

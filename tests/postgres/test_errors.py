@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
 from bench.postgres_server import free_port
@@ -15,9 +16,6 @@ from queue_core import (
 )
 from queue_core.postgres import schema
 from queue_core.postgres.errors import ErrorKind, classify, translate_error
-from tests.postgres_support import require_psycopg
-
-psycopg = require_psycopg()
 
 
 def test_a_refused_connection_is_a_connection_error() -> None:

@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from queue_core import QueueDatabase, QueueIntegrityError, QueueSchemaError, sql
 from queue_core.postgres import schema
 from queue_core.postgres.errors import translate_error
-from tests.postgres_support import require_psycopg
-
-psycopg = require_psycopg()
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -53,6 +51,19 @@ def test_migrate_creates_the_schema_and_records_every_migration(conn: Any) -> No
     expected = {m.version: m.name for m in sql.postgres_migrations()}
     assert schema.applied_migrations(conn) == expected
     schema.verify(conn)
+
+
+def test_the_postgres_migrations_create_every_object_the_runner_verifies() -> None:
+    text = "\n".join(s for m in sql.postgres_migrations() for s in m.statements)
+    names = (
+        *schema.TABLES,
+        *schema.VIEWS,
+        *schema.INDEXES,
+        *schema.TRIGGERS,
+        *schema.FUNCTIONS,
+        *schema.GENERATED_COLUMNS,
+    )
+    assert [name for name in names if f" {name}" not in text] == []
 
 
 def test_columns_are_typed_not_text(migrated: Any) -> None:
