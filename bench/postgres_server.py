@@ -340,31 +340,36 @@ def _stop(tools: PostgresTools, data_dir: Path, cwd: Path) -> None:
 
 
 def _run(command: list[str], cwd: Path, what: str) -> None:
-    # cwd: the server user may not be allowed into the caller's working directory.
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
-    )
-    if result.returncode != 0:
+    # cwd: the server user may not be allowed into the caller's working directory. Output goes
+    # to a file, not a pipe: on Windows the server started by pg_ctl can inherit the handle,
+    # and a pipe would then stay open (and this call wait) for as long as the server runs.
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as output:
+        returncode = subprocess.run(
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+        output.seek(0)
+        text = output.read().strip()
+    if returncode != 0:
         log = cwd / "server.log"
         tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else ""
         raise RuntimeError(
-            f"{what} failed with exit code {result.returncode}: {result.stdout.strip()}"
+            f"{what} failed with exit code {returncode}: {text}"
             + (f"\nserver log:\n{tail}" if tail else "")
         )
 
 
 def must_have_postgres(environ: Mapping[str, str]) -> bool:
-    """Whether a missing PostgreSQL is a failure rather than a reason to skip.
+    """Whether a missing PostgreSQL is a failure rather than a reason to leave the tier out.
 
-    On CI (``CI`` set, as GitHub Actions and ``.ci/run`` do) the PostgreSQL tier must run,
-    unless ``PRISMQ_ALLOW_NO_POSTGRES`` is set to a non-empty value for a runner without it.
+    ``PRISMQ_REQUIRE_POSTGRES`` (set by ``.ci/run``) always requires it. On CI (``CI`` set, as
+    GitHub Actions does) the tier must run too, unless ``PRISMQ_ALLOW_NO_POSTGRES`` is set to a
+    non-empty value for a runner without PostgreSQL.
     """
+    if environ.get("PRISMQ_REQUIRE_POSTGRES"):
+        return True
     return "CI" in environ and not environ.get("PRISMQ_ALLOW_NO_POSTGRES")

@@ -149,6 +149,8 @@ def test_settings_listen_on_loopback_with_the_socket_in_the_directory() -> None:
         ({"CI": "true", "PRISMQ_ALLOW_NO_POSTGRES": "1"}, False),
         ({"CI": "true", "PRISMQ_ALLOW_NO_POSTGRES": ""}, True),
         ({"PRISMQ_ALLOW_NO_POSTGRES": "1"}, False),
+        ({"PRISMQ_REQUIRE_POSTGRES": "1"}, True),
+        ({"CI": "true", "PRISMQ_ALLOW_NO_POSTGRES": "1", "PRISMQ_REQUIRE_POSTGRES": "1"}, True),
     ],
 )
 def test_ci_must_have_postgres_unless_allowed(environ: Mapping[str, str], must: bool) -> None:
