@@ -21,12 +21,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from queue_core.location import RealSystemProbe
 
 __all__ = [
     "PostgresTools",
@@ -97,12 +98,7 @@ class RealServerHost:
 
     def os_name(self) -> str:
         """Return the running OS as ``"windows"``, ``"linux"``, ``"darwin"`` or sys.platform."""
-        platform = sys.platform
-        if platform == "win32":  # pragma: no cover - only reachable on Windows
-            return "windows"
-        if platform.startswith("linux"):
-            return "linux"
-        return platform  # pragma: no cover - macOS and other POSIX systems
+        return RealSystemProbe().os_name()
 
     def is_root(self) -> bool:
         """Return ``os.geteuid() == 0``; False where there is no ``geteuid`` (Windows)."""
