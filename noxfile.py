@@ -32,8 +32,9 @@ LINTERS = ["ruff==0.17.6", "mypy==2.4.1", "types-psutil"]
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit and integration tests with coverage (>= 90% line and branch on queue_core)."""
-    # The harness's own tests (scenarios at tiny size, plots) need its extras too.
-    session.install("-e", ".[bench,test]")
+    # The harness's own tests (scenarios at tiny size, plots) need its extras too, and the
+    # PostgreSQL tier needs psycopg.
+    session.install("-e", ".[bench,test,postgres]")
     REPORTS.mkdir(exist_ok=True)
     session.run(
         "pytest",
@@ -51,7 +52,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, ruff format, mypy --strict, and offline checks of the GitHub workflows."""
-    session.install("-e", ".[bench,test]", *LINTERS)
+    session.install("-e", ".[bench,test,postgres]", *LINTERS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "--strict", "queue_core", "bench")

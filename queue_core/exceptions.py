@@ -114,3 +114,11 @@ class LeaseLostError(QueueDatabaseError):
             f"worker {worker_id!r} no longer holds the lease on task {task_id}: "
             f"it is {status} and {held}"
         )
+
+
+class QueueConnectionError(QueueDatabaseError):
+    """The connection to the database server failed, was lost, or the server is shutting down.
+
+    Nothing is known to have been written by the failing call unless it says so. Opening a new
+    connection (the next call does) may succeed once the server is back.
+    """

@@ -1,0 +1,69 @@
+"""The PostgreSQL SQL files: splitting with dollar quotes, one translation per SQLite migration.
+
+These need no server; the schema itself is tested against one in tests/postgres.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from queue_core import sql
+
+
+def test_dollar_quoted_bodies_keep_their_semicolons() -> None:
+    script = (
+        "-- a function\n"
+        "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n  INSERT INTO t VALUES (';');\n  RETURN NULL;\nEND;\n$$;\n\n"
+        "CREATE FUNCTION g() RETURNS text LANGUAGE sql AS $body$ SELECT '$$;' $body$;\n"
+        "SELECT $1, a$b$c FROM \"odd;name\" /* ; */ WHERE x = 'it''s; fine';\n"
+        "-- trailing comment;\n"
+    )
+    statements = sql.split_postgres_statements(script)
+    assert len(statements) == 3
+    assert statements[0].startswith("CREATE FUNCTION f()") and statements[0].endswith("$$;")
+    assert "RETURN NULL;\nEND;" in statements[0]
+    assert statements[1] == (
+        "CREATE FUNCTION g() RETURNS text LANGUAGE sql AS $body$ SELECT '$$;' $body$;"
+    )
+    assert statements[2].startswith("SELECT $1, a$b$c") and statements[2].endswith("fine';")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "SELECT 1;\nSELECT 2",
+        "CREATE FUNCTION f() AS $$ BEGIN; END;\n",
+        "SELECT 'open;\n",
+        "SELECT 1 /* never closed;\n",
+    ],
+)
+def test_a_truncated_postgres_script_is_refused(script: str) -> None:
+    with pytest.raises(ValueError, match="incomplete"):
+        sql.split_postgres_statements(script)
+
+
+def test_empty_statements_are_dropped() -> None:
+    assert sql.split_postgres_statements(";\n-- nothing\n;SELECT 1;") == ("SELECT 1;",)
+
+
+def test_every_sqlite_migration_has_a_postgres_translation() -> None:
+    sqlite = [(m.version, m.name) for m in sql.migrations()]
+    postgres = [(m.version, m.name) for m in sql.postgres_migrations()]
+    assert postgres[: len(sqlite)] == sqlite or set(sqlite) <= set(postgres)
+    assert [version for version, _ in postgres] == list(range(1, len(postgres) + 1))
+    assert all(m.statements for m in sql.postgres_migrations())
+
+
+def test_postgres_queries_are_named() -> None:
+    queries = sql.postgres_queries()
+    assert {"migration_lock", "migrations_table", "record_migration"} <= set(queries)
+    assert all(body and "--" not in body for body in queries.values())
+
+
+def test_importing_queue_core_does_not_import_psycopg() -> None:
+    code = "import sys, queue_core, queue_core.sql; sys.exit('psycopg' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
