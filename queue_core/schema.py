@@ -27,6 +27,8 @@ INDEXES: Final = (
     "uq_task_idempotency",
     "ix_logs_task",
     "ix_task_lease_expiry",
+    "ix_task_queued_region",
+    "ix_task_queued_type_region",
 )
 GENERATED_COLUMNS: Final = ("region", "format")
 

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from queue_core import sql
+from queue_core import claiming, sql
+from queue_core.claiming import ClaimStrategy
 from queue_core.database import QueueDatabase
 from queue_core.exceptions import (
     LeaseLostError,
@@ -34,7 +35,8 @@ _ENQUEUE_KEYS: Final = frozenset(
 )
 _QUERIES: Final = sql.queries()
 _SQL_ENQUEUE: Final = _QUERIES["enqueue"]
-_SQL_CLAIM: Final = _QUERIES["claim"]
+_SQL_CLAIM_BY_IDS: Final = _QUERIES["claim_by_ids"]
+_SQL_EXPIRED_LEASE_EXISTS: Final = _QUERIES["expired_lease_exists"]
 _SQL_COMPLETE: Final = _QUERIES["complete"]
 _SQL_RELEASE_EXPIRED: Final = _QUERIES["release_expired_leases"]
 
@@ -60,6 +62,9 @@ class TaskQueue:
     :param retry_jitter: up to this fraction of the delay is added at random, so tasks that
         failed together do not all retry in the same instant.
     :param default_lease_seconds: the lease :meth:`claim` grants when none is given.
+    :param claim_strategy: the order :meth:`claim` takes tasks in when the call names none:
+        ``"priority"`` (default), ``"fifo"``, ``"lifo"`` or ``"weighted_random"`` (see
+        :class:`~queue_core.claiming.ClaimStrategy`). ``rng`` also drives ``weighted_random``.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class TaskQueue:
         retry_backoff_max_seconds: float = 3600.0,
         retry_jitter: float = 0.25,
         default_lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        claim_strategy: ClaimStrategy | str = ClaimStrategy.PRIORITY,
     ) -> None:
         if not isinstance(db, QueueDatabase):
             raise TypeError(f"db must be a QueueDatabase, not {type(db).__name__}")
@@ -84,6 +90,7 @@ class TaskQueue:
         )
         self.retry_jitter = _non_negative(retry_jitter, "retry_jitter")
         self.default_lease_seconds = _positive_seconds(default_lease_seconds, "default_lease")
+        self.claim_strategy = ClaimStrategy.parse(claim_strategy)
 
     def now(self) -> datetime:
         """The current time of this queue's clock."""
@@ -200,24 +207,29 @@ class TaskQueue:
         region: str | None = None,
         lease_seconds: float | None = None,
         limit: int = 1,
+        strategy: ClaimStrategy | str | None = None,
     ) -> list[Task]:
-        """Lease up to ``limit`` due tasks to ``worker_id`` and return them.
+        """Lease up to ``limit`` due tasks to ``worker_id`` and return them in claim order.
 
-        Tasks come in order of priority (lower first), then ``run_after_utc``, then id. The
-        claim is one ``BEGIN IMMEDIATE`` transaction: it first releases leases that expired
-        (their workers died) back to the queue, or fails them if that was their last attempt,
-        then runs one ``UPDATE ... RETURNING`` that sets ``status='processing'``, ``locked_by``,
-        the lease, the reservation and start times, and ``attempts + 1``.
+        The order is the ``strategy`` (default: this queue's ``claim_strategy``, ``priority``:
+        lower priority value first, then ``run_after_utc``, then id). The claim first looks
+        without any lock: when no task matches and no lease has expired it returns ``[]``
+        without taking the write lock. Otherwise one ``BEGIN IMMEDIATE`` transaction releases
+        expired leases (their workers died) back to the queue, or fails them on their last
+        attempt, picks the tasks again and leases them (``status='processing'``, ``locked_by``,
+        the lease, the reservation and start times, ``attempts + 1``). When other workers took
+        the tasks in between, the claim returns what is left (possibly ``[]``) without retrying.
 
         :param types: only claim these task types (default: any).
         :param region: also claim tasks for this region; tasks with no region match everyone.
         :param lease_seconds: how long the worker may hold each task before it can be
             reclaimed; extend it with :meth:`extend_lease`.
-        :raises TypeError, ValueError: bad worker id, types, region, lease or limit.
+        :param strategy: ``"priority"``, ``"fifo"``, ``"lifo"`` or ``"weighted_random"``.
+        :raises TypeError, ValueError: bad worker id, types, region, lease, limit or strategy.
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
         """
         _check_worker_id(worker_id)
-        types_json = _types_json(types)
+        type_names = _type_names(types)
         if region is not None:
             _check_text(region, "region")
         lease = self.default_lease_seconds if lease_seconds is None else lease_seconds
@@ -226,18 +238,29 @@ class TaskQueue:
             raise TypeError(f"limit must be an int, not {type(limit).__name__}")
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        order = self.claim_strategy if strategy is None else ClaimStrategy.parse(strategy)
+        arms = claiming.arms_for(type_names, region)
         now_moment = self._clock()
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
+        # Look before locking: an empty poll reads two index entries and writes nothing.
+        expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, (now,)).fetchone() is not None
+        if not expired and not claiming.any_due(self.db.execute, arms, now):
+            return []
         with self.db.transaction() as conn:
-            conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
+            if expired:
+                conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
+            ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
+            if not ids:
+                return []
             rows = conn.execute(
-                _SQL_CLAIM,
-                (worker_id, lease_until, now, now, now, now, types_json, types_json, region, limit),
+                _SQL_CLAIM_BY_IDS,
+                (worker_id, lease_until, now, now, now, json.dumps(ids)),
             ).fetchall()
+        # RETURNING order is arbitrary; hand tasks out in the order they were picked.
+        rank = {task_id: position for position, task_id in enumerate(ids)}
         tasks = [Task.from_row(row) for row in rows]
-        # RETURNING order is arbitrary; hand tasks out in claim order.
-        tasks.sort(key=_claim_order)
+        tasks.sort(key=lambda task: rank[task.id])
         return tasks
 
     def claim_one(
@@ -247,10 +270,16 @@ class TaskQueue:
         types: Iterable[str] | None = None,
         region: str | None = None,
         lease_seconds: float | None = None,
+        strategy: ClaimStrategy | str | None = None,
     ) -> Task | None:
         """Claim at most one task; return it, or None when nothing is due. See :meth:`claim`."""
         tasks = self.claim(
-            worker_id, types=types, region=region, lease_seconds=lease_seconds, limit=1
+            worker_id,
+            types=types,
+            region=region,
+            lease_seconds=lease_seconds,
+            limit=1,
+            strategy=strategy,
         )
         return tasks[0] if tasks else None
 
@@ -479,10 +508,6 @@ def _enqueue_params(
     )
 
 
-def _claim_order(task: Task) -> tuple[int, datetime | None, int]:
-    return (task.priority, task.run_after_utc, task.id)
-
-
 def _check_text(value: Any, what: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
@@ -527,7 +552,7 @@ def _non_negative(value: Any, what: str) -> float:
     return number
 
 
-def _types_json(types: Iterable[str] | None) -> str | None:
+def _type_names(types: Iterable[str] | None) -> list[str] | None:
     if types is None:
         return None
     if isinstance(types, (str, bytes)):
@@ -537,4 +562,4 @@ def _types_json(types: Iterable[str] | None) -> str | None:
         _check_text(name, "each of types")
     if not names:
         raise ValueError("types must name at least one task type (or be None for any)")
-    return json.dumps(names)
+    return names

@@ -143,3 +143,80 @@ RETURNING log_id;
 -- task_logs --
 SELECT log_id, task_id, at_utc, level, message, details
 FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
+
+-- claim (issue 10) --
+-- The statements below carry a /*filter*/ marker that queue_core.claiming replaces with one of
+-- two fixed filters, "AND region IS :region" or "AND type = :type AND region IS :region", served
+-- by migration 0003's partial indexes of queued tasks. One (type, region) pair is an "arm": a
+-- claim for types T1, T2 and region R runs the arms (T1, R), (T1, NULL), (T2, R), (T2, NULL) and
+-- merges their rows in Python, so every arm is a seek into an index in claim order and no filter
+-- makes SQLite scan the backlog. The statements only read; claim_by_ids then leases the pick.
+
+-- claim_due_in_order --
+-- Params: :now, :limit (+ the arm's :type / :region). The first :limit due tasks of one arm in
+-- priority order (priority, run_after_utc, id). Read-only: the look before the write lock, and
+-- the pick inside it.
+SELECT priority, run_after_utc, id FROM task_queue
+WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
+ORDER BY priority, run_after_utc, id
+LIMIT :limit;
+
+-- claim_band_heads_oldest --
+-- Params: :now, :limit (+ arm). For every priority band (distinct priority among queued tasks)
+-- the :limit due tasks that arrived first (run_after_utc, id). The bands are found by a loose
+-- index scan (min(priority) above the last band), so the cost grows with the number of distinct
+-- priorities, not with the backlog. Used by the fifo and weighted_random strategies.
+WITH RECURSIVE bands(p) AS (
+  SELECT (SELECT min(priority) FROM task_queue WHERE status = 'queued' /*filter*/)
+  UNION ALL
+  SELECT (SELECT min(priority) FROM task_queue
+          WHERE status = 'queued' /*filter*/ AND priority > bands.p)
+  FROM bands WHERE bands.p IS NOT NULL
+)
+SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id IN (
+  SELECT id FROM task_queue
+  WHERE status = 'queued' /*filter*/ AND priority = bands.p AND run_after_utc <= :now
+  ORDER BY run_after_utc, id
+  LIMIT :limit
+);
+
+-- claim_band_heads_newest --
+-- As claim_band_heads_oldest, but the :limit due tasks of each band that arrived last (the
+-- index walked backwards from :now). Used by the lifo strategy.
+WITH RECURSIVE bands(p) AS (
+  SELECT (SELECT min(priority) FROM task_queue WHERE status = 'queued' /*filter*/)
+  UNION ALL
+  SELECT (SELECT min(priority) FROM task_queue
+          WHERE status = 'queued' /*filter*/ AND priority > bands.p)
+  FROM bands WHERE bands.p IS NOT NULL
+)
+SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id IN (
+  SELECT id FROM task_queue
+  WHERE status = 'queued' /*filter*/ AND priority = bands.p AND run_after_utc <= :now
+  ORDER BY run_after_utc DESC, id DESC
+  LIMIT :limit
+);
+
+-- claim_by_ids --
+-- Params: worker_id, lease_until, now, now, now, ids (a JSON array). Leases the picked tasks
+-- that are still queued; one another worker took in the meantime is skipped, not an error.
+UPDATE task_queue
+SET status = 'processing',
+    locked_by = ?,
+    lease_until_utc = ?,
+    reserved_at_utc = ?,
+    processing_started_utc = ?,
+    updated_at_utc = ?,
+    attempts = attempts + 1
+WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
+RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
+          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+          updated_at_utc;
+
+-- expired_lease_exists --
+-- Params: now. A read of one entry of ix_task_lease_expiry: tells a claim whether releasing
+-- expired leases (a write) is needed, so polls do not write when no lease ran out.
+SELECT 1 FROM task_queue INDEXED BY ix_task_lease_expiry
+WHERE status = 'processing' AND lease_until_utc <= ?
+LIMIT 1;

@@ -22,6 +22,15 @@ SEED_INDEXES = {
 }
 # Added by migration 0002: the leased tasks, by lease end, for releasing expired leases.
 LEASE_INDEX = "ON task_queue (lease_until_utc) WHERE status = 'processing'"
+# Added by migration 0003: queued tasks by region / type and region, in claim order.
+CLAIM_INDEXES = {
+    "ix_task_queued_region": (
+        "ON task_queue (region, priority, run_after_utc, id) WHERE status = 'queued'"
+    ),
+    "ix_task_queued_type_region": (
+        "ON task_queue (type, region, priority, run_after_utc, id) WHERE status = 'queued'"
+    ),
+}
 
 
 def schema_snapshot(path: Path) -> tuple[int, list[tuple[str, str, str]]]:
@@ -58,7 +67,11 @@ def test_schema_creation(db: QueueDatabase) -> None:
         for row in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
         if row[1]
     }
-    for name, definition in {**SEED_INDEXES, "ix_task_lease_expiry": LEASE_INDEX}.items():
+    for name, definition in {
+        **SEED_INDEXES,
+        "ix_task_lease_expiry": LEASE_INDEX,
+        **CLAIM_INDEXES,
+    }.items():
         assert name in ddl
         assert ddl[name].endswith(definition), ddl[name]
     fks = db.execute("PRAGMA foreign_key_list(task_logs)").fetchall()
@@ -105,7 +118,8 @@ def test_migrating_an_unversioned_seed_file_matches_a_fresh_one(tmp_path: Path) 
 
 
 def test_migrating_a_version_1_file_matches_a_fresh_one(tmp_path: Path) -> None:
-    """A file created by the first release (version 1) gains migration 0002 and keeps its data."""
+    """A file created by the first release (version 1) gains migrations 0002 and 0003 and keeps
+    its data."""
     fresh = tmp_path / "fresh.db"
     QueueDatabase(fresh).initialize_schema()
     old = tmp_path / "v1.db"
@@ -114,7 +128,8 @@ def test_migrating_a_version_1_file_matches_a_fresh_one(tmp_path: Path) -> None:
         TaskQueue(db).enqueue("kept", {"n": 1})
         assert schema_snapshot(old)[0] == 1
         assert "ix_task_lease_expiry" not in str(schema_snapshot(old)[1])
-        assert db.initialize_schema() == 2
+        assert "ix_task_queued_region" not in str(schema_snapshot(old)[1])
+        assert db.initialize_schema() == 3
         assert TaskQueue(db).get(1).payload == {"n": 1}
     assert schema_snapshot(old) == schema_snapshot(fresh)
 
