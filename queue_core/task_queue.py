@@ -216,9 +216,11 @@ class TaskQueue:
         without any lock: when no task matches and no lease has expired it returns ``[]``
         without taking the write lock. Otherwise one ``BEGIN IMMEDIATE`` transaction releases
         expired leases (their workers died) back to the queue, or fails them on their last
-        attempt, picks the tasks again and leases them (``status='processing'``, ``locked_by``,
-        the lease, the reservation and start times, ``attempts + 1``). When other workers took
-        the tasks in between, the claim returns what is left (possibly ``[]``) without retrying.
+        attempt, and leases the tasks it saw (``status='processing'``, ``locked_by``, the lease,
+        the reservation and start times, ``attempts + 1``). When other workers took some of them
+        in between, it picks once more under the lock and returns what it got (possibly
+        ``[]``): no error and no retry loop. Expired leases are thus released by the first claim
+        after they expire, and a poll that finds none writes nothing.
 
         :param types: only claim these task types (default: any).
         :param region: also claim tasks for this region; tasks with no region match everyone.
@@ -243,20 +245,30 @@ class TaskQueue:
         now_moment = self._clock()
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
-        # Look before locking: an empty poll reads two index entries and writes nothing.
+        # Look before locking: an empty poll reads a few index entries and writes nothing.
         expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, (now,)).fetchone() is not None
-        if not expired and not claiming.any_due(self.db.execute, arms, now):
+        ids = claiming.pick(self.db.execute, order, arms, now, limit, self._rng)
+        if not ids and not expired:
             return []
+        lease_params = (worker_id, lease_until, now, now, now)
         with self.db.transaction() as conn:
             if expired:
                 conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
-            ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
-            if not ids:
-                return []
-            rows = conn.execute(
-                _SQL_CLAIM_BY_IDS,
-                (worker_id, lease_until, now, now, now, json.dumps(ids)),
-            ).fetchall()
+            rows = conn.execute(_SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(ids))).fetchall()
+            if len(rows) < len(ids) or (expired and len(rows) < limit):
+                # Other workers took some of the look's tasks (or released leases added some):
+                # pick again under the lock, once, and take what is there now.
+                taken = {int(row[0]) for row in rows}
+                more = [
+                    task_id
+                    for task_id in claiming.pick(conn.execute, order, arms, now, limit, self._rng)
+                    if task_id not in taken
+                ][: limit - len(rows)]
+                if more:
+                    rows += conn.execute(
+                        _SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(more))
+                    ).fetchall()
+                ids = [task_id for task_id in ids if task_id in taken] + more
         # RETURNING order is arbitrary; hand tasks out in the order they were picked.
         rank = {task_id: position for position, task_id in enumerate(ids)}
         tasks = [Task.from_row(row) for row in rows]

@@ -200,7 +200,9 @@ SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id
 -- claim_by_ids --
 -- Params: worker_id, lease_until, now, now, now, ids (a JSON array). Leases the picked tasks
 -- that are still queued; one another worker took in the meantime is skipped, not an error.
-UPDATE task_queue
+-- NOT INDEXED: the ids are looked up by rowid; left alone, the planner walks the status index
+-- over every queued task and tests each against the id list.
+UPDATE task_queue NOT INDEXED
 SET status = 'processing',
     locked_by = ?,
     lease_until_utc = ?,
