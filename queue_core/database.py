@@ -33,6 +33,7 @@ from queue_core.exceptions import (
     WalUnavailableError,
 )
 from queue_core.location import resolve_db_path
+from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
 
 if TYPE_CHECKING:
     from queue_core.location import SystemProbe
@@ -81,6 +82,11 @@ PER_CONNECTION_PRAGMAS: Final = (
     "cache_size",
 )
 _TUNABLE_PRAGMAS: Final = frozenset(PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
+DEFAULT_FAIR_LOCK: Final = True
+"""Whether writers queue on the OS write gate by default (see :mod:`queue_core.write_gate`)."""
+# Statements that never write: they run without the write gate. Anything else (WITH included,
+# which may be an UPDATE) is treated as a write; that only costs an uncontended lock call.
+_READ_ONLY_KEYWORDS: Final = frozenset({"SELECT", "EXPLAIN", "VALUES", "PRAGMA"})
 _SQLITE_BUSY: Final = 5
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_CANTOPEN: Final = 14
@@ -196,6 +202,12 @@ class QueueDatabase:
         ``cache_size``), used by the benchmark harness. ``journal_mode``, ``page_size`` and
         ``foreign_keys`` are fixed.
     :param system: the OS seam used to check the location (tests pass a fake).
+    :param fair_lock: queue writers of this file in the order they arrive, through an OS lock on
+        ``<database>-writer.lock`` taken before SQLite's write lock (see
+        :mod:`queue_core.write_gate`): bounded, fair lock waits under contention. Default
+        :data:`DEFAULT_FAIR_LOCK`. When the lock file cannot be created, writes go straight to
+        SQLite's busy handler (``fair_lock_active`` is then False).
+    :param lock_opener: the OS seam that opens the lock file (tests pass a fake).
 
     Two attributes help measurement: ``last_connect_seconds`` is how long the last connect (with
     its PRAGMAs) took, and ``last_lock_wait_seconds`` how long the last :meth:`transaction`
@@ -215,7 +227,11 @@ class QueueDatabase:
         busy_timeout_ms: int | None = None,
         pragma_overrides: Mapping[str, int | str] | None = None,
         system: SystemProbe | None = None,
+        fair_lock: bool = DEFAULT_FAIR_LOCK,
+        lock_opener: LockOpener | None = None,
     ) -> None:
+        if not isinstance(fair_lock, bool):
+            raise TypeError(f"fair_lock must be a bool, not {type(fair_lock).__name__}")
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE_VERSION:
             raise QueueDatabaseError(
                 f"SQLite {sqlite3.sqlite_version} is too old; queue_core needs "
@@ -228,6 +244,10 @@ class QueueDatabase:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._savepoints = 0
+        self._fair_lock = fair_lock
+        self._lock_opener = lock_opener or open_file_lock
+        self._gate: WriteGate | None = None
+        self._gate_failure: str | None = None
         self.last_connect_seconds = 0.0
         self.last_lock_wait_seconds = 0.0
         with self._lock:
@@ -249,6 +269,23 @@ class QueueDatabase:
     def busy_timeout_ms(self) -> int:
         """How long a call waits for a lock, in milliseconds."""
         return int(self._pragmas["busy_timeout"])
+
+    @property
+    def fair_lock(self) -> bool:
+        """Whether this instance was asked to queue its writes on the OS write gate."""
+        return self._fair_lock
+
+    @property
+    def fair_lock_active(self) -> bool:
+        """Whether writes do go through the write gate (False if asked not to, or if the lock
+        file could not be opened; :attr:`fair_lock_failure` then says why)."""
+        with self._guard():
+            return self._write_gate() is not None
+
+    @property
+    def fair_lock_failure(self) -> str | None:
+        """Why the write gate could not be opened, or None."""
+        return self._gate_failure
 
     @property
     def closed(self) -> bool:
@@ -282,6 +319,9 @@ class QueueDatabase:
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+            gate, self._gate = self._gate, None
+            if gate is not None:
+                gate.close()
 
     def __enter__(self) -> QueueDatabase:
         return self
@@ -296,7 +336,11 @@ class QueueDatabase:
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the configuration crosses a process boundary; the child opens its own connection.
-        return {"path": str(self._path), "pragmas": dict(self._pragmas)}
+        return {
+            "path": str(self._path),
+            "pragmas": dict(self._pragmas),
+            "fair_lock": self._fair_lock,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._path = Path(state["path"])
@@ -306,6 +350,10 @@ class QueueDatabase:
         self._conn = None
         self._closed = False
         self._savepoints = 0
+        self._fair_lock = bool(state.get("fair_lock", DEFAULT_FAIR_LOCK))
+        self._lock_opener = open_file_lock
+        self._gate = None
+        self._gate_failure = None
         self.last_connect_seconds = 0.0
         self.last_lock_wait_seconds = 0.0
 
@@ -329,12 +377,18 @@ class QueueDatabase:
         with self._guard():
             conn = self._connection()
             started = time.perf_counter()
+            gate = None if conn.in_transaction or not _is_write(sql) else self._write_gate()
+            if gate is not None:
+                self._enter_gate(gate, started)
             try:
                 cursor = conn.cursor(BufferedCursor)
                 cursor.execute(sql, params)
                 return cursor.buffer()
             except sqlite3.Error as exc:
                 raise translate_error(exc, waited_seconds=time.perf_counter() - started) from exc
+            finally:
+                if gate is not None:
+                    gate.release()
 
     def execute_many(
         self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -370,24 +424,31 @@ class QueueDatabase:
                     yield conn
                 return
             started = time.perf_counter()
+            gate = self._write_gate()
+            if gate is not None:
+                self._enter_gate(gate, started)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    self.last_lock_wait_seconds = time.perf_counter() - started
+                    raise translate_error(exc, waited_seconds=self.last_lock_wait_seconds) from exc
                 self.last_lock_wait_seconds = time.perf_counter() - started
-                raise translate_error(exc, waited_seconds=self.last_lock_wait_seconds) from exc
-            self.last_lock_wait_seconds = time.perf_counter() - started
-            try:
-                yield conn
-            except BaseException as exc:
-                _rollback_quietly(conn)
-                if isinstance(exc, sqlite3.Error):
+                try:
+                    yield conn
+                except BaseException as exc:
+                    _rollback_quietly(conn)
+                    if isinstance(exc, sqlite3.Error):
+                        raise translate_error(exc) from exc
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    _rollback_quietly(conn)
                     raise translate_error(exc) from exc
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback_quietly(conn)
-                raise translate_error(exc) from exc
+            finally:
+                if gate is not None:
+                    gate.release()
 
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
@@ -424,10 +485,44 @@ class QueueDatabase:
             if self._conn is not None:
                 _FORK_ORPHANS.append(self._conn)
             self._conn = None
+            # The inherited gate shares the parent's open file (and lock) and its helper thread
+            # does not exist here; open a fresh one on first use.
+            self._gate = None
             self._lock = threading.RLock()
             self._pid = pid
             self._savepoints = 0
         return self._lock
+
+    def _write_gate(self) -> WriteGate | None:
+        """The write gate, opened on first use; None when off or when it cannot be opened."""
+        if not self._fair_lock or self._gate_failure is not None:
+            return None
+        if self._gate is None:
+            if self._closed:
+                raise QueueClosedError(f"{self!r} is closed")
+            try:
+                self._gate = WriteGate(self._lock_opener(lock_path_for(self._path)))
+            except OSError as exc:
+                # Fall back to SQLite's busy handler: correct, only less fair.
+                self._gate_failure = f"cannot open {lock_path_for(self._path)}: {exc}"
+                return None
+        return self._gate
+
+    def _enter_gate(self, gate: WriteGate, started: float) -> None:
+        try:
+            entered = gate.acquire(self.busy_timeout_ms / 1000)
+        except OSError as exc:
+            self._gate_failure = f"the write gate failed: {exc}"
+            self._gate = None
+            gate.close()
+            raise QueueDatabaseError(self._gate_failure) from exc
+        if not entered:
+            waited = time.perf_counter() - started
+            self.last_lock_wait_seconds = waited
+            raise QueueBusyError(
+                "another process held the write gate for the whole busy timeout",
+                waited_seconds=waited,
+            )
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -556,3 +651,23 @@ def _merge_pragmas(
             raise ValueError("busy_timeout_ms must not be negative")
         pragmas["busy_timeout"] = busy_timeout_ms
     return pragmas
+
+
+def _is_write(sql: str) -> bool:
+    return _first_keyword(sql) not in _READ_ONLY_KEYWORDS
+
+
+_FIRST_KEYWORDS: dict[str, str] = {}
+
+
+def _first_keyword(sql: str) -> str:
+    keyword = _FIRST_KEYWORDS.get(sql)
+    if keyword is None:
+        text = sql.lstrip()
+        while text.startswith(("--", "/*")):
+            end = text.find("\n") if text.startswith("--") else text.find("*/") + 1
+            text = text[end + 1 :].lstrip() if end > 0 else ""
+        keyword = text.split(None, 1)[0].upper() if text else ""
+        if len(_FIRST_KEYWORDS) < 4096:  # statements are few and fixed; ad-hoc ones are not kept
+            _FIRST_KEYWORDS[sql] = keyword
+    return keyword

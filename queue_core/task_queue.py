@@ -253,11 +253,13 @@ class TaskQueue:
         lease_params = (worker_id, lease_until, now, now, now)
         with self.db.transaction() as conn:
             if expired:
+                # Released tasks may come first in claim order: the look is stale, pick anew.
                 conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
+                ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
             rows = conn.execute(_SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(ids))).fetchall()
-            if len(rows) < len(ids) or (expired and len(rows) < limit):
-                # Other workers took some of the look's tasks (or released leases added some):
-                # pick again under the lock, once, and take what is there now.
+            if len(rows) < len(ids):
+                # Other workers took some of the look's tasks: pick again under the lock, once,
+                # and take what is there now.
                 taken = {int(row[0]) for row in rows}
                 more = [
                     task_id
