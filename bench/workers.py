@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.baseline_sql import BareQueue, payload
 from queue_core import QueueDatabase, TaskQueue
+from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.exceptions import QueueBusyError
 
 Ready = Callable[[], None]
@@ -158,7 +159,11 @@ def busy_producer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = 0
-    with QueueDatabase(path, busy_timeout_ms=int(args["busy_timeout_ms"])) as db:
+    with QueueDatabase(
+        path,
+        busy_timeout_ms=int(args["busy_timeout_ms"]),
+        fair_lock=bool(args.get("fair_lock", DEFAULT_FAIR_LOCK)),
+    ) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -199,7 +204,11 @@ def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = unfinished = 0
-    with QueueDatabase(path, busy_timeout_ms=int(args["busy_timeout_ms"])) as db:
+    with QueueDatabase(
+        path,
+        busy_timeout_ms=int(args["busy_timeout_ms"]),
+        fair_lock=bool(args.get("fair_lock", DEFAULT_FAIR_LOCK)),
+    ) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()

@@ -2,12 +2,14 @@
 
 - :class:`QueueDatabase` owns the connection, its PRAGMAs and IMMEDIATE transactions;
 - :class:`TaskQueue` holds the queue operations (enqueue, claim, complete, fail, ...);
+- :class:`ClaimStrategy` the orders a claim can take tasks in (:mod:`queue_core.claiming`);
 - :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses;
 - :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`.
 """
 
 from __future__ import annotations
 
+from queue_core.claiming import ClaimStrategy
 from queue_core.database import PRAGMAS, QueueDatabase, immediate_transaction
 from queue_core.exceptions import (
     LeaseLostError,
@@ -32,6 +34,7 @@ __all__ = [
     "ENV_VAR",
     "LOG_LEVELS",
     "PRAGMAS",
+    "ClaimStrategy",
     "LeaseLostError",
     "QueueBusyError",
     "QueueClosedError",
