@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 __all__ = [
     "FileLock",
@@ -82,7 +82,8 @@ class PosixFileLock:
         import fcntl
 
         self._fd = fd
-        self._fcntl = fcntl
+        # Any: typeshed declares no flock on Windows, where this class is never built.
+        self._fcntl: Any = fcntl
 
     def try_acquire(self) -> bool:
         try:
@@ -157,7 +158,8 @@ def open_file_lock(path: Path) -> FileLock:
             import msvcrt
 
             return WindowsFileLock(msvcrt.get_osfhandle(fd), _Kernel32(), lambda: os.close(fd))
-        return PosixFileLock(fd)
+        else:  # noqa: RET505 - both branches must stay for mypy --platform win32
+            return PosixFileLock(fd)
     except BaseException:
         os.close(fd)
         raise
@@ -171,7 +173,7 @@ class _Kernel32:  # pragma: no cover - needs Windows; type-checked with mypy --p
         from ctypes import wintypes
 
         class Overlapped(ctypes.Structure):
-            _fields_ = [  # noqa: RUF012 - the ctypes layout
+            _fields_ = [
                 ("Internal", ctypes.c_void_p),
                 ("InternalHigh", ctypes.c_void_p),
                 ("Offset", wintypes.DWORD),

@@ -53,7 +53,10 @@ def test_every_claim_statement_seeks_its_index_in_claim_order(
 
 def test_leasing_by_ids_looks_up_rowids(db: QueueDatabase) -> None:
     query = sql.queries()["claim_by_ids"]
-    steps = [str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN {query}", ("w", NOW, NOW, NOW, NOW, "[1]"))]
+    steps = [
+        str(r[3])
+        for r in db.execute(f"EXPLAIN QUERY PLAN {query}", ("w", NOW, NOW, NOW, NOW, "[1]"))
+    ]
     assert any("INTEGER PRIMARY KEY" in step for step in steps), steps
     assert not any("ix_task_status_prio_time" in step for step in steps), steps
 
@@ -143,7 +146,9 @@ def test_weighted_random_picks_bands_by_weight_then_the_oldest(db: QueueDatabase
     queue = TaskQueue(db, clock=clock, rng=random.Random(20261129))
     per_band = 400
     for priority in (0, 5, 50):
-        queue.enqueue_many({"type": "t", "payload": {}, "priority": priority} for _ in range(per_band))
+        queue.enqueue_many(
+            {"type": "t", "payload": {}, "priority": priority} for _ in range(per_band)
+        )
     picks = 600
     bands: Counter[int] = Counter()
     last_in_band: dict[int, int] = {}
@@ -156,7 +161,7 @@ def test_weighted_random_picks_bands_by_weight_then_the_oldest(db: QueueDatabase
     weights = claiming.band_weights(3)
     expected = [picks * w / sum(weights) for w in weights]
     observed = [bands[0], bands[5], bands[50]]
-    chi_square = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
+    chi_square = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
     assert chi_square < 13.82, (observed, expected)  # p = 0.001 with 2 degrees of freedom
     assert observed[0] > observed[1] > observed[2] > 0
 
