@@ -43,11 +43,14 @@ SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
 WHERE status = 'processing' AND lease_until_utc <= ?;
 
 -- claim --
--- THE CLAIM QUERY. Params: worker_id, lease_until, now, now, now, now, types, types (a JSON
--- array, or NULL for any type), region (or NULL), limit.
+-- The claim as one statement. Params: worker_id, lease_until, now, now, now, now, types, types
+-- (a JSON array, or NULL for any type), region (or NULL), limit.
 -- Leases the first `limit` due tasks in order priority, run_after_utc, id, walking
 -- ix_task_status_prio_time in order and stopping after `limit` matches. A task with no region
 -- matches every worker; a task with a region matches only a worker asking for that region.
+-- The walk tests every queued task it passes against the filters, so a filter that matches
+-- little scans the backlog under the write lock: TaskQueue.claim uses the statements of the
+-- "claim:" section below instead. This one stays as the bare-sqlite3 baseline of the harness.
 UPDATE task_queue
 SET status = 'processing',
     locked_by = ?,
@@ -144,7 +147,7 @@ RETURNING log_id;
 SELECT log_id, task_id, at_utc, level, message, details
 FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
 
--- claim (issue 10) --
+-- claim: filters, strategies, the look before the lock --
 -- The statements below carry a /*filter*/ marker that queue_core.claiming replaces with one of
 -- two fixed filters, "AND region IS :region" or "AND type = :type AND region IS :region", served
 -- by migration 0003's partial indexes of queued tasks. One (type, region) pair is an "arm": a

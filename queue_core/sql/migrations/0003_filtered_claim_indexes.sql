@@ -1,4 +1,4 @@
--- Filtered claims (issue 10). A claim for some task types, or for a region, used to walk
+-- Filtered claims. A claim for some task types, or for a region, used to walk
 -- ix_task_status_prio_time in claim order and test every queued task against the filter, so a
 -- rare type, or a region that matched nothing, cost a scan of the whole backlog (35-53 ms at
 -- 200k queued tasks, all under the write lock).
