@@ -498,6 +498,47 @@ def draw_claim_backlog(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def draw_claim_cases(results: Mapping[str, Any]) -> Figure:
+    """Filtered claims and claim strategies (p50) against the backlog, with the 2x goal."""
+    sc = scenario(results, "query")
+    series = sorted(rows(sc), key=lambda r: float(r.get("backlog") or 0))
+    series = [r for r in series if isinstance(r.get("claims_ms"), Mapping)]
+    if not series:
+        raise SkipPlot("scenario 'query' has no per-case claim latencies")
+    fig = new_figure(10, 6)
+    ax = fig.subplots()
+    xs = [int(r["backlog"]) for r in series]
+    names = sorted({str(name) for r in series for name in r["claims_ms"]})
+    names.sort(key=lambda name: name != "default")  # default first, then by name
+    for i, name in enumerate(names):
+        ys = [percentile(r["claims_ms"].get(name), "p50") for r in series]
+        points = [(float(x), y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
+        if points:
+            strategy = name in ("fifo", "lifo", "weighted_random")
+            ax.plot(
+                *xy(points),
+                marker="o" if not strategy else "s",
+                linestyle="-" if not strategy else "-.",
+                color=f"C{i + (i >= 3)}",  # C3 is the red of the goal line
+                linewidth=2.2 if name == "default" else 1.3,
+                label=name,
+            )
+    goal = float((sc.get("summary") or {}).get("claim_ratio_goal") or 2.0)
+    base = [percentile(r["claims_ms"].get("default"), "p50") for r in series]
+    limit = [(float(x), goal * y) for x, y in zip(xs, base, strict=True) if y]
+    if limit:
+        ax.plot(*xy(limit), **LIMIT_STYLE, label=f"{goal:g}x default (goal)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "x")
+    plain_log_ticks(ax)
+    ax.set_xlabel("backlog (queued tasks, log scale)")
+    ax.set_ylabel("claim p50 (ms, log scale)")
+    ax.set_title("Filtered claims and claim strategies against the size of the backlog")
+    legend_right(ax)
+    return fig
+
+
 def draw_resources(results: Mapping[str, Any]) -> Figure:
     """CPU and RSS over time, per process role, with the scenarios laid end to end."""
     spans: list[tuple[str, float, float]] = []
@@ -595,6 +636,13 @@ PLOTS: tuple[PlotSpec, ...] = (
         "Claim latency vs backlog",
         "claim latency against the size of the backlog",
         draw_claim_backlog,
+    ),
+    PlotSpec(
+        "claim_filters.png",
+        "Filtered claims and strategies vs backlog",
+        "claim p50 for a rare type, a region mismatch, both, and each strategy, against the "
+        "backlog, with the 2x-of-default goal",
+        draw_claim_cases,
     ),
     PlotSpec(
         "resources.png", "CPU and RSS", "CPU and RSS over time, per process role", draw_resources

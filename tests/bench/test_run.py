@@ -13,6 +13,7 @@ import pytest
 from bench import gate, scenarios
 from bench.__main__ import main
 from bench.runner import RunOptions, execute
+from bench.scenarios import query
 
 LATENCY_KEYS = {"p50", "p95", "p99", "max"}
 
@@ -163,10 +164,15 @@ def test_query_uses_the_claim_index(tiny_run: dict[str, Any]) -> None:
     assert [r["backlog"] for r in entry["series"]] == [500, 2000]
     for row in entry["series"]:
         assert row["claim_uses_index"] is True
-        assert any("ix_task_status_prio_time" in line for line in row["claim_plan"])
+        assert any("ix_task_queued_region" in line for line in row["claim_plan"])
+        assert any("ix_task_queued_type_region" in line for line in row["claim_typed_plan"])
         assert row["count_plan"]
         assert row["claim_ms"]["p50"] > 0
+        assert set(row["claims_ms"]) == set(query.CASES)
+        assert row["claim_ratio"]["default"] == 1.0
     assert entry["summary"]["claim_p50_growth"] > 0
+    assert entry["summary"]["filtered_claim_max_ratio"] > 0
+    assert entry["summary"]["strategy_claim_max_ratio"] > 0
 
 
 def test_progress_line_per_scenario(tiny_run: dict[str, Any]) -> None:

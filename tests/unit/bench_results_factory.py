@@ -255,6 +255,18 @@ def _query() -> dict[str, Any]:
         {
             "backlog": b,
             "claim_ms": _latency(round(0.2 + 0.01 * math.log10(b), 4)),
+            "claims_ms": {
+                name: _latency(round(factor * (0.2 + 0.01 * math.log10(b)), 4))
+                for name, factor in (
+                    ("default", 1.0),
+                    ("rare_type", 0.2),
+                    ("region_mismatch", 0.15),
+                    ("rare_type_region_mismatch", 0.15),
+                    ("fifo", 1.4),
+                    ("lifo", 1.5),
+                    ("weighted_random", 1.6),
+                )
+            },
             "count_ms": _latency(round(0.001 * b**0.9, 4)),
             "claim_plan": ["SEARCH tasks USING INDEX ix_tasks_claim (status=? AND run_at<?)"],
             "count_plan": ["SCAN tasks USING COVERING INDEX ix_tasks_status"],
@@ -268,7 +280,7 @@ def _query() -> dict[str, Any]:
         "error": None,
         "duration_s": 8.0,
         "params": {"backlogs": BACKLOGS},
-        "summary": {"claim_p50_growth": round(growth, 3)},
+        "summary": {"claim_p50_growth": round(growth, 3), "claim_ratio_goal": 2.0},
         "series": series,
         "resources": _resources(2.0, 0),
     }

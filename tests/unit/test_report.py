@@ -24,6 +24,7 @@ EXPECTED_SIZES = {
     "busy_rate.png": (1000, 600),
     "checkpoint.png": (1200, 780),
     "claim_backlog.png": (1000, 600),
+    "claim_filters.png": (1000, 600),
     "resources.png": (1200, 750),
 }
 
@@ -189,11 +190,12 @@ def test_a_single_scenario_run_gets_a_report(tmp_path: Path) -> None:
 
     assert png_size(folder / "busy_rate.png") == EXPECTED_SIZES["busy_rate.png"]
     assert png_size(folder / "resources.png") == EXPECTED_SIZES["resources.png"]
-    for name in ("throughput.png", "latency.png", "checkpoint.png", "claim_backlog.png"):
+    skipped = ("throughput.png", "latency.png", "checkpoint.png", "claim_backlog.png")
+    for name in (*skipped, "claim_filters.png"):
         assert not (folder / name).exists()
     summary = (folder / "summary.md").read_text(encoding="utf-8")
     assert "| Database initialisation | NOT_MEASURED | n/a | < 100 ms |" in summary
-    assert summary.count("*skipped*") == 4
+    assert summary.count("*skipped*") == 5
 
 
 def test_the_step_summary_is_appended_as_utf8(
