@@ -325,7 +325,8 @@ def draw_latency(results: Mapping[str, Any]) -> Figure:
 def draw_busy_rate(results: Mapping[str, Any]) -> Figure:
     """SQLITE_BUSY rate against processes, one line per busy_timeout."""
     sc = scenario(results, "busy")
-    series = rows(sc)
+    # The shipped configuration only; the run without the fair lock has its own plot.
+    series = [r for r in rows(sc) if r.get("fair_lock", True) is True]
     if not series:
         raise SkipPlot("scenario 'busy' has no series")
     fig = new_figure(10, 6)
@@ -361,6 +362,58 @@ def draw_busy_rate(results: Mapping[str, Any]) -> Figure:
     ax.set_title("SQLITE_BUSY error rate against the number of processes")
     process_axis(ax, (int(r["processes"]) for r in series))
     legend_right(ax)
+    return fig
+
+
+def draw_busy_fairness(results: Mapping[str, Any]) -> Figure:
+    """Longest lock wait and each process's share against processes, with and without the
+    fair lock, at busy_timeout 5000 ms."""
+    sc = scenario(results, "busy")
+    series = [
+        r
+        for r in rows(sc)
+        if int(r.get("busy_timeout_ms") or 0) == 5000 and isinstance(r.get("share"), Mapping)
+    ]
+    if not {r.get("fair_lock") for r in series} >= {True, False}:
+        raise SkipPlot("scenario 'busy' did not run with and without the fair lock")
+    fig = new_figure(12, 5.5)
+    ax_wait, ax_share = fig.subplots(1, 2)
+    fig.suptitle("Fair lock: lock waits and shares of the work (busy_timeout 5000 ms)")
+    goals = ((sc.get("summary") or {}).get("fair_lock") or {}).get("goals") or {}
+    for i, fair in enumerate((True, False)):
+        mine = sorted((r for r in series if r.get("fair_lock") is fair), key=_by_processes)
+        xs = [int(r["processes"]) for r in mine]
+        label = "fair lock" if fair else "busy handler only"
+        color = "C0" if fair else "C1"
+        waits = [percentile(r.get("lock_wait_ms"), "max") or math.nan for r in mine]
+        p99 = [percentile(r.get("lock_wait_ms"), "p99") or math.nan for r in mine]
+        ax_wait.plot(xs, waits, marker="o", color=color, label=f"{label}: max")
+        ax_wait.plot(xs, p99, marker=".", linestyle=":", color=color, label=f"{label}: p99")
+        low = [float(r["share"].get("min_over_mean") or math.nan) for r in mine]
+        high = [float(r["share"].get("max_over_mean") or math.nan) for r in mine]
+        jain = [r["share"].get("jain") for r in mine]
+        ax_share.fill_between(xs, low, high, color=color, alpha=0.18)
+        last = f", Jain {jain[-1]:.2f} at {xs[-1]}" if jain and jain[-1] is not None else ""
+        ax_share.plot(xs, low, marker="v", color=color, label=f"{label}: min/mean{last}")
+        ax_share.plot(
+            xs, high, marker="^", color=color, label=f"{label}: max/mean", alpha=0.8 - 0.1 * i
+        )
+    goal_ms = float(goals.get("lock_wait_max_ms") or 100.0)
+    ax_wait.axhline(goal_ms, **LIMIT_STYLE, label=f"goal: max <= {goal_ms:g} ms")
+    ax_wait.set_yscale("log")
+    plain_log_ticks(ax_wait)
+    ax_wait.set_ylabel("lock wait (ms, log scale)")
+    ax_wait.set_title("Lock wait")
+    low_goal, high_goal = goals.get("share_range") or (0.5, 2.0)
+    for bound in (low_goal, high_goal):
+        ax_share.axhline(float(bound), **LIMIT_STYLE)
+    ax_share.plot([], [], **LIMIT_STYLE, label=f"goal: {low_goal:g}x to {high_goal:g}x the mean")
+    ax_share.axhline(1.0, color="0.4", linewidth=0.8)
+    ax_share.set_ylabel("operations of a process / mean")
+    ax_share.set_title("Share of the operations")
+    for ax in (ax_wait, ax_share):
+        process_axis(ax, (int(r["processes"]) for r in series))
+        legend_below(ax, ncols=2)
     return fig
 
 
@@ -624,6 +677,13 @@ PLOTS: tuple[PlotSpec, ...] = (
         "SQLITE_BUSY rate",
         "busy rate against the number of processes, one line per busy_timeout",
         draw_busy_rate,
+    ),
+    PlotSpec(
+        "busy_fairness.png",
+        "Fair lock: waits and shares",
+        "longest lock wait and each process's share of the work against processes, with and "
+        "without the fair lock",
+        draw_busy_fairness,
     ),
     PlotSpec(
         "checkpoint.png",

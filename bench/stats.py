@@ -96,3 +96,19 @@ def downsample_indices(count: int, limit: int, keep: Sequence[int] = ()) -> list
 def rate(count: int, seconds: float) -> float:
     """``count / seconds`` rounded, or 0.0 for a zero span."""
     return round(count / seconds, 2) if seconds > 0 else 0.0
+
+
+def shares(operations: Sequence[int]) -> dict[str, float | None]:
+    """How evenly work was spread over processes: ``{min_over_mean, max_over_mean, jain}``.
+
+    Jain's fairness index is ``(sum x)^2 / (n * sum x^2)``: 1 when every process did the same,
+    ``1/n`` when one did everything.
+    """
+    if not operations or not any(operations):
+        return {"min_over_mean": None, "max_over_mean": None, "jain": None}
+    mean = sum(operations) / len(operations)
+    return {
+        "min_over_mean": round(min(operations) / mean, 4),
+        "max_over_mean": round(max(operations) / mean, 4),
+        "jain": round(sum(operations) ** 2 / (len(operations) * sum(x * x for x in operations)), 4),
+    }

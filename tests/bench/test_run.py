@@ -136,7 +136,18 @@ def test_busy_counts_errors_per_timeout(tiny_run: dict[str, Any]) -> None:
         assert row["busy_rate"] == pytest.approx(row["busy_errors"] / row["operations"], abs=1e-5)
         assert row["exactly_once"]["ok"]
         assert set(row["lock_wait_ms"]) == LATENCY_KEYS
+        assert len(row["operations_by_process"]) == row["processes"]
+        assert 0 < row["share"]["jain"] <= 1
     assert entry["summary"]["max_busy_rate_5000"] is not None
+    # At 5000 ms each process count ran with and without the fair lock, compared in the summary.
+    assert [r["fair_lock"] for r in entry["series"] if r["busy_timeout_ms"] == 5000] == [
+        True,
+        False,
+    ]
+    fairness = entry["summary"]["fair_lock"]
+    assert fairness["processes"] == 2
+    assert fairness["throughput_ratio"] > 0
+    assert set(fairness["goals_met"]) == {"lock_wait_max", "shares", "throughput"}
 
 
 def test_checkpoint_variants(tiny_run: dict[str, Any]) -> None:

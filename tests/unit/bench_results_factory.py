@@ -165,21 +165,29 @@ def _busy() -> dict[str, Any]:
     series: list[dict[str, Any]] = []
     for timeout in BUSY_TIMEOUTS:
         for p in PROCESSES:
-            ops = 1000 * p
-            rate = {0: 0.02 * p, 100: 0.001 * p, 5000: 0.0}[timeout]
-            series.append(
-                {
-                    "busy_timeout_ms": timeout,
-                    "processes": p,
-                    "producers": max(1, p // 2),
-                    "workers": max(1, p - p // 2),
-                    "operations": ops,
-                    "busy_errors": round(ops * rate),
-                    "busy_rate": rate,
-                    "lock_wait_ms": _latency(0.5 * p),
-                    "seconds": 3.0,
-                }
-            )
+            for fair in (True, False) if timeout == 5000 else (True,):
+                ops = 1000 * p
+                rate = {0: 0.02 * p, 100: 0.001 * p, 5000: 0.0}[timeout]
+                spread = 0.02 * p if fair else 0.1 * p
+                series.append(
+                    {
+                        "busy_timeout_ms": timeout,
+                        "fair_lock": fair,
+                        "processes": p,
+                        "producers": max(1, p // 2),
+                        "workers": max(1, p - p // 2),
+                        "operations": ops,
+                        "busy_errors": round(ops * rate),
+                        "busy_rate": rate,
+                        "lock_wait_ms": _latency(0.5 * p if fair else 5.0 * p),
+                        "seconds": 3.0,
+                        "share": {
+                            "min_over_mean": round(1 - spread / 2, 3),
+                            "max_over_mean": round(1 + spread, 3),
+                            "jain": round(1 - spread / 4, 3),
+                        },
+                    }
+                )
     return {
         "status": "ok",
         "error": None,

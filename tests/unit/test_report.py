@@ -22,6 +22,7 @@ EXPECTED_SIZES = {
     "throughput.png": (1200, 550),
     "latency.png": (1200, 850),
     "busy_rate.png": (1000, 600),
+    "busy_fairness.png": (1200, 550),
     "checkpoint.png": (1200, 780),
     "claim_backlog.png": (1000, 600),
     "claim_filters.png": (1000, 600),
@@ -189,6 +190,7 @@ def test_a_single_scenario_run_gets_a_report(tmp_path: Path) -> None:
     folder = report.build_report(write_results(tmp_path / "run", results))
 
     assert png_size(folder / "busy_rate.png") == EXPECTED_SIZES["busy_rate.png"]
+    assert png_size(folder / "busy_fairness.png") == EXPECTED_SIZES["busy_fairness.png"]
     assert png_size(folder / "resources.png") == EXPECTED_SIZES["resources.png"]
     skipped = ("throughput.png", "latency.png", "checkpoint.png", "claim_backlog.png")
     for name in (*skipped, "claim_filters.png"):
