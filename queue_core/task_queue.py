@@ -91,6 +91,8 @@ class TaskQueue:
         self.retry_jitter = _non_negative(retry_jitter, "retry_jitter")
         self.default_lease_seconds = _positive_seconds(default_lease_seconds, "default_lease")
         self.claim_strategy = ClaimStrategy.parse(claim_strategy)
+        # Whether the next claim looks without a lock first: after a claim that found nothing.
+        self._look_first = True
 
     def now(self) -> datetime:
         """The current time of this queue's clock."""
@@ -220,7 +222,10 @@ class TaskQueue:
         the reservation and start times, ``attempts + 1``). When other workers took some of them
         in between, it picks once more under the lock and returns what it got (possibly
         ``[]``): no error and no retry loop. Expired leases are thus released by the first claim
-        after they expire, and a poll that finds none writes nothing.
+        after they expire, and a poll that finds nothing writes nothing. A claim right after
+        one that found tasks skips the look (the queue was not empty a moment ago, and the look
+        would cost two reads) and releases and picks under the lock; so at most one empty claim
+        in a row takes the write lock.
 
         :param types: only claim these task types (default: any).
         :param region: also claim tasks for this region; tasks with no region match everyone.
@@ -245,18 +250,33 @@ class TaskQueue:
         now_moment = self._clock()
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
-        # Look before locking: an empty poll reads a few index entries and writes nothing.
-        expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, (now,)).fetchone() is not None
-        ids = claiming.pick(self.db.execute, order, arms, now, limit, self._rng)
-        if not ids and not expired:
-            return []
+        if self._look_first:
+            # Look before locking: an empty poll reads a few index entries and writes nothing.
+            expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, (now,)).fetchone() is not None
+            ids = claiming.pick(self.db.execute, order, arms, now, limit, self._rng)
+            if not ids and not expired:
+                return []
+        else:
+            # The last claim found work, so this one most likely will too: the look would only
+            # add two reads. Release and pick under the lock, as the look would have.
+            expired, ids = True, []
         lease_params = (worker_id, lease_until, now, now, now)
+        rows: list[Any] = []
         with self.db.transaction() as conn:
             if expired:
                 # Released tasks may come first in claim order: the look is stale, pick anew.
                 conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
-                ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
-            rows = conn.execute(_SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(ids))).fetchall()
+                if order is ClaimStrategy.PRIORITY and len(arms) == 1:
+                    # One arm in priority order: pick and lease in one statement.
+                    named = {**arms[0], "worker_id": worker_id, "lease_until": lease_until}
+                    query = claiming.statement("claim_in_order", "type" in arms[0])
+                    rows = conn.execute(query, {**named, "now": now, "limit": limit}).fetchall()
+                    rows.sort(key=_priority_order)
+                    ids = [int(row[0]) for row in rows]
+                else:
+                    ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
+            if ids and not rows:
+                rows = conn.execute(_SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(ids))).fetchall()
             if len(rows) < len(ids):
                 # Other workers took some of the look's tasks: pick again under the lock, once,
                 # and take what is there now.
@@ -271,6 +291,7 @@ class TaskQueue:
                         _SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(more))
                     ).fetchall()
                 ids = [task_id for task_id in ids if task_id in taken] + more
+        self._look_first = not rows
         # RETURNING order is arbitrary; hand tasks out in the order they were picked.
         rank = {task_id: position for position, task_id in enumerate(ids)}
         tasks = [Task.from_row(row) for row in rows]
@@ -520,6 +541,11 @@ def _enqueue_params(
         now_text,
         now_text,
     )
+
+
+def _priority_order(row: Any) -> tuple[Any, ...]:
+    # Row layout of the RETURNING clauses: id, type, priority, ..., run_after_utc (8), ...
+    return (row[2], row[8], row[0])
 
 
 def _check_text(value: Any, what: str) -> None:

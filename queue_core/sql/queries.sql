@@ -219,6 +219,29 @@ RETURNING id, type, priority, payload, compatibility, status, attempts, max_atte
           finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
           updated_at_utc;
 
+-- claim_in_order --
+-- Params: :worker_id, :lease_until, :now, :limit (+ the arm's :type / :region). Picks and leases
+-- in one statement the first :limit due tasks of one arm in priority order: the claim under the
+-- lock when it did not look first (one statement instead of claim_due_in_order + claim_by_ids).
+UPDATE task_queue
+SET status = 'processing',
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
+    attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM task_queue
+    WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
+    ORDER BY priority, run_after_utc, id
+    LIMIT :limit
+)
+RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
+          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
+          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
+          updated_at_utc;
+
 -- expired_lease_exists --
 -- Params: now. A read of one entry of ix_task_lease_expiry: tells a claim whether releasing
 -- expired leases (a write) is needed, so polls do not write when no lease ran out.
