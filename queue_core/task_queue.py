@@ -262,6 +262,7 @@ class TaskQueue:
             expired, ids = True, []
         lease_params = (worker_id, lease_until, now, now, now)
         rows: list[Any] = []
+        self._look_first = True  # unless this claim gets tasks (an error leaves it looking)
         with self.db.transaction() as conn:
             if expired:
                 # Released tasks may come first in claim order: the look is stale, pick anew.

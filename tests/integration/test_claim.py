@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from queue_core import QueueDatabase, TaskQueue, TaskStatus, claiming, sql
+from queue_core import QueueBusyError, QueueDatabase, TaskQueue, TaskStatus, claiming, sql
 from queue_core.claiming import ClaimStrategy
 from tests.conftest import FakeClock
 
@@ -255,3 +255,20 @@ def test_an_expired_lease_is_released_by_the_next_claim_even_with_nothing_else_d
     assert queue.get(task_id).status is TaskStatus.QUEUED
     task = queue.claim_one("rescuer")
     assert task is not None and (task.id, task.attempts) == (task_id, 2)
+
+
+def test_only_the_first_empty_claim_after_a_busy_spell_takes_the_lock(
+    db: QueueDatabase,
+) -> None:
+    """A claim after one that found work goes straight to the lock (the look would most
+    likely see a task); once a claim comes back empty, the next ones look first again."""
+    worker = TaskQueue(QueueDatabase(db.path, busy_timeout_ms=50))
+    task_id = worker.enqueue("t", {})
+    assert [t.id for t in worker.claim("w")] == [task_id]
+    holder = QueueDatabase(db.path)
+    with holder.transaction():
+        with pytest.raises(QueueBusyError):
+            worker.claim("w")  # straight to the lock, which is held
+        assert worker.claim("w") == []  # empty before, so it looks: no lock needed
+    assert worker.claim("w") == []
+    assert worker.get(task_id).locked_by == "w"
