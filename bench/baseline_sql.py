@@ -56,10 +56,16 @@ def task_params(index: int, pad_bytes: int, *, now_text: str | None = None) -> t
     )
 
 
-def claim_params(worker_id: str, lease_until: str, now: str, limit: int = 1) -> tuple[Any, ...]:
-    """Parameters of the ``claim`` statement for any type and region, in the order of
-    ``queries.sql`` (worker, lease end, now x4, types x2, region, limit)."""
-    return (worker_id, lease_until, now, now, now, now, None, None, None, limit)
+def claim_params(worker_id: str, lease_until: str, now: str, limit: int = 1) -> dict[str, Any]:
+    """Parameters of the ``claim`` statement for any type and region (named, as the library)."""
+    return {
+        "worker_id": worker_id,
+        "lease_until": lease_until,
+        "now": now,
+        "types": None,
+        "region": None,
+        "limit": limit,
+    }
 
 
 class BareQueue:
@@ -101,7 +107,7 @@ class BareQueue:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_Q["release_expired_leases"], (now, now, now))
+            conn.execute(_Q["release_expired_leases"], {"now": now})
             rows = conn.execute(_Q["claim"], claim_params(worker_id, until, now)).fetchall()
         except BaseException:
             conn.execute("ROLLBACK")
@@ -111,7 +117,9 @@ class BareQueue:
 
     def complete(self, task_id: int, worker_id: str) -> None:
         now = to_db_text(utc_now())
-        cursor = self.conn.execute(_Q["complete"], (now, now, task_id, worker_id))
+        cursor = self.conn.execute(
+            _Q["complete"], {"now": now, "task_id": task_id, "worker_id": worker_id}
+        )
         if cursor.rowcount != 1:
             raise RuntimeError(f"bare complete of task {task_id} by {worker_id} matched nothing")
 

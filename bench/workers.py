@@ -20,6 +20,7 @@ from bench.baseline_sql import BareQueue, payload
 from queue_core import QueueDatabase, TaskQueue
 from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.exceptions import QueueBusyError
+from queue_core.tracing import TraceEvent, TransactionBegan
 
 Ready = Callable[[], None]
 
@@ -192,6 +193,17 @@ def busy_producer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     }
 
 
+class LockWaits:
+    """A tracer keeping how long the last ``BEGIN IMMEDIATE`` waited for the write lock."""
+
+    def __init__(self) -> None:
+        self.last_ns = 0
+
+    def __call__(self, event: TraceEvent) -> None:
+        if isinstance(event, TransactionBegan):
+            self.last_ns = int(event.lock_wait_seconds * 1e9)
+
+
 def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     """Claim and complete for ``duration_s``, counting every QueueBusyError; then finish up.
 
@@ -204,10 +216,13 @@ def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = unfinished = 0
+    claim_waits = LockWaits()
     with QueueDatabase(
         path,
         busy_timeout_ms=int(args["busy_timeout_ms"]),
         fair_lock=bool(args.get("fair_lock", DEFAULT_FAIR_LOCK)),
+        tracer=claim_waits,
+        trace_statements=False,
     ) as db:
         queue = TaskQueue(db)
         ready()
@@ -216,13 +231,14 @@ def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
         while clock() < deadline:
             operations += 1
             t0 = clock()
+            claim_waits.last_ns = 0  # a claim that finds nothing takes no lock: it waits 0
             try:
                 task = queue.claim_one(worker_id)
             except QueueBusyError:
                 busy += 1
-                waits.append(int(db.last_lock_wait_seconds * 1e9))
+                waits.append(claim_waits.last_ns)
                 continue
-            waits.append(int(db.last_lock_wait_seconds * 1e9))
+            waits.append(claim_waits.last_ns)
             if task is None:
                 time.sleep(0.001)
                 continue

@@ -3,7 +3,9 @@
 - :class:`QueueDatabase` owns the connection, its PRAGMAs and IMMEDIATE transactions;
 - :class:`TaskQueue` holds the queue operations (enqueue, claim, complete, fail, ...);
 - :class:`ClaimStrategy` the orders a claim can take tasks in (:mod:`queue_core.claiming`);
-- :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses;
+- :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses, checked by the same
+  field rules (:mod:`queue_core.validation`) as the TaskQueue arguments;
+- :mod:`queue_core.tracing` the events a ``QueueDatabase(tracer=...)`` receives;
 - :mod:`queue_core.exceptions` the typed errors, rooted at :class:`QueueDatabaseError`.
 """
 

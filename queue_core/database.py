@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from queue_core.exceptions import (
     QueueBusyError,
@@ -33,6 +33,7 @@ from queue_core.exceptions import (
     WalUnavailableError,
 )
 from queue_core.location import resolve_db_path
+from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
 from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
 
 if TYPE_CHECKING:
@@ -55,21 +56,6 @@ PRAGMAS: Final[Mapping[str, int | str]] = MappingProxyType(
     }
 )
 """The PRAGMAs of the specification, applied to every connection."""
-
-EXPECTED_PRAGMA_VALUES: Final[Mapping[str, int | str]] = MappingProxyType(
-    {
-        "journal_mode": "wal",
-        "synchronous": 1,
-        "busy_timeout": 5000,
-        "wal_autocheckpoint": 1000,
-        "foreign_keys": 1,
-        "temp_store": 2,
-        "mmap_size": 134217728,
-        "page_size": 4096,
-        "cache_size": -20000,
-    }
-)
-"""What ``PRAGMA <name>`` reads back after :data:`PRAGMAS` were applied."""
 
 # Only journal_mode and page_size live in the file; these must be set on every connection.
 PER_CONNECTION_PRAGMAS: Final = (
@@ -199,8 +185,16 @@ class QueueDatabase:
         default 5000 as in :data:`PRAGMAS`.
     :param pragma_overrides: other values for the tunable per-connection PRAGMAs
         (``synchronous``, ``wal_autocheckpoint``, ``temp_store``, ``mmap_size``,
-        ``cache_size``), used by the benchmark harness. ``journal_mode``, ``page_size`` and
-        ``foreign_keys`` are fixed.
+        ``cache_size``). For example ``wal_autocheckpoint=0`` for an application that runs its
+        own checkpoints on another connection, ``synchronous="FULL"`` to survive power loss at
+        the cost of an fsync per commit, or a smaller ``cache_size``/``mmap_size`` on a machine
+        short of memory. ``journal_mode``, ``page_size`` and ``foreign_keys`` are fixed: the
+        queue's concurrency and integrity depend on them.
+    :param tracer: called with a :mod:`queue_core.tracing` event on connect, for every
+        statement, and after each ``BEGIN IMMEDIATE`` with its lock wait; see :attr:`tracer`.
+    :param trace_statements: False leaves out the :class:`~queue_core.tracing.Statement`
+        events, the costly part (SQLite expands each statement's text for them): a tracer that
+        only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
     :param fair_lock: queue writers of this file in the order they arrive, through an OS lock on
         ``<database>-writer.lock`` taken before SQLite's write lock (see
@@ -208,10 +202,6 @@ class QueueDatabase:
         :data:`DEFAULT_FAIR_LOCK`. When the lock file cannot be created, writes go straight to
         SQLite's busy handler (``fair_lock_active`` is then False).
     :param lock_opener: the OS seam that opens the lock file (tests pass a fake).
-
-    Two attributes help measurement: ``last_connect_seconds`` is how long the last connect (with
-    its PRAGMAs) took, and ``last_lock_wait_seconds`` how long the last :meth:`transaction`
-    waited in ``BEGIN IMMEDIATE`` for the write lock.
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
     :raises QueueCorruptError: the file exists but is not a SQLite database.
@@ -226,6 +216,8 @@ class QueueDatabase:
         *,
         busy_timeout_ms: int | None = None,
         pragma_overrides: Mapping[str, int | str] | None = None,
+        tracer: Tracer | None = None,
+        trace_statements: bool = True,
         system: SystemProbe | None = None,
         fair_lock: bool = DEFAULT_FAIR_LOCK,
         lock_opener: LockOpener | None = None,
@@ -248,8 +240,8 @@ class QueueDatabase:
         self._lock_opener = lock_opener or open_file_lock
         self._gate: WriteGate | None = None
         self._gate_failure: str | None = None
-        self.last_connect_seconds = 0.0
-        self.last_lock_wait_seconds = 0.0
+        self._tracer = _check_tracer(tracer)
+        self._trace_statements = bool(trace_statements)
         with self._lock:
             self._connection()
 
@@ -269,6 +261,27 @@ class QueueDatabase:
     def busy_timeout_ms(self) -> int:
         """How long a call waits for a lock, in milliseconds."""
         return int(self._pragmas["busy_timeout"])
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The callable receiving this instance's trace events, or None (the default).
+
+        Assigning a new one (or None) takes effect at once, on the open connection too. It is
+        called in the thread doing the work with the instance's lock held; see
+        :mod:`queue_core.tracing` for the events. A tracer is not pickled: a copy sent to
+        another process has none.
+
+        :raises TypeError: on assigning something that is not callable.
+        """
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Tracer | None) -> None:
+        tracer = _check_tracer(tracer)
+        with self._guard():
+            self._tracer = tracer
+            if self._conn is not None:
+                self._install_statement_trace(self._conn)
 
     @property
     def fair_lock(self) -> bool:
@@ -350,12 +363,12 @@ class QueueDatabase:
         self._conn = None
         self._closed = False
         self._savepoints = 0
+        self._tracer = None
+        self._trace_statements = True
         self._fair_lock = bool(state.get("fair_lock", DEFAULT_FAIR_LOCK))
         self._lock_opener = open_file_lock
         self._gate = None
         self._gate_failure = None
-        self.last_connect_seconds = 0.0
-        self.last_lock_wait_seconds = 0.0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -426,15 +439,24 @@ class QueueDatabase:
             started = time.perf_counter()
             gate = self._write_gate()
             if gate is not None:
-                self._enter_gate(gate, started)
+                try:
+                    self._enter_gate(gate, started)
+                except QueueBusyError as exc:
+                    if self._tracer is not None:
+                        self._tracer(TransactionBegan(exc.waited_seconds, acquired=False))
+                    raise
             try:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
-                    self.last_lock_wait_seconds = time.perf_counter() - started
-                    raise translate_error(exc, waited_seconds=self.last_lock_wait_seconds) from exc
-                self.last_lock_wait_seconds = time.perf_counter() - started
+                    waited = time.perf_counter() - started
+                    if self._tracer is not None:
+                        self._tracer(TransactionBegan(waited, acquired=False))
+                    raise translate_error(exc, waited_seconds=waited) from exc
                 try:
+                    # The one tracing check on this path; without a tracer it costs no clock read.
+                    if self._tracer is not None:
+                        self._tracer(TransactionBegan(time.perf_counter() - started))
                     yield conn
                 except BaseException as exc:
                     _rollback_quietly(conn)
@@ -518,7 +540,6 @@ class QueueDatabase:
             raise QueueDatabaseError(self._gate_failure) from exc
         if not entered:
             waited = time.perf_counter() - started
-            self.last_lock_wait_seconds = waited
             raise QueueBusyError(
                 "another process held the write gate for the whole busy timeout",
                 waited_seconds=waited,
@@ -529,8 +550,14 @@ class QueueDatabase:
             raise QueueClosedError(f"{self!r} is closed")
         if self._conn is None:
             started = time.perf_counter()
-            self._conn = self._open()
-            self.last_connect_seconds = time.perf_counter() - started
+            conn = self._open()
+            if self._tracer is not None:
+                try:
+                    self._tracer(Connected(str(self._path), time.perf_counter() - started))
+                except BaseException:
+                    conn.close()  # no handle may outlive a failed connect (Windows)
+                    raise
+            self._conn = conn
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
@@ -545,6 +572,8 @@ class QueueDatabase:
             raise QueueLocationError(self._path, f"SQLite cannot open it ({exc})") from exc
         conn.row_factory = sqlite3.Row
         try:
+            if self._tracer is not None:
+                self._install_statement_trace(conn)
             self._apply_pragmas(conn)
         except sqlite3.Error as exc:
             conn.close()
@@ -588,6 +617,16 @@ class QueueDatabase:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.05)
 
+    def _install_statement_trace(self, conn: sqlite3.Connection) -> None:
+        # SQLite's own trace hook sees every statement, including those a caller runs on the
+        # connection that transaction() yields. A closure over the tracer, not a bound method, so
+        # the connection holds no reference back to this instance.
+        tracer = self._tracer
+        if tracer is None or not self._trace_statements:
+            conn.set_trace_callback(None)
+        else:
+            conn.set_trace_callback(lambda sql: tracer(Statement(sql)))
+
     @contextmanager
     def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
         self._savepoints += 1
@@ -628,6 +667,12 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _check_tracer(tracer: Any) -> Tracer | None:
+    if tracer is not None and not callable(tracer):
+        raise TypeError(f"tracer must be callable or None, not {type(tracer).__name__}")
+    return cast("Tracer | None", tracer)
 
 
 def _merge_pragmas(

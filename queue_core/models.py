@@ -1,15 +1,16 @@
 """Task, Worker and TaskLog: validated dataclasses for the rows of the three tables.
 
-Each model checks its fields on construction (types, status values, JSON-serialisable data),
-round-trips through ``to_dict``/``from_dict`` (JSON-ready: timestamps as the stored UTC text) and
-is built from a database row with ``from_row``.
+Each model checks its fields on construction with the rules of :mod:`queue_core.validation`,
+the same ones :class:`~queue_core.task_queue.TaskQueue` applies to its arguments. Models
+round-trip through ``to_dict``/``from_dict`` (JSON-ready: timestamps as the stored UTC text) and
+are built from a database row with ``from_row``.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
@@ -17,6 +18,21 @@ from functools import lru_cache
 from typing import Any, Final, cast
 
 from queue_core.timestamps import from_db_text, to_db_text
+from queue_core.validation import (
+    LOG_LEVELS,
+    check_compatibility,
+    check_count,
+    check_int,
+    check_log_level,
+    check_mapping,
+    check_optional_text,
+    check_optional_time,
+    check_str,
+    check_text,
+    to_json,
+)
+
+__all__ = ["LOG_LEVELS", "Task", "TaskLog", "TaskStatus", "Worker", "to_json"]
 
 
 class TaskStatus(str, Enum):
@@ -31,97 +47,6 @@ class TaskStatus(str, Enum):
     def is_final(self) -> bool:
         """True for statuses a task never leaves."""
         return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
-
-
-# json.dumps builds a new encoder per call when given options; enqueue is a hot path.
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-LOG_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
-"""The levels :class:`TaskLog` accepts (those of the ``logging`` module)."""
-
-
-def to_json(value: Any, what: str) -> str:
-    """Serialise ``value`` to compact JSON text.
-
-    NaN and infinity are refused because they are not JSON and SQLite's JSON functions reject
-    them.
-
-    :raises TypeError: ``value`` holds something JSON cannot represent (a set, bytes, an object).
-    :raises ValueError: ``value`` holds NaN/infinity, a circular reference, or nests too deeply.
-    """
-    try:
-        if _FAST_ENCODE is not None:
-            return "".join(_FAST_ENCODE(value, 0))
-        return _ENCODER.encode(value)
-    except TypeError as exc:
-        raise TypeError(f"{what} is not JSON-serialisable: {exc}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{what} is not valid JSON: {exc}") from exc
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _fast_encoder() -> Callable[[Any, int], Sequence[str]] | None:
-    """One reusable C encoder, or None where the C accelerator is missing or differs.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call, which is half the cost of
-    encoding a small payload; enqueue_many encodes thousands per batch. The private factory is
-    checked against the public encoder before it is trusted. Without circular-reference markers
-    a cycle ends in RecursionError, which :func:`to_json` reports as ValueError.
-    """
-    factory = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if factory is None or basestring is None:  # pragma: no cover - CPython has both
-        return None
-    sample = {"a": [1, 2.5, "é\n", None, True], "b": {"c": -3}}
-    try:
-        encode = factory(None, _refuse, basestring, None, ":", ",", False, False, False)
-        if "".join(encode(sample, 0)) != _ENCODER.encode(sample):  # pragma: no cover
-            return None
-        "".join(encode(float("nan"), 0))
-    except ValueError:  # allow_nan=False took effect: the signature is the one we expect
-        return cast("Callable[[Any, int], Sequence[str]]", encode)
-    except Exception:  # pragma: no cover - a future signature change
-        return None
-    return None  # pragma: no cover - NaN was accepted: wrong argument order
-
-
-_FAST_ENCODE: Final = _fast_encoder()
-
-
-def _check_json(value: Any, what: str) -> None:
-    to_json(value, what)
-
-
-def _check_type(value: Any, expected: type | tuple[type, ...], what: str) -> None:
-    # bool is an int subclass, but True is never a sensible priority or attempt count.
-    if isinstance(value, bool) and expected in (int, (int,)):
-        raise TypeError(f"{what} must be int, not bool")
-    if not isinstance(value, expected):
-        names = (
-            expected.__name__
-            if isinstance(expected, type)
-            else " or ".join(t.__name__ for t in expected)
-        )
-        raise TypeError(f"{what} must be {names}, not {type(value).__name__}")
-
-
-def _check_text(value: Any, what: str, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    _check_type(value, str, what)
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
-
-
-def _check_time(value: Any, what: str, *, optional: bool = True) -> None:
-    if optional and value is None:
-        return
-    _check_type(value, datetime, what)
-    if value.tzinfo is None:
-        raise ValueError(f"{what} must be timezone-aware (UTC)")
 
 
 def _time_to_dict(value: datetime | None) -> str | None:
@@ -144,9 +69,10 @@ def _loads(text: str | None) -> Any:
 class Task:
     """One row of ``task_queue``. ``payload`` and ``compatibility`` are the decoded JSON values.
 
-    :raises TypeError: a field has the wrong type, or payload/compatibility are not JSON.
-    :raises ValueError: an empty type, an unknown status, negative attempts, or a region that
-        is not text.
+    :raises TypeError: a field has the wrong type, payload/compatibility are not JSON, or the
+        region is not text.
+    :raises ValueError: an empty type, an unknown status, negative attempts, ``max_attempts``
+        below 1, a naive time, or NaN in the JSON.
     """
 
     id: int
@@ -169,31 +95,26 @@ class Task:
     updated_at_utc: datetime | None = None
 
     def __post_init__(self) -> None:
-        _check_type(self.id, int, "Task.id")
-        _check_text(self.type, "Task.type")
-        _check_json(self.payload, "Task.payload")
-        _check_type(self.priority, int, "Task.priority")
-        _check_type(self.compatibility, dict, "Task.compatibility")
-        _check_json(self.compatibility, "Task.compatibility")
-        region = self.compatibility.get("region")
-        if region is not None and not isinstance(region, str):
-            raise ValueError(f"Task.compatibility['region'] must be text, not {region!r}")
+        check_int(self.id, "Task.id")
+        check_text(self.type, "Task.type")
+        to_json(self.payload, "Task.payload")
+        check_int(self.priority, "Task.priority")
+        object.__setattr__(
+            self, "compatibility", check_compatibility(self.compatibility, "Task.compatibility")
+        )
         try:
             object.__setattr__(self, "status", TaskStatus(self.status))
         except ValueError:
             known = ", ".join(s.value for s in TaskStatus)
             raise ValueError(f"Task.status {self.status!r} is not one of {known}") from None
-        for name in ("attempts", "max_attempts"):
-            value = getattr(self, name)
-            _check_type(value, int, f"Task.{name}")
-            if value < 0:
-                raise ValueError(f"Task.{name} must not be negative")
+        check_count(self.attempts, "Task.attempts", 0)
+        check_count(self.max_attempts, "Task.max_attempts", 1)
         for name in _TASK_TIMES:
-            _check_time(getattr(self, name), f"Task.{name}")
-        _check_text(self.locked_by, "Task.locked_by", optional=True)
+            check_optional_time(getattr(self, name), f"Task.{name}")
+        check_optional_text(self.locked_by, "Task.locked_by")
         if self.error_message is not None:
-            _check_type(self.error_message, str, "Task.error_message")
-        _check_text(self.idempotency_key, "Task.idempotency_key", optional=True)
+            check_str(self.error_message, "Task.error_message")
+        check_optional_text(self.idempotency_key, "Task.idempotency_key")
 
     @property
     def region(self) -> str | None:
@@ -232,7 +153,10 @@ class Task:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> Task:
-        """Build a Task from a ``task_queue`` row selected with :data:`TASK_COLUMNS`.
+        """Build a Task from a ``task_queue`` row with the columns of ``{task_columns}``.
+
+        ``{task_columns}`` in ``queries.sql`` lists the stored columns, one per field of this
+        class; a test holds the two together.
 
         Rows come from the schema, so values are decoded and converted but not validated
         again; a claim builds one Task per row and the checks would double its cost.
@@ -293,13 +217,6 @@ _TASK_TIMES: Final = (
 )
 _TASK_FIELDS: Final = frozenset(f.name for f in fields(Task))
 
-TASK_COLUMNS: Final = (
-    "id, type, priority, payload, compatibility, status, attempts, max_attempts, "
-    "run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc, finished_at_utc, "
-    "locked_by, error_message, idempotency_key, created_at_utc, updated_at_utc"
-)
-"""The stored (not generated) columns of ``task_queue``: what :meth:`Task.from_row` reads."""
-
 
 @dataclass(frozen=True)
 class Worker:
@@ -314,10 +231,11 @@ class Worker:
     heartbeat_utc: datetime | None = None
 
     def __post_init__(self) -> None:
-        _check_text(self.worker_id, "Worker.worker_id")
-        _check_type(self.capabilities, dict, "Worker.capabilities")
-        _check_json(self.capabilities, "Worker.capabilities")
-        _check_time(self.heartbeat_utc, "Worker.heartbeat_utc")
+        check_text(self.worker_id, "Worker.worker_id")
+        object.__setattr__(
+            self, "capabilities", check_mapping(self.capabilities, "Worker.capabilities")
+        )
+        check_optional_time(self.heartbeat_utc, "Worker.heartbeat_utc")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the heartbeat as stored UTC text."""
@@ -357,7 +275,8 @@ class TaskLog:
     """One row of ``task_logs``; ``details`` is the decoded JSON value (or None).
 
     :raises TypeError: a field has the wrong type or details are not JSON-serialisable.
-    :raises ValueError: an unknown level (see :data:`LOG_LEVELS`).
+    :raises ValueError: an unknown level (see :data:`LOG_LEVELS`; any case is accepted and
+        stored upper-cased, as :meth:`TaskQueue.log` stores it).
     """
 
     log_id: int | None
@@ -369,15 +288,13 @@ class TaskLog:
 
     def __post_init__(self) -> None:
         if self.log_id is not None:
-            _check_type(self.log_id, int, "TaskLog.log_id")
-        _check_type(self.task_id, int, "TaskLog.task_id")
-        _check_type(self.level, str, "TaskLog.level")
-        if self.level not in LOG_LEVELS:
-            raise ValueError(f"TaskLog.level {self.level!r} is not one of {sorted(LOG_LEVELS)}")
+            check_int(self.log_id, "TaskLog.log_id")
+        check_int(self.task_id, "TaskLog.task_id")
+        object.__setattr__(self, "level", check_log_level(self.level, "TaskLog.level"))
         if self.message is not None:
-            _check_type(self.message, str, "TaskLog.message")
-        _check_json(self.details, "TaskLog.details")
-        _check_time(self.at_utc, "TaskLog.at_utc")
+            check_str(self.message, "TaskLog.message")
+        to_json(self.details, "TaskLog.details")
+        check_optional_time(self.at_utc, "TaskLog.at_utc")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ``at_utc`` as stored UTC text."""

@@ -12,7 +12,6 @@ and turns results into models.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -26,8 +25,22 @@ from queue_core.exceptions import (
     QueueIntegrityError,
     TaskNotFoundError,
 )
-from queue_core.models import LOG_LEVELS, Task, TaskLog, TaskStatus, Worker, to_json
+from queue_core.models import Task, TaskLog, TaskStatus, Worker
 from queue_core.timestamps import Clock, to_db_text, utc_now
+from queue_core.validation import (
+    check_count,
+    check_int,
+    check_log_level,
+    check_mapping,
+    check_optional_text,
+    check_str,
+    check_text,
+    check_time,
+    compatibility_json,
+    non_negative_seconds,
+    positive_seconds,
+    to_json,
+)
 
 DEFAULT_LEASE_SECONDS: Final = 30.0
 _ENQUEUE_KEYS: Final = frozenset(
@@ -84,12 +97,16 @@ class TaskQueue:
         self.db = db
         self._clock = clock or utc_now
         self._rng = rng or random.Random()
-        self.retry_backoff_seconds = _positive_seconds(retry_backoff_seconds, "retry_backoff")
-        self.retry_backoff_max_seconds = _positive_seconds(
-            retry_backoff_max_seconds, "retry_backoff_max"
+        self.retry_backoff_seconds = positive_seconds(
+            retry_backoff_seconds, "retry_backoff_seconds"
         )
-        self.retry_jitter = _non_negative(retry_jitter, "retry_jitter")
-        self.default_lease_seconds = _positive_seconds(default_lease_seconds, "default_lease")
+        self.retry_backoff_max_seconds = positive_seconds(
+            retry_backoff_max_seconds, "retry_backoff_max_seconds"
+        )
+        self.retry_jitter = non_negative_seconds(retry_jitter, "retry_jitter")
+        self.default_lease_seconds = positive_seconds(
+            default_lease_seconds, "default_lease_seconds"
+        )
         self.claim_strategy = ClaimStrategy.parse(claim_strategy)
         # Whether the next claim looks without a lock first: after a claim that found nothing.
         self._look_first = True
@@ -120,8 +137,11 @@ class TaskQueue:
         :param run_after: an aware datetime before which no worker may claim it (default: now).
         :param idempotency_key: if a task with this key exists, nothing is created and that
             task's id is returned; this holds across racing processes.
-        :raises TypeError: an argument has the wrong type or the payload is not JSON.
+        :raises TypeError: an argument has the wrong type, the payload is not JSON, or
+            ``compatibility['region']`` is not text.
         :raises ValueError: an empty type, ``max_attempts < 1``, a naive ``run_after``, NaN.
+            The rules are those of :mod:`queue_core.validation`, which :class:`Task` applies
+            too, so a value raises the same exception type from either.
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout; nothing
             was written.
         """
@@ -139,11 +159,10 @@ class TaskQueue:
         if rows:
             return int(rows[0][0])
         # The key exists. Tasks are never deleted, so the row that won is still there.
-        return int(
-            self.db.execute(_QUERIES["task_id_by_idempotency_key"], (idempotency_key,)).fetchone()[
-                0
-            ]
-        )
+        row = self.db.execute(
+            _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": idempotency_key}
+        ).fetchone()
+        return int(row[0])
 
     def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[int]:
         """Add many tasks in one transaction and return their ids in input order.
@@ -194,7 +213,7 @@ class TaskQueue:
                 rows = conn.execute(_SQL_ENQUEUE, params).fetchall()
                 if not rows:
                     rows = conn.execute(
-                        _QUERIES["task_id_by_idempotency_key"], (params[6],)
+                        _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": params[6]}
                     ).fetchall()
                 ids.append(int(rows[0][0]))
             return ids
@@ -235,16 +254,12 @@ class TaskQueue:
         :raises TypeError, ValueError: bad worker id, types, region, lease, limit or strategy.
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
         """
-        _check_worker_id(worker_id)
+        check_text(worker_id, "worker_id")
         type_names = _type_names(types)
-        if region is not None:
-            _check_text(region, "region")
+        check_optional_text(region, "region")
         lease = self.default_lease_seconds if lease_seconds is None else lease_seconds
-        lease = _positive_seconds(lease, "lease")
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        lease = positive_seconds(lease, "lease_seconds")
+        check_count(limit, "limit", 1)
         order = self.claim_strategy if strategy is None else ClaimStrategy.parse(strategy)
         arms = claiming.arms_for(type_names, region)
         now_moment = self._clock()
@@ -252,36 +267,37 @@ class TaskQueue:
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
         if self._look_first:
             # Look before locking: an empty poll reads a few index entries and writes nothing.
-            expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, (now,)).fetchone() is not None
+            expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, {"now": now}).fetchone()
             ids = claiming.pick(self.db.execute, order, arms, now, limit, self._rng)
-            if not ids and not expired:
+            if not ids and expired is None:
                 return []
         else:
             # The last claim found work, so this one most likely will too: the look would only
             # add two reads. Release and pick under the lock, as the look would have.
             expired, ids = True, []
-        lease_params = (worker_id, lease_until, now, now, now)
+        lease_params = {"worker_id": worker_id, "lease_until": lease_until, "now": now}
         rows: list[Any] = []
         self._look_first = True  # unless this claim gets tasks (an error leaves it looking)
         with self.db.transaction() as conn:
-            if expired:
+            if expired is not None:
                 # Released tasks may come first in claim order: the look is stale, pick anew.
-                conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now))
+                conn.execute(_SQL_RELEASE_EXPIRED, {"now": now})
                 if order is ClaimStrategy.PRIORITY and len(arms) == 1:
                     # One arm in priority order: pick and lease in one statement.
-                    named = {**arms[0], "worker_id": worker_id, "lease_until": lease_until}
                     query = claiming.statement("claim_in_order", "type" in arms[0])
-                    rows = conn.execute(query, {**named, "now": now, "limit": limit}).fetchall()
-                    rows.sort(key=_priority_order)
-                    ids = [int(row[0]) for row in rows]
+                    cursor = conn.execute(query, {**arms[0], **lease_params, "limit": limit})
+                    rows = sorted(cursor, key=_priority_order)
+                    ids = [int(row["id"]) for row in rows]
                 else:
                     ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
             if ids and not rows:
-                rows = conn.execute(_SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(ids))).fetchall()
+                rows = conn.execute(
+                    _SQL_CLAIM_BY_IDS, {**lease_params, "ids": json.dumps(ids)}
+                ).fetchall()
             if len(rows) < len(ids):
                 # Other workers took some of the look's tasks: pick again under the lock, once,
                 # and take what is there now.
-                taken = {int(row[0]) for row in rows}
+                taken = {int(row["id"]) for row in rows}
                 more = [
                     task_id
                     for task_id in claiming.pick(conn.execute, order, arms, now, limit, self._rng)
@@ -289,7 +305,7 @@ class TaskQueue:
                 ][: limit - len(rows)]
                 if more:
                     rows += conn.execute(
-                        _SQL_CLAIM_BY_IDS, (*lease_params, json.dumps(more))
+                        _SQL_CLAIM_BY_IDS, {**lease_params, "ids": json.dumps(more)}
                     ).fetchall()
                 ids = [task_id for task_id in ids if task_id in taken] + more
         self._look_first = not rows
@@ -326,10 +342,12 @@ class TaskQueue:
             another worker claimed it, or it already finished); nothing changed.
         :raises TaskNotFoundError: no task has this id.
         """
-        _check_task_id(task_id)
-        _check_worker_id(worker_id)
-        now = to_db_text(self._clock())
-        cursor = self.db.execute(_SQL_COMPLETE, (now, now, task_id, worker_id))
+        check_int(task_id, "task_id")
+        check_text(worker_id, "worker_id")
+        cursor = self.db.execute(
+            _SQL_COMPLETE,
+            {"now": to_db_text(self._clock()), "task_id": task_id, "worker_id": worker_id},
+        )
         if cursor.rowcount != 1:
             self._raise_not_held(task_id, worker_id)
 
@@ -347,27 +365,22 @@ class TaskQueue:
         :raises TaskNotFoundError: no task has this id.
         :raises TypeError, ValueError: bad arguments (a negative ``retry_in``, say).
         """
-        _check_task_id(task_id)
-        _check_worker_id(worker_id)
-        if not isinstance(error, str):
-            raise TypeError(f"error must be str, not {type(error).__name__}")
-        retry = None if retry_in is None else _non_negative(retry_in, "retry_in")
-        now = to_db_text(self._clock())
-        jitter = self._rng.random() * self.retry_jitter
+        check_int(task_id, "task_id")
+        check_text(worker_id, "worker_id")
+        check_str(error, "error")
+        retry = None if retry_in is None else non_negative_seconds(retry_in, "retry_in")
         rows = self.db.execute(
             _QUERIES["fail"],
-            (
-                now,
-                retry,
-                self.retry_backoff_max_seconds,
-                self.retry_backoff_seconds,
-                jitter,
-                now,
-                error,
-                now,
-                task_id,
-                worker_id,
-            ),
+            {
+                "now": to_db_text(self._clock()),
+                "retry_in": retry,
+                "backoff_max": self.retry_backoff_max_seconds,
+                "backoff_base": self.retry_backoff_seconds,
+                "jitter": self._rng.random() * self.retry_jitter,
+                "error": error,
+                "task_id": task_id,
+                "worker_id": worker_id,
+            },
         ).fetchall()
         if not rows:
             self._raise_not_held(task_id, worker_id)
@@ -381,14 +394,19 @@ class TaskQueue:
         :raises LeaseLostError: ``worker_id`` does not hold the task; nothing changed.
         :raises TaskNotFoundError: no task has this id.
         """
-        _check_task_id(task_id)
-        _check_worker_id(worker_id)
-        lease = _positive_seconds(lease_seconds, "lease")
+        check_int(task_id, "task_id")
+        check_text(worker_id, "worker_id")
+        lease = positive_seconds(lease_seconds, "lease_seconds")
         now_moment = self._clock()
         until = now_moment + timedelta(seconds=lease)
         cursor = self.db.execute(
             _QUERIES["extend_lease"],
-            (to_db_text(until), to_db_text(now_moment), task_id, worker_id),
+            {
+                "lease_until": to_db_text(until),
+                "now": to_db_text(now_moment),
+                "task_id": task_id,
+                "worker_id": worker_id,
+            },
         )
         if cursor.rowcount != 1:
             self._raise_not_held(task_id, worker_id)
@@ -402,7 +420,7 @@ class TaskQueue:
         """
         now = to_db_text(self._clock())
         with self.db.transaction() as conn:
-            return conn.execute(_SQL_RELEASE_EXPIRED, (now, now, now)).rowcount
+            return conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount
 
     def register_worker(self, worker_id: str, capabilities: Mapping[str, Any]) -> Worker:
         """Add or update a worker with its capabilities and a fresh heartbeat.
@@ -410,13 +428,15 @@ class TaskQueue:
         :raises TypeError: capabilities are not a JSON object.
         :raises ValueError: an empty worker id.
         """
-        _check_worker_id(worker_id)
-        if not isinstance(capabilities, Mapping):
-            raise TypeError(f"capabilities must be a mapping, not {type(capabilities).__name__}")
-        worker = Worker(worker_id, dict(capabilities), self._clock())
+        check_text(worker_id, "worker_id")
+        worker = Worker(worker_id, check_mapping(capabilities, "capabilities"), self._clock())
         self.db.execute(
             _QUERIES["upsert_worker"],
-            (worker_id, to_json(worker.capabilities, "capabilities"), to_db_text(self._clock())),
+            {
+                "worker_id": worker_id,
+                "capabilities": to_json(worker.capabilities, "capabilities"),
+                "heartbeat": to_db_text(self._clock()),
+            },
         )
         return worker
 
@@ -425,13 +445,16 @@ class TaskQueue:
 
         :raises TypeError, ValueError: an empty or non-text worker id.
         """
-        _check_worker_id(worker_id)
-        self.db.execute(_QUERIES["worker_heartbeat"], (worker_id, to_db_text(self._clock())))
+        check_text(worker_id, "worker_id")
+        self.db.execute(
+            _QUERIES["worker_heartbeat"],
+            {"worker_id": worker_id, "heartbeat": to_db_text(self._clock())},
+        )
 
     def get_worker(self, worker_id: str) -> Worker | None:
         """Return the registered worker, or None."""
-        _check_worker_id(worker_id)
-        row = self.db.execute(_QUERIES["get_worker"], (worker_id,)).fetchone()
+        check_text(worker_id, "worker_id")
+        row = self.db.execute(_QUERIES["get_worker"], {"worker_id": worker_id}).fetchone()
         return None if row is None else Worker.from_row(row)
 
     def workers(self) -> list[Worker]:
@@ -448,16 +471,20 @@ class TaskQueue:
         :raises TaskNotFoundError: no task has this id.
         :raises TypeError, ValueError: bad level, message or details.
         """
-        _check_task_id(task_id)
-        if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
-            raise ValueError(f"level must be one of {sorted(LOG_LEVELS)}, not {level!r}")
-        if not isinstance(message, str):
-            raise TypeError(f"message must be str, not {type(message).__name__}")
+        check_int(task_id, "task_id")
+        level = check_log_level(level, "level")
+        check_str(message, "message")
         details_json = None if details is None else to_json(details, "details")
         try:
             row = self.db.execute(
                 _QUERIES["insert_log"],
-                (task_id, to_db_text(self._clock()), level.upper(), message, details_json),
+                {
+                    "task_id": task_id,
+                    "at": to_db_text(self._clock()),
+                    "level": level,
+                    "message": message,
+                    "details": details_json,
+                },
             ).fetchone()
         except QueueIntegrityError as exc:
             raise TaskNotFoundError(task_id) from exc
@@ -465,16 +492,17 @@ class TaskQueue:
 
     def logs(self, task_id: int) -> list[TaskLog]:
         """A task's log lines, oldest first."""
-        _check_task_id(task_id)
-        return [TaskLog.from_row(row) for row in self.db.execute(_QUERIES["task_logs"], (task_id,))]
+        check_int(task_id, "task_id")
+        rows = self.db.execute(_QUERIES["task_logs"], {"task_id": task_id})
+        return [TaskLog.from_row(row) for row in rows]
 
     def get(self, task_id: int) -> Task:
         """Return a task by id.
 
         :raises TaskNotFoundError: no task has this id.
         """
-        _check_task_id(task_id)
-        row = self.db.execute(_QUERIES["get_task"], (task_id,)).fetchone()
+        check_int(task_id, "task_id")
+        row = self.db.execute(_QUERIES["get_task"], {"task_id": task_id}).fetchone()
         if row is None:
             raise TaskNotFoundError(task_id)
         return Task.from_row(row)
@@ -489,7 +517,7 @@ class TaskQueue:
     # -- internals -------------------------------------------------------------------------
 
     def _raise_not_held(self, task_id: int, worker_id: str) -> None:
-        row = self.db.execute(_QUERIES["task_holder"], (task_id,)).fetchone()
+        row = self.db.execute(_QUERIES["task_holder"], {"task_id": task_id}).fetchone()
         if row is None:
             raise TaskNotFoundError(task_id)
         status, locked_by = row
@@ -507,35 +535,31 @@ def _enqueue_params(
     idempotency_key: Any,
     now_text: str,
 ) -> tuple[Any, ...]:
-    """Validate one task and return the parameters of the ``enqueue`` statement."""
-    _check_text(task_type, "type")
+    """Validate one task and return the parameters of the ``enqueue`` statement.
+
+    Every field goes through its rule in :mod:`queue_core.validation`; the ``None`` defaults
+    are decided here first, so the common task costs no call for them.
+    """
+    check_text(task_type, "type")
     payload_json = to_json(payload, "payload")
-    _check_int(priority, "priority")
-    if compatibility is None:
-        compatibility_json = "{}"
-    else:
-        if not isinstance(compatibility, Mapping):
-            raise TypeError(f"compatibility must be a mapping, not {type(compatibility).__name__}")
-        region = compatibility.get("region")
-        if region is not None and not isinstance(region, str):
-            raise TypeError(f"compatibility['region'] must be str, not {region!r}")
-        compatibility_json = to_json(dict(compatibility), "compatibility")
-    _check_int(max_attempts, "max_attempts")
-    if max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
+    check_int(priority, "priority")
+    compatibility_text = (
+        "{}" if compatibility is None else compatibility_json(compatibility, "compatibility")
+    )
+    check_count(max_attempts, "max_attempts", 1)
     if idempotency_key is not None:
-        _check_text(idempotency_key, "idempotency_key")
+        check_text(idempotency_key, "idempotency_key")
     if run_after is None:
         run_after_text = now_text
-    elif isinstance(run_after, datetime):
-        run_after_text = to_db_text(run_after)
     else:
-        raise TypeError(f"run_after must be a datetime, not {type(run_after).__name__}")
+        check_time(run_after, "run_after")
+        run_after_text = to_db_text(run_after)
+    # Positional, in the order of the statement's column list (see queries.sql for why).
     return (
         task_type,
         priority,
         payload_json,
-        compatibility_json,
+        compatibility_text,
         max_attempts,
         run_after_text,
         idempotency_key,
@@ -545,52 +569,7 @@ def _enqueue_params(
 
 
 def _priority_order(row: Any) -> tuple[Any, ...]:
-    # Row layout of the RETURNING clauses: id, type, priority, ..., run_after_utc (8), ...
-    return (row[2], row[8], row[0])
-
-
-def _check_text(value: Any, what: str) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    if not value or value.isspace():
-        raise ValueError(f"{what} must not be empty")
-
-
-def _check_worker_id(worker_id: Any) -> None:
-    _check_text(worker_id, "worker_id")
-
-
-def _check_int(value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"{what} {value} does not fit SQLite's 64-bit integer")
-
-
-def _check_task_id(task_id: Any) -> None:
-    _check_int(task_id, "task_id")
-
-
-def _seconds(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, not {value}")
-    return float(value)
-
-
-def _positive_seconds(value: Any, what: str) -> float:
-    seconds = _seconds(value, f"{what}_seconds")
-    if seconds <= 0:
-        raise ValueError(f"{what}_seconds must be positive, not {value}")
-    return seconds
-
-
-def _non_negative(value: Any, what: str) -> float:
-    number = _seconds(value, what)
-    if number < 0:
-        raise ValueError(f"{what} must not be negative, not {value}")
-    return number
+    return (row["priority"], row["run_after_utc"], row["id"])
 
 
 def _type_names(types: Iterable[str] | None) -> list[str] | None:
@@ -600,7 +579,7 @@ def _type_names(types: Iterable[str] | None) -> list[str] | None:
         raise TypeError("types must be a collection of type names, not a single string")
     names = list(types)
     for name in names:
-        _check_text(name, "each of types")
+        check_text(name, "each of types")
     if not names:
         raise ValueError("types must name at least one task type (or be None for any)")
     return names

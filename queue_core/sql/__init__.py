@@ -2,6 +2,8 @@
 
 ``migrations/NNNN_name.sql`` files are applied in order of their number; ``queries.sql`` holds the
 queue's statements, each under a ``-- name --`` header (the claim query is ``-- claim --``).
+A statement may include another entry with ``{name}``: ``{task_columns}`` is the one column list
+of ``task_queue`` that ``SELECT`` and ``RETURNING`` clauses share.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from functools import cache
 from importlib import resources
 
 _QUERY_HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+_INCLUDE = re.compile(r"\{([a-z0-9_]+)\}")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -47,13 +50,28 @@ def split_statements(script: str) -> tuple[str, ...]:
 
 
 def parse_queries(text: str) -> dict[str, str]:
-    """Map each ``-- name --`` header in ``text`` to the SQL below it (comments stripped)."""
+    """Map each ``-- name --`` header in ``text`` to the SQL below it (comments stripped).
+
+    ``{other}`` in an entry is replaced by the text of the entry ``other``, which must not
+    include anything itself (one level keeps the file readable).
+
+    :raises ValueError: an entry includes an unknown name, or one that includes another.
+    """
     parts = _QUERY_HEADER.split(text)
-    queries: dict[str, str] = {}
+    raw: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
-        queries[name] = "\n".join(lines).strip()
-    return queries
+        raw[name] = "\n".join(lines).strip()
+
+    def include(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in raw:
+            raise ValueError(f"queries.sql includes {{{name}}}, which it does not define")
+        if _INCLUDE.search(raw[name]):
+            raise ValueError(f"queries.sql: {{{name}}} is included but includes another entry")
+        return raw[name]
+
+    return {name: _INCLUDE.sub(include, body) for name, body in raw.items()}
 
 
 @cache

@@ -1,6 +1,19 @@
--- Every statement the queue runs, by name. Parameters are positional (?) on the hot paths
--- (enqueue, claim, complete) because sqlite3 binds them faster than named ones.
+-- Every statement the queue runs, by name.
+-- Parameters are named (:now, :worker_id), so a value used twice is bound once. The two enqueue
+-- statements are the exception: positional (?) there, because executemany binds a batch of
+-- tuples measurably faster than a batch of dicts (named took 1.14-1.19x as long per task in
+-- `python -m bench.param_style`; single claim and complete showed no measurable difference).
 -- Timestamps are bound as UTC text 'YYYY-MM-DD HH:MM:SS.fff' from one clock (queue_core.timestamps).
+--
+-- {name} includes the entry `name` (a list, not a statement) into a statement when the file is
+-- loaded; queue_core.sql.parse_queries refuses an unknown name.
+
+-- task_columns --
+-- The stored (not generated) columns of task_queue, one per field of models.Task, in the order
+-- of its fields; Task.from_row reads these (a test holds the two together).
+id, type, payload, priority, compatibility, status, attempts, max_attempts, run_after_utc,
+lease_until_utc, reserved_at_utc, processing_started_utc, finished_at_utc, locked_by,
+error_message, idempotency_key, created_at_utc, updated_at_utc
 
 -- enqueue --
 -- Insert one task; on a duplicate idempotency key insert nothing and return no row.
@@ -18,19 +31,19 @@ INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, ru
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- task_id_by_idempotency_key --
-SELECT id FROM task_queue WHERE idempotency_key = ?;
+SELECT id FROM task_queue WHERE idempotency_key = :idempotency_key;
 
 -- last_insert_rowid --
 SELECT last_insert_rowid();
 
 -- release_expired_leases --
--- Params: now (x3). Tasks whose worker let the lease run out go back to the queue while attempts
+-- Tasks whose worker let the lease run out go back to the queue while attempts
 -- remain; on the last attempt they fail for good. The partial index of leased tasks (migration
 -- 0002) means only expired leases are visited, however many tasks are in flight; without
 -- statistics the planner would pick the status index and scan every leased task instead.
 UPDATE task_queue INDEXED BY ix_task_lease_expiry
 SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
-    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
     error_message = CASE WHEN attempts < max_attempts
         THEN 'lease expired at ' || lease_until_utc || ' while held by ' || locked_by
              || ' (attempt ' || attempts || ' of ' || max_attempts || '); requeued'
@@ -39,12 +52,12 @@ SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
         END,
     locked_by = NULL,
     lease_until_utc = NULL,
-    updated_at_utc = ?
-WHERE status = 'processing' AND lease_until_utc <= ?;
+    updated_at_utc = :now
+WHERE status = 'processing' AND lease_until_utc <= :now;
 
 -- claim --
--- The claim as one statement. Params: worker_id, lease_until, now, now, now, now, types, types
--- (a JSON array, or NULL for any type), region (or NULL), limit.
+-- The claim as one statement. :types is a JSON array of type names, or NULL for any type;
+-- :region is a region or NULL.
 -- Leases the first `limit` due tasks in order priority, run_after_utc, id, walking
 -- ix_task_status_prio_time in order and stopping after `limit` matches. A task with no region
 -- matches every worker; a task with a region matches only a worker asking for that region.
@@ -53,99 +66,90 @@ WHERE status = 'processing' AND lease_until_utc <= ?;
 -- "claim:" section below instead. This one stays as the bare-sqlite3 baseline of the harness.
 UPDATE task_queue
 SET status = 'processing',
-    locked_by = ?,
-    lease_until_utc = ?,
-    reserved_at_utc = ?,
-    processing_started_utc = ?,
-    updated_at_utc = ?,
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
     attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM task_queue
     WHERE status = 'queued'
-      AND run_after_utc <= ?
-      AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
-      AND (region IS NULL OR region = ?)
+      AND run_after_utc <= :now
+      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+      AND (region IS NULL OR region = :region)
     ORDER BY priority, run_after_utc, id
-    LIMIT ?
+    LIMIT :limit
 )
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+RETURNING {task_columns};
 
 -- complete --
--- Params: now, now, task_id, worker_id. Fenced: only the lease holder can complete. locked_by
--- stays as a record of who finished the task.
+-- Fenced: only the lease holder can complete. locked_by stays as a record of who finished the
+-- task.
 UPDATE task_queue
-SET status = 'completed', finished_at_utc = ?, updated_at_utc = ?, lease_until_utc = NULL
-WHERE id = ? AND status = 'processing' AND locked_by = ?;
+SET status = 'completed', finished_at_utc = :now, updated_at_utc = :now, lease_until_utc = NULL
+WHERE id = :task_id AND status = 'processing' AND locked_by = :worker_id;
 
 -- fail --
--- Params: now, retry_in_seconds (or NULL), backoff_max, backoff_base, jitter_fraction, now,
--- error, now, task_id, worker_id. Requeues with exponential backoff plus jitter while attempts
--- remain (retry_in overrides the backoff); otherwise fails for good.
+-- Requeues with exponential backoff plus jitter while attempts remain (:retry_in, seconds or
+-- NULL, overrides the backoff); otherwise fails for good. :jitter is a fraction of the delay.
 UPDATE task_queue
 SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
     run_after_utc = CASE WHEN attempts < max_attempts
-        THEN strftime('%Y-%m-%d %H:%M:%f', ?, printf('%+.3f seconds', coalesce(?,
-             min(?, ? * (1 << min(max(attempts - 1, 0), 40))) * (1 + ?))))
+        THEN strftime('%Y-%m-%d %H:%M:%f', :now, printf('%+.3f seconds', coalesce(:retry_in,
+             min(:backoff_max, :backoff_base * (1 << min(max(attempts - 1, 0), 40)))
+             * (1 + :jitter))))
         ELSE run_after_utc END,
-    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
+    finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL ELSE :now END,
     locked_by = CASE WHEN attempts < max_attempts THEN NULL ELSE locked_by END,
     lease_until_utc = NULL,
-    error_message = ?,
-    updated_at_utc = ?
-WHERE id = ? AND status = 'processing' AND locked_by = ?
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+    error_message = :error,
+    updated_at_utc = :now
+WHERE id = :task_id AND status = 'processing' AND locked_by = :worker_id
+RETURNING {task_columns};
 
 -- extend_lease --
--- Params: lease_until, now, task_id, worker_id. Fenced like complete.
+-- Fenced like complete.
 UPDATE task_queue
-SET lease_until_utc = ?, updated_at_utc = ?
-WHERE id = ? AND status = 'processing' AND locked_by = ?;
+SET lease_until_utc = :lease_until, updated_at_utc = :now
+WHERE id = :task_id AND status = 'processing' AND locked_by = :worker_id;
 
 -- task_holder --
 -- Why a fenced call matched nothing: the task's status and current holder.
-SELECT status, locked_by FROM task_queue WHERE id = ?;
+SELECT status, locked_by FROM task_queue WHERE id = :task_id;
 
 -- get_task --
-SELECT id, type, priority, payload, compatibility, status, attempts, max_attempts,
-       run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-       finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-       updated_at_utc
-FROM task_queue WHERE id = ?;
+SELECT {task_columns} FROM task_queue WHERE id = :task_id;
 
 -- count_by_status --
 SELECT status, count(*) FROM task_queue GROUP BY status;
 
 -- upsert_worker --
--- Params: worker_id, capabilities, heartbeat.
-INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (?, ?, ?)
+INSERT INTO workers (worker_id, capabilities, heartbeat_utc)
+VALUES (:worker_id, :capabilities, :heartbeat)
 ON CONFLICT (worker_id) DO UPDATE
 SET capabilities = excluded.capabilities, heartbeat_utc = excluded.heartbeat_utc;
 
 -- worker_heartbeat --
--- Params: worker_id, heartbeat. A worker not registered yet is added with no capabilities.
-INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (?, '{}', ?)
+-- A worker not registered yet is added with no capabilities.
+INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES (:worker_id, '{}', :heartbeat)
 ON CONFLICT (worker_id) DO UPDATE SET heartbeat_utc = excluded.heartbeat_utc;
 
 -- get_worker --
-SELECT worker_id, capabilities, heartbeat_utc FROM workers WHERE worker_id = ?;
+SELECT worker_id, capabilities, heartbeat_utc FROM workers WHERE worker_id = :worker_id;
 
 -- list_workers --
 SELECT worker_id, capabilities, heartbeat_utc FROM workers ORDER BY worker_id;
 
 -- insert_log --
--- Params: task_id, at, level, message, details. The foreign key refuses an unknown task.
-INSERT INTO task_logs (task_id, at_utc, level, message, details) VALUES (?, ?, ?, ?, ?)
+-- The foreign key refuses an unknown task.
+INSERT INTO task_logs (task_id, at_utc, level, message, details)
+VALUES (:task_id, :at, :level, :message, :details)
 RETURNING log_id;
 
 -- task_logs --
 SELECT log_id, task_id, at_utc, level, message, details
-FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
+FROM task_logs WHERE task_id = :task_id ORDER BY at_utc, log_id;
 
 -- claim: filters, strategies, the look before the lock --
 -- The statements below carry a /*filter*/ marker that queue_core.claiming replaces with one of
@@ -156,7 +160,7 @@ FROM task_logs WHERE task_id = ? ORDER BY at_utc, log_id;
 -- makes SQLite scan the backlog. The statements only read; claim_by_ids then leases the pick.
 
 -- claim_due_in_order --
--- Params: :now, :limit (+ the arm's :type / :region). The first :limit due tasks of one arm in
+-- :type / :region are the arm's (see above). The first :limit due tasks of one arm in
 -- priority order (priority, run_after_utc, id). Read-only: the look before the write lock, and
 -- the pick inside it.
 SELECT priority, run_after_utc, id FROM task_queue
@@ -165,7 +169,7 @@ ORDER BY priority, run_after_utc, id
 LIMIT :limit;
 
 -- claim_band_heads_oldest --
--- Params: :now, :limit (+ arm). For every priority band (distinct priority among queued tasks)
+-- For every priority band (distinct priority among queued tasks)
 -- the :limit due tasks that arrived first (run_after_utc, id). The bands are found by a loose
 -- index scan (min(priority) above the last band), so the cost grows with the number of distinct
 -- priorities, not with the backlog. Used by the fifo and weighted_random strategies.
@@ -201,26 +205,23 @@ SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id
 );
 
 -- claim_by_ids --
--- Params: worker_id, lease_until, now, now, now, ids (a JSON array). Leases the picked tasks
+-- :ids is a JSON array of task ids. Leases the picked tasks
 -- that are still queued; one another worker took in the meantime is skipped, not an error.
 -- NOT INDEXED: the ids are looked up by rowid; left alone, the planner walks the status index
 -- over every queued task and tests each against the id list.
 UPDATE task_queue NOT INDEXED
 SET status = 'processing',
-    locked_by = ?,
-    lease_until_utc = ?,
-    reserved_at_utc = ?,
-    processing_started_utc = ?,
-    updated_at_utc = ?,
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
     attempts = attempts + 1
-WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'queued'
+RETURNING {task_columns};
 
 -- claim_in_order --
--- Params: :worker_id, :lease_until, :now, :limit (+ the arm's :type / :region). Picks and leases
+-- :limit and the arm's :type / :region as in claim_due_in_order. Picks and leases
 -- in one statement the first :limit due tasks of one arm in priority order: the claim under the
 -- lock when it did not look first (one statement instead of claim_due_in_order + claim_by_ids).
 UPDATE task_queue
@@ -237,14 +238,11 @@ WHERE id IN (
     ORDER BY priority, run_after_utc, id
     LIMIT :limit
 )
-RETURNING id, type, priority, payload, compatibility, status, attempts, max_attempts,
-          run_after_utc, lease_until_utc, reserved_at_utc, processing_started_utc,
-          finished_at_utc, locked_by, error_message, idempotency_key, created_at_utc,
-          updated_at_utc;
+RETURNING {task_columns};
 
 -- expired_lease_exists --
--- Params: now. A read of one entry of ix_task_lease_expiry: tells a claim whether releasing
+-- A read of one entry of ix_task_lease_expiry: tells a claim whether releasing
 -- expired leases (a write) is needed, so polls do not write when no lease ran out.
 SELECT 1 FROM task_queue INDEXED BY ix_task_lease_expiry
-WHERE status = 'processing' AND lease_until_utc <= ?
+WHERE status = 'processing' AND lease_until_utc <= :now
 LIMIT 1;

@@ -53,10 +53,8 @@ def test_every_claim_statement_seeks_its_index_in_claim_order(
 
 def test_leasing_by_ids_looks_up_rowids(db: QueueDatabase) -> None:
     query = sql.queries()["claim_by_ids"]
-    steps = [
-        str(r[3])
-        for r in db.execute(f"EXPLAIN QUERY PLAN {query}", ("w", NOW, NOW, NOW, NOW, "[1]"))
-    ]
+    params = {"worker_id": "w", "lease_until": NOW, "now": NOW, "ids": "[1]"}
+    steps = [str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN {query}", params)]
     assert any("INTEGER PRIMARY KEY" in step for step in steps), steps
     assert not any("ix_task_status_prio_time" in step for step in steps), steps
 

@@ -8,6 +8,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -26,9 +27,34 @@ from queue_core import (
     WalUnavailableError,
     immediate_transaction,
 )
-from queue_core.database import EXPECTED_PRAGMA_VALUES, BufferedCursor
+from queue_core.database import BufferedCursor
+from queue_core.tracing import Connected, TraceEvent, TransactionBegan
 
 SPAWN = multiprocessing.get_context("spawn")
+
+# What `PRAGMA <name>` reads back after queue_core.PRAGMAS were applied: SQLite reports
+# journal_mode in lower case and the enumerated settings as numbers.
+EXPECTED_PRAGMA_VALUES = {
+    "journal_mode": "wal",
+    "synchronous": 1,
+    "busy_timeout": 5000,
+    "wal_autocheckpoint": 1000,
+    "foreign_keys": 1,
+    "temp_store": 2,
+    "mmap_size": 134217728,
+    "page_size": 4096,
+    "cache_size": -20000,
+}
+
+
+def _collect(began: list[TransactionBegan]) -> Callable[[TraceEvent], None]:
+    """A tracer appending the TransactionBegan events to ``began``."""
+
+    def tracer(event: TraceEvent) -> None:
+        if isinstance(event, TransactionBegan):
+            began.append(event)
+
+    return tracer
 
 
 def open_handles(path: Path) -> list[str]:
@@ -42,7 +68,7 @@ def test_database_initialization(db_path: Path) -> None:
     db = QueueDatabase(db_path)
     assert db_path.exists()
     values = db.pragma_values()
-    assert values == dict(EXPECTED_PRAGMA_VALUES)
+    assert values == EXPECTED_PRAGMA_VALUES
     assert set(values) == set(PRAGMAS)
 
 
@@ -101,15 +127,21 @@ def test_bad_configuration_is_refused(
     assert not db_path.exists()
 
 
-def test_connection_reuse(db: QueueDatabase) -> None:
-    """One connection serves every call of an instance."""
+def test_connection_reuse(db_path: Path) -> None:
+    """One connection serves every call of an instance: it connects once."""
+    events: list[TraceEvent] = []
+    db = QueueDatabase(db_path, tracer=events.append)
+    db.initialize_schema()
     first = db.get_connection()
     db.execute("SELECT 1")
     with db.transaction() as conn:
         assert conn is first
     db.execute_many("INSERT INTO workers VALUES (?, '{}', '2026-01-01 00:00:00')", [("a",)])
     assert db.get_connection() is first
-    assert db.last_connect_seconds > 0
+    connects = [event for event in events if isinstance(event, Connected)]
+    assert len(connects) == 1
+    assert connects[0].seconds > 0
+    assert connects[0].path == str(db.path)
 
 
 def test_execute_returns_buffered_rows(db: QueueDatabase) -> None:
@@ -213,13 +245,16 @@ def test_sqlite_busy_handling(db_path: Path) -> None:
     holder = sqlite3.connect(db_path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        db = QueueDatabase(db_path, busy_timeout_ms=150)
+        began: list[TransactionBegan] = []
+        db = QueueDatabase(db_path, busy_timeout_ms=150, tracer=_collect(began))
         with pytest.raises(QueueBusyError) as info, db.transaction():
             pass  # pragma: no cover - BEGIN IMMEDIATE fails first
         assert info.value.waited_seconds >= 0.1
         assert "waited" in str(info.value)
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
-        assert db.last_lock_wait_seconds >= 0.1
+        assert [event.acquired for event in began] == [False]
+        assert began[0].lock_wait_seconds == pytest.approx(info.value.waited_seconds, abs=0.05)
+        assert began[0].lock_wait_seconds >= 0.1
         with pytest.raises(QueueBusyError):
             db.execute("INSERT INTO workers (worker_id, capabilities) VALUES ('a', '{}')")
         holder.execute("ROLLBACK")
@@ -236,10 +271,12 @@ def test_busy_waits_for_a_short_lock_instead_of_failing(db_path: Path) -> None:
     releaser = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
     releaser.start()
     try:
-        db = QueueDatabase(db_path)
+        began: list[TransactionBegan] = []
+        db = QueueDatabase(db_path, tracer=_collect(began))
         with db.transaction() as conn:
             conn.execute("INSERT INTO workers (worker_id, capabilities) VALUES ('a', '{}')")
-        assert db.last_lock_wait_seconds >= 0.1
+        assert [event.acquired for event in began] == [True]
+        assert began[0].lock_wait_seconds >= 0.1
     finally:
         releaser.join()
         holder.close()
@@ -380,12 +417,17 @@ def test_fork_detection_replaces_connection_and_lock(
 def test_pickled_instance_reconnects_lazily(db: QueueDatabase) -> None:
     import pickle
 
+    db.tracer = print  # a tracer stays in its process: the copy has none
     clone = pickle.loads(pickle.dumps(db))
     try:
         assert clone.path == db.path
         assert clone.pragmas == db.pragmas
-        assert clone.last_connect_seconds == 0.0
+        assert clone.tracer is None
+        events: list[TraceEvent] = []
+        clone.tracer = events.append
+        assert events == []  # not connected yet
         assert clone.execute("SELECT count(*) FROM workers").fetchone()[0] == 0
+        assert sum(isinstance(event, Connected) for event in events) == 1
         assert clone.get_connection() is not db.get_connection()
     finally:
         clone.close()

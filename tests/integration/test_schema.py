@@ -136,7 +136,7 @@ def test_migrating_a_version_1_file_matches_a_fresh_one(tmp_path: Path) -> None:
 
 def test_release_of_expired_leases_uses_the_lease_index(db: QueueDatabase) -> None:
     plan = db.execute(
-        "EXPLAIN QUERY PLAN " + sql.queries()["release_expired_leases"], ("x", "x", "x")
+        "EXPLAIN QUERY PLAN " + sql.queries()["release_expired_leases"], {"now": "x"}
     ).fetchall()
     assert "ix_task_lease_expiry" in " ".join(row[3] for row in plan)
 

@@ -519,3 +519,15 @@ def test_boundaries_a_lease_ending_now_is_expired_and_a_task_due_now_is_due(
     assert task is not None
     assert task.id == task_id
     assert task.locked_by == "w2"
+
+
+def test_from_row_reads_every_listed_column(queue: TaskQueue, db: QueueDatabase) -> None:
+    """A row of `SELECT {task_columns}` builds the same Task as the queue returns."""
+    from queue_core import Task, sql
+
+    task_id = queue.enqueue("render", {"format": "png"}, compatibility={"region": "eu"})
+    row = db.execute(
+        f"SELECT {sql.queries()['task_columns']} FROM task_queue WHERE id = ?", (task_id,)
+    ).fetchone()
+    assert set(row.keys()) == set(Task.__dataclass_fields__)
+    assert Task.from_row(row) == queue.get(task_id)

@@ -67,7 +67,7 @@ def test_status_text_is_accepted_and_normalised() -> None:
         ({"payload": float("nan")}, ValueError),
         ({"priority": 1.0}, TypeError),
         ({"compatibility": '{"region": "eu"}'}, TypeError),
-        ({"compatibility": {"region": 3}}, ValueError),
+        ({"compatibility": {"region": 3}}, TypeError),
         ({"status": "running"}, ValueError),
         ({"attempts": -1}, ValueError),
         ({"max_attempts": "5"}, TypeError),

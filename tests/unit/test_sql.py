@@ -49,3 +49,35 @@ def test_sql_writes_only_the_documented_statuses() -> None:
     written |= set(re.findall(r"THEN '([a-z_]+)' ELSE '([a-z_]+)'", text)[0])
     assert written
     assert written <= {status.value for status in TaskStatus}
+
+
+def test_parse_queries_includes_other_entries() -> None:
+    text = "-- cols --\na, b\n\n-- one --\nSELECT {cols} FROM t WHERE j = '{}';\n"
+    assert sql.parse_queries(text)["one"] == "SELECT a, b FROM t WHERE j = '{}';"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("-- one --\nSELECT {cols} FROM t;\n", "does not define"),
+        ("-- a --\nx\n-- b --\n{a}, y\n-- one --\nSELECT {b};\n", "includes another"),
+    ],
+)
+def test_parse_queries_refuses_unknown_or_nested_includes(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sql.parse_queries(text)
+
+
+def test_task_columns_are_the_task_fields_that_from_row_reads() -> None:
+    """The one column list of queries.sql: one column per Task field, in field order."""
+    from dataclasses import fields
+
+    from queue_core import Task
+
+    queries = sql.queries()
+    columns = [name.strip() for name in queries["task_columns"].split(",")]
+    assert columns == [field.name for field in fields(Task)]
+    listed = queries["task_columns"]
+    for name in ("claim", "fail", "get_task"):
+        assert listed in queries[name], name
+    assert not any("{" in text and "}" in text.replace("'{}'", "") for text in queries.values())
