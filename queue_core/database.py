@@ -34,6 +34,7 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
+from queue_core.wal_index import WalIndex
 from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
 
 if TYPE_CHECKING:
@@ -240,6 +241,7 @@ class QueueDatabase:
         self._lock_opener = lock_opener or open_file_lock
         self._gate: WriteGate | None = None
         self._gate_failure: str | None = None
+        self._wal_index = WalIndex(self._path)
         self._tracer = _check_tracer(tracer)
         self._trace_statements = bool(trace_statements)
         with self._lock:
@@ -335,6 +337,7 @@ class QueueDatabase:
             gate, self._gate = self._gate, None
             if gate is not None:
                 gate.close()
+            self._wal_index.close()
 
     def __enter__(self) -> QueueDatabase:
         return self
@@ -369,6 +372,7 @@ class QueueDatabase:
         self._lock_opener = open_file_lock
         self._gate = None
         self._gate_failure = None
+        self._wal_index = WalIndex(self._path)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -396,12 +400,15 @@ class QueueDatabase:
             try:
                 cursor = conn.cursor(BufferedCursor)
                 cursor.execute(sql, params)
-                return cursor.buffer()
+                result = cursor.buffer()
             except sqlite3.Error as exc:
                 raise translate_error(exc, waited_seconds=time.perf_counter() - started) from exc
             finally:
                 if gate is not None:
                     gate.release()
+            if gate is not None:
+                self._checkpoint_outside_gate(conn)
+            return result
 
     def execute_many(
         self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -471,6 +478,8 @@ class QueueDatabase:
             finally:
                 if gate is not None:
                     gate.release()
+            if gate is not None:
+                self._checkpoint_outside_gate(conn)
 
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
@@ -510,6 +519,8 @@ class QueueDatabase:
             # The inherited gate shares the parent's open file (and lock) and its helper thread
             # does not exist here; open a fresh one on first use.
             self._gate = None
+            self._wal_index.close()  # a read-only handle: closing the child's copy is harmless
+            self._wal_index = WalIndex(self._path)
             self._lock = threading.RLock()
             self._pid = pid
             self._savepoints = 0
@@ -529,6 +540,18 @@ class QueueDatabase:
                 self._gate_failure = f"cannot open {lock_path_for(self._path)}: {exc}"
                 return None
         return self._gate
+
+    def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:
+        # SQLite checkpoints inside the COMMIT that crosses wal_autocheckpoint, which under the
+        # gate makes every writer wait for it; checkpoint here first, after the gate is let go
+        # (see queue_core.wal_index). PASSIVE never waits for a lock or calls the busy handler.
+        threshold = int(self._pragmas["wal_autocheckpoint"]) // 2
+        if threshold <= 0:
+            return  # automatic checkpoints are off: the application runs its own
+        pending = self._wal_index.pending_frames()
+        if pending is not None and pending >= threshold:
+            with suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _enter_gate(self, gate: WriteGate, started: float) -> None:
         try:

@@ -117,3 +117,41 @@ def test_a_killed_lock_holder_blocks_nobody_beyond_the_busy_timeout(db_path: Pat
     assert 0.4 <= waited < 5.0
     with QueueDatabase(db_path) as db:
         assert db.execute("SELECT count(*) FROM workers").fetchone()[0] == 0  # rolled back
+
+
+def test_the_wal_index_tells_the_frames_waiting_for_a_checkpoint(db_path: Path) -> None:
+    from queue_core.wal_index import WalIndex
+
+    assert WalIndex(db_path.with_name("missing.db")).pending_frames() is None
+    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 0}) as db:
+        db.initialize_schema()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        index = WalIndex(db_path)
+        assert index.pending_frames() == 0
+        queue = TaskQueue(db)
+        for n in range(20):
+            queue.enqueue("t", {"n": n})
+        pending = index.pending_frames()
+        busy, log, checkpointed = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, pending) == (0, log) and log > 20
+        assert checkpointed == log and index.pending_frames() == 0
+        index.close()
+
+
+def test_with_the_fair_lock_writers_checkpoint_after_letting_the_gate_go(db_path: Path) -> None:
+    """SQLite would checkpoint inside the COMMIT that crosses wal_autocheckpoint, holding the
+    gate; the queue checkpoints at half of it, after the gate is free, so the WAL stays small
+    and SQLite's own (in-gate) checkpoint does not come."""
+    from queue_core.wal_index import WalIndex
+
+    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 100}) as db:
+        db.initialize_schema()
+        queue = TaskQueue(db)
+        index = WalIndex(db_path)
+        peak = 0
+        for n in range(300):
+            queue.enqueue("t", {"n": n})
+            peak = max(peak, index.pending_frames() or 0)
+        index.close()
+        assert 0 < peak < 75, peak  # SQLite alone lets it reach 99
+        assert db.pragma_values()["wal_autocheckpoint"] == 100  # the PRAGMA is unchanged
