@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+
+from bench.results import Accounting
 
 
 def exactly_once(
@@ -13,7 +14,7 @@ def exactly_once(
     db_completed: int | None = None,
     *,
     pending_ids: Iterable[int] = (),
-) -> dict[str, Any]:
+) -> Accounting:
     """Compare what workers say they completed with what should have been completed.
 
     :param expected_ids: every task that was enqueued.
@@ -21,7 +22,6 @@ def exactly_once(
     :param db_completed: how many tasks the database shows ``completed`` (``counts()``).
     :param pending_ids: tasks legitimately not completed yet (still queued when a timed run
         ended); they are neither lost nor expected.
-    :returns: ``{expected, completed, duplicates, lost, unexpected, db_completed, ok}``.
     """
     expected = set(expected_ids)
     pending = set(pending_ids) & expected
@@ -33,21 +33,21 @@ def exactly_once(
     unexpected = len(done - expected)
     db_ok = db_completed is None or db_completed == len(done)
     ok = duplicates == 0 and lost == 0 and unexpected == 0 and db_ok
-    return {
-        "expected": len(must_complete),
-        "completed": sum(tally.values()),
-        "duplicates": duplicates,
-        "lost": lost,
-        "unexpected": unexpected,
-        "db_completed": db_completed,
-        "ok": ok,
-    }
+    return Accounting(
+        expected=len(must_complete),
+        completed=sum(tally.values()),
+        duplicates=duplicates,
+        lost=lost,
+        unexpected=unexpected,
+        db_completed=db_completed,
+        ok=ok,
+    )
 
 
-def describe(result: Mapping[str, Any]) -> str:
+def describe(result: Accounting) -> str:
     """A one-line text of an :func:`exactly_once` result for the correctness checks."""
     return (
-        f"expected {result['expected']}, completed {result['completed']}, "
-        f"duplicates {result['duplicates']}, lost {result['lost']}, "
-        f"unexpected {result['unexpected']}, db completed {result['db_completed']}"
+        f"expected {result.expected}, completed {result.completed}, "
+        f"duplicates {result.duplicates}, lost {result.lost}, "
+        f"unexpected {result.unexpected}, db completed {result.db_completed}"
     )

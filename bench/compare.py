@@ -12,16 +12,23 @@ shared CI runners drift by 10-20 % between runs (see docs B3), unless ``--fail-o
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-Direction = Literal["<", ">"]
+from bench.results import (
+    BUSY_RATE_PCT,
+    COVERAGE_PCT,
+    FAIL,
+    MetricVerdict,
+    Op,
+    Run,
+    fmt_number,
+)
+from bench.scenarios import busy, checkpoint, claim, insert, query
+
+Direction = Op
 
 DEFAULT_THRESHOLD = 0.15
 
@@ -32,50 +39,202 @@ EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
-class KeyFigure:
-    """A scenario summary value worth following between runs."""
+class Reading:
+    """A key figure's value in a run (in its display unit), and the variant it comes from."""
 
-    scenario: str
-    key: str
+    value: float | None
+    variant: str = ""
+
+
+NOT_RUN = Reading(None)
+
+
+@dataclass(frozen=True)
+class KeyFigure:
+    """A value worth following between runs, read from a run's typed results."""
+
+    id: str
     label: str
     unit: str
     op: Direction  # the direction in which the value is good: ">" = higher is better
-    scale: float = 1.0  # multiply the stored value by this to show it in ``unit``
+    read: Callable[[Run], Reading]
     abs_tol: float = 0.0  # changes smaller than this (in ``unit``) are noise, never regressions
 
 
+def _summary(
+    name: str, kind: type[Any], key: Callable[[Any], float | None], variant: str
+) -> Callable[[Run], Reading]:
+    """A reader of ``key(summary)`` of scenario ``name``'s ``kind`` result."""
+
+    def read(run: Run) -> Reading:
+        found = run.result(name, kind)
+        return NOT_RUN if found is None else Reading(key(found.summary), variant)
+
+    return read
+
+
+def _insert(
+    key: Callable[[insert.Summary], float | None], variant: str
+) -> Callable[[Run], Reading]:
+    return _summary("insert", insert.Result, key, variant)
+
+
+def _claim(key: Callable[[claim.Summary], float | None], variant: str) -> Callable[[Run], Reading]:
+    return _summary("claim", claim.Result, key, variant)
+
+
+def _busy_rate(run: Run) -> Reading:
+    """The gated busy rate (the summary's, as the gate reads it), naming where it peaked."""
+    found = run.result("busy", busy.Result)
+    if found is None or found.summary.max_busy_rate_5000 is None:
+        return NOT_RUN
+    gated = [p for p in found.series if p.busy_timeout_ms == busy.GATED_TIMEOUT_MS]
+    variant = f"busy_timeout {busy.GATED_TIMEOUT_MS} ms, the default"
+    if gated:
+        worst = max(gated, key=lambda p: p.busy_rate)
+        variant += f"; {worst.processes} processes"
+    return Reading(found.summary.max_busy_rate_5000 * 100.0, variant)
+
+
+def _claim_sweep(
+    key: Callable[[claim.Summary], float | None],
+    value: Callable[[claim.Point], float],
+    pick: Callable[..., claim.Point],
+) -> Callable[[Run], Reading]:
+    """A claim summary figure that is the sweep's lowest or highest ``value`` (``pick`` is
+    min or max), naming the worker count it comes from."""
+
+    def read(run: Run) -> Reading:
+        found = run.result("claim", claim.Result)
+        if found is None:
+            return NOT_RUN
+        if not found.series:
+            return Reading(key(found.summary))
+        n = pick(found.series, key=value).processes
+        return Reading(key(found.summary), f"{n} worker{'s' if n > 1 else ''}")
+
+    return read
+
+
+def _default_stall(run: Run) -> Reading:
+    found = run.result("checkpoint", checkpoint.Result)
+    variant = None if found is None else found.summary.by_variant.get(checkpoint.DEFAULT_VARIANT)
+    if variant is None:
+        return NOT_RUN
+    return Reading(variant.worst_stall_ms, f"{checkpoint.DEFAULT_VARIANT}, the default")
+
+
+def _worst_stall(run: Run) -> Reading:
+    found = run.result("checkpoint", checkpoint.Result)
+    if found is None or not found.summary.by_variant:
+        return NOT_RUN if found is None else Reading(found.summary.worst_stall_ms)
+    name, worst = max(found.summary.by_variant.items(), key=lambda item: item[1].worst_stall_ms)
+    return Reading(worst.worst_stall_ms, name)
+
+
+def _claim_growth(run: Run) -> Reading:
+    found = run.result("query", query.Result)
+    if found is None:
+        return NOT_RUN
+    backlogs = [p.backlog for p in found.series]
+    span = f"backlog {min(backlogs):,} to {max(backlogs):,}" if backlogs else ""
+    return Reading(found.summary.claim_p50_growth, span)
+
+
 KEY_FIGURES: tuple[KeyFigure, ...] = (
-    KeyFigure("insert", "single_tasks_per_s_1p", "Insert, single, 1 process", "tasks/s", ">"),
-    KeyFigure("insert", "batch_tasks_per_s_1p", "Insert, batch, 1 process", "tasks/s", ">"),
-    KeyFigure("claim", "min_tx_per_s", "Claim, lowest transaction rate", "tx/s", ">"),
-    KeyFigure("claim", "max_tasks_per_s", "Claim, best task rate", "tasks/s", ">"),
+    KeyFigure(
+        "insert.single_tasks_per_s_1p",
+        "Insert, single",
+        "tasks/s",
+        ">",
+        _insert(lambda s: s.single_tasks_per_s_1p, "enqueue, 1 process"),
+    ),
+    KeyFigure(
+        "insert.batch_tasks_per_s_1p",
+        "Insert, batch",
+        "tasks/s",
+        ">",
+        _insert(lambda s: s.batch_tasks_per_s_1p, "enqueue_many, 1 process"),
+    ),
+    KeyFigure(
+        "claim.min_tx_per_s",
+        "Claim, lowest transaction rate",
+        "tx/s",
+        ">",
+        _claim_sweep(lambda s: s.min_tx_per_s, lambda p: p.tx_per_s, min),
+    ),
+    KeyFigure(
+        "claim.max_tasks_per_s",
+        "Claim, best task rate",
+        "tasks/s",
+        ">",
+        _claim_sweep(lambda s: s.max_tasks_per_s, lambda p: p.tasks_per_s, max),
+    ),
     # Library / bare sqlite3 in the same run: unlike the absolute rates above, these hold across
     # machines and a noisy neighbour, so they are the figures to trust between a CI runner and
     # the baseline.
     KeyFigure(
-        "insert", "ratio_single_1p", "Insert, single, 1 process, vs bare", "x", ">", abs_tol=0.05
+        "insert.ratio_single_1p",
+        "Insert, single, vs bare",
+        "x",
+        ">",
+        _insert(lambda s: s.ratio_single_1p, "enqueue, 1 process"),
+        abs_tol=0.05,
     ),
     KeyFigure(
-        "insert", "ratio_batch_1p", "Insert, batch, 1 process, vs bare", "x", ">", abs_tol=0.05
+        "insert.ratio_batch_1p",
+        "Insert, batch, vs bare",
+        "x",
+        ">",
+        _insert(lambda s: s.ratio_batch_1p, "enqueue_many, 1 process"),
+        abs_tol=0.05,
     ),
-    KeyFigure("claim", "ratio_1p", "Claim+complete, 1 worker, vs bare", "x", ">", abs_tol=0.05),
-    KeyFigure("claim", "ratio_4p", "Claim+complete, 4 workers, vs bare", "x", ">", abs_tol=0.05),
     KeyFigure(
-        "busy",
-        "max_busy_rate_5000",
-        "Busy rate at busy_timeout 5000 ms (max)",
-        "%",
+        "claim.ratio_1p",
+        "Claim+complete, vs bare",
+        "x",
+        ">",
+        _claim(lambda s: s.ratio_1p, "1 worker"),
+        abs_tol=0.05,
+    ),
+    KeyFigure(
+        "claim.ratio_4p",
+        "Claim+complete, vs bare",
+        "x",
+        ">",
+        _claim(lambda s: s.ratio_4p, "4 workers"),
+        abs_tol=0.05,
+    ),
+    KeyFigure("busy.max_busy_rate_5000", "Busy rate (max)", "%", "<", _busy_rate, abs_tol=0.1),
+    KeyFigure(
+        "checkpoint.default.worst_stall_ms",
+        "Worst commit stall",
+        "ms",
         "<",
-        scale=100.0,
+        _default_stall,
+        abs_tol=5.0,
+    ),
+    KeyFigure(
+        "checkpoint.worst_stall_ms",
+        "Worst commit stall, any policy",
+        "ms",
+        "<",
+        _worst_stall,
+        abs_tol=5.0,
+    ),
+    KeyFigure(
+        "query.claim_p50_growth",
+        "Claim p50 growth over backlog",
+        "x",
+        "<",
+        _claim_growth,
         abs_tol=0.1,
     ),
-    KeyFigure("checkpoint", "worst_stall_ms", "Worst commit stall", "ms", "<", abs_tol=5.0),
-    KeyFigure("query", "claim_p50_growth", "Claim p50 growth over backlog", "x", "<", abs_tol=0.1),
 )
 
 # Absolute noise floors for metrics, by id: a busy rate moving from 0 % to 0.01 % is not a
 # regression worth a red flag even though it is an infinite relative change.
-METRIC_ABS_TOL: Mapping[str, float] = {"busy_rate_pct": 0.1, "coverage_pct": 0.5}
+METRIC_ABS_TOL: Mapping[str, float] = {BUSY_RATE_PCT: 0.1, COVERAGE_PCT: 0.5}
 
 
 @dataclass(frozen=True)
@@ -94,6 +253,7 @@ class Row:
     limit: float | None = None
     old_status: str | None = None
     new_status: str | None = None
+    variant: str = ""  # where a key figure comes from (NEW's, or OLD's when NEW has none)
 
 
 @dataclass(frozen=True)
@@ -115,17 +275,11 @@ class Comparison:
 
     @property
     def failed_metrics(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.kind == "metric" and r.new_status == "FAIL")
+        return tuple(r for r in self.rows if r.kind == "metric" and r.new_status == FAIL)
 
     @property
     def gate_ok(self) -> bool:
         return self.new_correct is not False and not self.failed_metrics
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def relative_change(old: float | None, new: float | None) -> float | None:
@@ -152,71 +306,42 @@ def is_regression(
     return worse_by > threshold and abs(new - old) > abs_tol
 
 
-def _scenario_summary(results: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    scenario = (results.get("scenarios") or {}).get(name)
-    if not isinstance(scenario, Mapping) or scenario.get("status") != "ok":
-        return None
-    summary = scenario.get("summary")
-    return summary if isinstance(summary, Mapping) else None
-
-
-def figure_value(results: Mapping[str, Any], figure: KeyFigure) -> float | None:
-    """The figure's value in its display unit, or None when its scenario did not run cleanly."""
-    summary = _scenario_summary(results, figure.scenario)
-    if summary is None:
-        return None
-    value = _number(summary.get(figure.key))
-    return None if value is None else value * figure.scale
-
-
-def _metrics_by_id(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    metrics = results.get("metrics") or []
-    return {m["id"]: m for m in metrics if isinstance(m, Mapping) and "id" in m}
-
-
-def _correct(results: Mapping[str, Any]) -> bool | None:
-    correctness = results.get("correctness")
-    if not isinstance(correctness, Mapping) or not isinstance(correctness.get("ok"), bool):
-        return None
-    return bool(correctness["ok"])
-
-
-def compare_results(
-    old: Mapping[str, Any], new: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD
-) -> Comparison:
-    """Compare two ``results.json`` documents (see bench/RESULTS.md); pure, no I/O."""
+def compare_results(old: Run, new: Run, *, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+    """Compare two runs (see bench/RESULTS.md); pure, no I/O."""
     rows: list[Row] = []
-    old_metrics, new_metrics = _metrics_by_id(old), _metrics_by_id(new)
+    old_metrics = {m.id: m for m in old.metrics}
+    new_metrics = {m.id: m for m in new.metrics}
     ids = list(new_metrics) + [i for i in old_metrics if i not in new_metrics]
     for metric_id in ids:
-        o, n = old_metrics.get(metric_id, {}), new_metrics.get(metric_id, {})
-        ref = n or o
-        op: Direction = "<" if ref.get("op") == "<" else ">"
-        old_value, new_value = _number(o.get("value")), _number(n.get("value"))
+        o, n = old_metrics.get(metric_id), new_metrics.get(metric_id)
+        ref: MetricVerdict = n or o  # type: ignore[assignment]  # one of them exists
+        old_value = None if o is None else _finite(o.value)
+        new_value = None if n is None else _finite(n.value)
         rows.append(
             Row(
                 kind="metric",
                 id=metric_id,
-                label=str(ref.get("label", metric_id)),
-                unit=str(ref.get("unit", "")),
-                op=op,
+                label=ref.label,
+                unit=ref.unit,
+                op=ref.op,
                 old=old_value,
                 new=new_value,
                 change=relative_change(old_value, new_value),
                 regression=is_regression(
-                    old_value, new_value, op, threshold, METRIC_ABS_TOL.get(metric_id, 0.0)
+                    old_value, new_value, ref.op, threshold, METRIC_ABS_TOL.get(metric_id, 0.0)
                 ),
-                limit=_number(ref.get("limit")),
-                old_status=o.get("status") if o else None,
-                new_status=n.get("status") if n else None,
+                limit=ref.limit,
+                old_status=None if o is None else o.status,
+                new_status=None if n is None else n.status,
             )
         )
     for figure in KEY_FIGURES:
-        old_value, new_value = figure_value(old, figure), figure_value(new, figure)
+        old_reading, new_reading = figure.read(old), figure.read(new)
+        old_value, new_value = _finite(old_reading.value), _finite(new_reading.value)
         rows.append(
             Row(
                 kind="figure",
-                id=f"{figure.scenario}.{figure.key}",
+                id=figure.id,
                 label=figure.label,
                 unit=figure.unit,
                 op=figure.op,
@@ -226,41 +351,37 @@ def compare_results(
                 regression=is_regression(
                     old_value, new_value, figure.op, threshold, figure.abs_tol
                 ),
+                variant=new_reading.variant or old_reading.variant,
             )
         )
 
-    checks = (new.get("correctness") or {}).get("checks") or []
     failed_checks = tuple(
-        f"{c.get('scenario', '?')}.{c.get('name', '?')}: {c.get('detail', '')}".rstrip(": ")
-        for c in checks
-        if isinstance(c, Mapping) and c.get("ok") is False
+        f"{c.scenario}.{c.name}: {c.detail}".rstrip(": ")
+        for c in new.correctness.checks
+        if not c.ok
     )
     notes: list[str] = []
-    old_env, new_env = old.get("environment") or {}, new.get("environment") or {}
-    if old_env.get("os") != new_env.get("os"):
+    if old.environment.os != new.environment.os:
         notes.append(
-            f"different OS ({old_env.get('os')} -> {new_env.get('os')}): "
+            f"different OS ({old.environment.os} -> {new.environment.os}): "
             "throughput and latency are not directly comparable"
         )
-    if old.get("profile") != new.get("profile"):
-        notes.append(f"different profile ({old.get('profile')} -> {new.get('profile')})")
+    if old.profile != new.profile:
+        notes.append(f"different profile ({old.profile} -> {new.profile})")
     return Comparison(
-        old_run=str(old.get("run_id", "?")),
-        new_run=str(new.get("run_id", "?")),
+        old_run=old.run_id,
+        new_run=new.run_id,
         threshold=threshold,
         rows=tuple(rows),
-        old_correct=_correct(old),
-        new_correct=_correct(new),
+        old_correct=old.correctness.ok,
+        new_correct=new.correctness.ok,
         failed_checks=failed_checks,
         notes=tuple(notes),
     )
 
 
-def _fmt_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    return f"{text} {unit}".strip()
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _fmt_change(change: float | None) -> str:
@@ -290,10 +411,11 @@ def format_comparison(comparison: Comparison) -> str:
         for row in c.rows:
             if row.kind != kind:
                 continue
-            values = [_fmt_value(row.old, row.unit), _fmt_value(row.new, row.unit)]
+            values = [fmt_number(row.old, row.unit), fmt_number(row.new, row.unit)]
             gate = (_fmt_limit(row), row.new_status or "n/a") if kind == "metric" else ()
             flag = "REGRESSION" if row.regression else ""
-            table.append((row.label, *values, _fmt_change(row.change), *gate, flag))
+            label = f"{row.label} [{row.variant}]" if row.variant else row.label
+            table.append((label, *values, _fmt_change(row.change), *gate, flag))
         widths = [max(len(r[i]) for r in table) for i in range(len(header))]
         lines += ["", title]
         for r in table:
@@ -315,52 +437,3 @@ def format_comparison(comparison: Comparison) -> str:
         verdict.append(f"{len(c.regressions)} regression(s) beyond {c.threshold * 100:g}%")
     lines.append("Result: " + ("; ".join(verdict) if verdict else "no failures, no regressions"))
     return "\n".join(lines)
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    """Read one ``results.json``; raises ``ValueError`` for anything but a JSON object."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a results.json object")
-    return data
-
-
-def _threshold(text: str) -> float:
-    value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"threshold out of range: {text}")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m bench compare OLD.json NEW.json``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench compare",
-        description="Compare two results.json files: change per metric, flag regressions.",
-    )
-    parser.add_argument("old", type=Path, help="the reference results.json (e.g. the baseline)")
-    parser.add_argument("new", type=Path, help="the results.json to judge")
-    parser.add_argument(
-        "--threshold",
-        type=_threshold,
-        default=DEFAULT_THRESHOLD,
-        help="relative worsening flagged as a regression: 0.15 or 15%% (default 0.15)",
-    )
-    parser.add_argument(
-        "--fail-on-regression",
-        action="store_true",
-        help=f"exit {EXIT_REGRESSION} when any regression is flagged (default: only print)",
-    )
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        old, new = load_results(args.old), load_results(args.new)
-    except (OSError, ValueError) as exc:
-        print(f"compare: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    comparison = compare_results(old, new, threshold=args.threshold)
-    print(format_comparison(comparison))
-    if not comparison.gate_ok:
-        return EXIT_GATE_FAILED
-    if args.fail_on_regression and comparison.regressions:
-        return EXIT_REGRESSION
-    return EXIT_OK

@@ -10,9 +10,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bench.sampler import ResourceSampler
+from bench.results import Check
+
+if TYPE_CHECKING:
+    from bench.sampler import ResourceSampler
+    from bench.workers import WorkerArgs
+
+P = TypeVar("P")
 
 SPAWN = multiprocessing.get_context("spawn")
 """Every process of the harness is started with ``spawn``, as on Windows."""
@@ -20,24 +26,28 @@ SPAWN = multiprocessing.get_context("spawn")
 
 @dataclass(frozen=True)
 class Job:
-    """One process to start: ``bench.workers.WORKERS[kind](args)`` with a sampler role."""
+    """One process to start: ``args.run`` in a spawn process, with a sampler role."""
 
-    kind: str
-    args: dict[str, Any]
+    args: WorkerArgs
     role: str
+
+    @property
+    def kind(self) -> str:
+        return type(self.args).__name__
 
 
 @dataclass
-class ScenarioContext:
-    """The fresh temporary directory, parameters, sampler and progress printer of a scenario."""
+class ScenarioContext(Generic[P]):
+    """The fresh temporary directory, typed parameters, sampler and progress printer of a
+    scenario."""
 
     name: str
     profile: str
-    params: dict[str, Any]
+    params: P
     workdir: Path
     sampler: ResourceSampler
     progress: Callable[[str], None] = print
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     process_timeout_s: float = 300.0
 
     def log(self, message: str) -> None:
@@ -54,12 +64,11 @@ class ScenarioContext:
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         """Record a correctness check; any failing one fails the whole run."""
-        self.checks.append({"scenario": self.name, "name": name, "ok": bool(ok), "detail": detail})
+        self.checks.append(Check(scenario=self.name, name=name, ok=bool(ok), detail=detail))
 
-    def run_processes(
-        self, jobs: Sequence[Job], *, timeout_s: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Start ``jobs`` as spawn processes, release them together, return their dicts in order.
+    def run_processes(self, jobs: Sequence[Job], *, timeout_s: float | None = None) -> list[Any]:
+        """Start ``jobs`` as spawn processes, release them together, return their outcome
+        records in order (each worker kind's ``*Outcome``).
 
         Every wait is bounded: a process that does not start, report or exit in time is killed
         and the call raises, so a deadlock fails the scenario instead of hanging CI.
@@ -69,7 +78,7 @@ class ScenarioContext:
 
 def run_processes(
     sampler: ResourceSampler | None, jobs: Sequence[Job], timeout_s: float
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     from bench import workers
 
     count = len(jobs)
@@ -77,13 +86,12 @@ def run_processes(
     results: Any = SPAWN.Queue()
     processes: list[Any] = []
     start_timeout = 60.0 + 5.0 * count
-    collected: dict[int, dict[str, Any]] = {}
+    collected: dict[int, Any] = {}
     try:
         for index, job in enumerate(jobs):
-            args = {**job.args, "start_timeout_s": start_timeout}
             process = SPAWN.Process(
                 target=workers.entry,
-                args=(job.kind, args, barrier, results, index),
+                args=(job.args, start_timeout, barrier, results, index),
                 name=f"bench-{job.kind}-{index}",
                 daemon=True,
             )
@@ -129,7 +137,7 @@ def run_processes(
                 process.join(timeout=5)
         results.close()
         results.join_thread()
-    errors = [outcome["error"] for outcome in collected.values() if "error" in outcome]
+    errors = [o.error for o in collected.values() if isinstance(o, workers.Failed)]
     if errors:
         raise RuntimeError("a benchmark process failed:\n" + errors[0])
     return [collected[index] for index in range(count)]

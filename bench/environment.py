@@ -12,9 +12,10 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import psutil
+
+from bench.results import Environment
 
 DEFENDER_PROBE = [
     "powershell",
@@ -128,9 +129,14 @@ def ci_name(system: System) -> str | None:
 
 
 def collect(
-    workdir: Path, *, system: System | None = None, repo_root: Path | None = None
-) -> dict[str, Any]:
-    """The ``environment`` object of results.json (see bench/RESULTS.md)."""
+    workdir: Path,
+    *,
+    system: System | None = None,
+    repo_root: Path | None = None,
+    cwd: Path | None = None,
+) -> Environment:
+    """What this run is measured on; ``workdir`` holds the databases, ``cwd`` (default: the
+    current directory) is where the run was started."""
     system = system or System()
     root = repo_root or Path(__file__).resolve().parent.parent
     commit, dirty = git_state(system, root)
@@ -138,24 +144,25 @@ def collect(
         memory: int | None = int(psutil.virtual_memory().total)
     except (OSError, RuntimeError):
         memory = None
-    return {
-        "os": system.name(),
-        "os_version": platform.version(),
-        "os_release": platform.release(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "python_executable": Path(sys.executable).name,
-        "sqlite_version": sqlite3.sqlite_version,
-        "cpu": cpu_name(system),
-        "cores_logical": psutil.cpu_count(logical=True),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "ram_bytes": memory,
-        "filesystem": filesystem_of(workdir),
-        "workdir": str(workdir),
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "defender_realtime": defender_realtime(system),
-        "ci": ci_name(system),
-    }
+    return Environment(
+        os=system.name(),
+        os_version=platform.version(),
+        os_release=platform.release(),
+        platform=platform.platform(),
+        machine=platform.machine(),
+        python=platform.python_version(),
+        python_implementation=platform.python_implementation(),
+        python_executable=Path(sys.executable).name,
+        sqlite_version=sqlite3.sqlite_version,
+        cpu=cpu_name(system),
+        cores_logical=psutil.cpu_count(logical=True),
+        cores_physical=psutil.cpu_count(logical=False),
+        ram_bytes=memory,
+        filesystem=filesystem_of(workdir),
+        cwd_filesystem=filesystem_of(cwd or Path.cwd()),
+        workdir=str(workdir),
+        git_commit=commit,
+        git_dirty=dirty,
+        defender_realtime=defender_realtime(system),
+        ci=ci_name(system),
+    )

@@ -4,20 +4,107 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT_MEASURED"
-
-# id, label, unit, op, limit, source scenario
-METRICS: tuple[tuple[str, str, str, str, float, str], ...] = (
-    ("init_ms", "Database initialisation", "ms", "<", 100.0, "init"),
-    ("connect_ms", "Connection overhead", "ms", "<", 10.0, "connect"),
-    ("tx_per_s", "Transaction throughput", "/s", ">", 100.0, "claim"),
-    ("busy_rate_pct", "SQLITE_BUSY error rate", "%", "<", 1.0, "busy"),
-    ("coverage_pct", "Test coverage", "%", ">", 80.0, "coverage"),
+from bench.results import (
+    BUSY_RATE_PCT,
+    CONNECT_MS,
+    COVERAGE_PCT,
+    FAIL,
+    INIT_MS,
+    NOT_MEASURED,
+    PASS,
+    TX_PER_S,
+    Correctness,
+    MetricVerdict,
+    Op,
+    ScenarioRun,
+    Verdict,
+    fmt_number,
 )
+from bench.scenarios import busy, claim, connect, init
+
+COVERAGE_SOURCE = "coverage"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: its limit, and how to read its value from its scenario's typed result."""
+
+    id: str
+    label: str
+    unit: str
+    op: Op
+    limit: float
+    source: str  # the scenario, or "coverage"
+    statistic: str
+    value: Callable[[Any], float | None] = lambda result: None
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        INIT_MS,
+        "Database initialisation",
+        "ms",
+        "<",
+        100.0,
+        "init",
+        "median of {n}",
+        lambda r: _as(r, init.Result).summary.median_ms,
+    ),
+    MetricSpec(
+        CONNECT_MS,
+        "Connection overhead",
+        "ms",
+        "<",
+        10.0,
+        "connect",
+        "median of {n}",
+        lambda r: _as(r, connect.Result).summary.median_ms,
+    ),
+    MetricSpec(
+        TX_PER_S,
+        "Transaction throughput",
+        "/s",
+        ">",
+        100.0,
+        "claim",
+        "lowest tx/s of the claim sweep",
+        lambda r: _as(r, claim.Result).summary.min_tx_per_s,
+    ),
+    MetricSpec(
+        BUSY_RATE_PCT,
+        "SQLITE_BUSY error rate",
+        "%",
+        "<",
+        1.0,
+        "busy",
+        f"highest busy rate at busy_timeout {busy.GATED_TIMEOUT_MS} ms",
+        lambda r: _percent(_as(r, busy.Result).summary.max_busy_rate_5000),
+    ),
+    MetricSpec(
+        COVERAGE_PCT,
+        "Test coverage",
+        "%",
+        ">",
+        80.0,
+        COVERAGE_SOURCE,
+        "totals.percent_covered of reports/coverage.json",
+    ),
+)
+
+
+def _as(result: object, kind: type[Any]) -> Any:
+    if not isinstance(result, kind):
+        raise TypeError(f"expected {kind.__qualname__}, got {type(result).__qualname__}")
+    return result
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100.0
 
 
 def read_coverage(path: Path | None) -> float | None:
@@ -31,89 +118,79 @@ def read_coverage(path: Path | None) -> float | None:
         return None
 
 
-def _value(metric_id: str, scenario: Mapping[str, Any]) -> tuple[float | None, str]:
-    summary = scenario.get("summary") or {}
-    if metric_id == "init_ms":
-        n = summary.get("n")
-        return summary.get("median_ms"), f"median of {n}"
-    if metric_id == "connect_ms":
-        n = summary.get("n")
-        return summary.get("median_ms"), f"median of {n}"
-    if metric_id == "tx_per_s":
-        return summary.get("min_tx_per_s"), "lowest tx/s of the claim sweep"
-    rate = summary.get("max_busy_rate_5000")
-    statistic = "highest busy rate at busy_timeout 5000 ms"
-    return (None if rate is None else float(rate) * 100.0), statistic
+def _statistic(spec: MetricSpec, result: object) -> str:
+    summary = getattr(result, "summary", None)
+    return spec.statistic.format(n=getattr(summary, "n", "?"))
 
 
 def evaluate(
-    scenarios: Mapping[str, Mapping[str, Any]], coverage_pct: float | None
-) -> list[dict[str, Any]]:
-    """The ``metrics`` list of results.json.
+    scenarios: Mapping[str, ScenarioRun], coverage_pct: float | None
+) -> tuple[MetricVerdict, ...]:
+    """The ``metrics`` of results.json.
 
     A metric whose scenario did not run (or gave no value), or coverage without data, is
     NOT_MEASURED; one whose scenario failed with an error is FAIL with a null value.
     """
-    metrics: list[dict[str, Any]] = []
-    for metric_id, label, unit, op, limit, source in METRICS:
+    verdicts: list[MetricVerdict] = []
+    for spec in METRICS:
         value: float | None
-        if source == "coverage":
-            value, statistic = coverage_pct, "totals.percent_covered of reports/coverage.json"
-            errored = False
+        errored = False
+        if spec.source == COVERAGE_SOURCE:
+            value, statistic = coverage_pct, spec.statistic
         else:
-            scenario = scenarios.get(source)
-            errored = scenario is not None and scenario.get("status") == "error"
-            value, statistic = (None, "") if scenario is None else _value(metric_id, scenario)
-            if not statistic:
-                statistic = "scenario not run"
-        if value is not None and (not isinstance(value, (int, float)) or math.isnan(value)):
+            entry = scenarios.get(spec.source)
+            errored = entry is not None and entry.status == "error"
+            if entry is None or not entry.ok:
+                value, statistic = None, "scenario not run"
+            else:
+                value, statistic = spec.value(entry.result), _statistic(spec, entry.result)
+        if value is not None and math.isnan(value):
             value = None
+        status: Verdict
         if errored:
-            status = FAIL
-            statistic = f"scenario {source} failed"
+            status, statistic = FAIL, f"scenario {spec.source} failed"
         elif value is None:
             status = NOT_MEASURED
         else:
-            ok = value < limit if op == "<" else value > limit
+            ok = value < spec.limit if spec.op == "<" else value > spec.limit
             status = PASS if ok else FAIL
-        metrics.append(
-            {
-                "id": metric_id,
-                "label": label,
-                "value": None if value is None else round(float(value), 4),
-                "unit": unit,
-                "limit": limit,
-                "op": op,
-                "statistic": statistic,
-                "status": status,
-                "source": source,
-            }
+        verdicts.append(
+            MetricVerdict(
+                id=spec.id,
+                label=spec.label,
+                value=None if value is None else round(float(value), 4),
+                unit=spec.unit,
+                limit=spec.limit,
+                op=spec.op,
+                statistic=statistic,
+                status=status,
+                source=spec.source,
+            )
         )
-    return metrics
+    return tuple(verdicts)
 
 
-def passed(metrics: list[dict[str, Any]], correctness_ok: bool) -> bool:
+def passed(metrics: Sequence[MetricVerdict], correctness_ok: bool) -> bool:
     """Every metric PASS or NOT_MEASURED, and no task lost or duplicated."""
-    return correctness_ok and all(m["status"] != FAIL for m in metrics)
+    return correctness_ok and all(m.status != FAIL for m in metrics)
 
 
-def table(metrics: list[dict[str, Any]], correctness: Mapping[str, Any] | None = None) -> str:
+def table(metrics: Sequence[MetricVerdict], correctness: Correctness | None = None) -> str:
     """The metric table a person reads at the end of a run."""
     rows = [("metric", "label", "value", "limit", "status")]
     for m in metrics:
-        value = "-" if m["value"] is None else f"{m['value']:.4g} {m['unit']}"
-        limit = f"{m['op']} {m['limit']:g} {m['unit']}"
-        rows.append((m["id"], m["label"], value, limit, m["status"]))
+        value = "-" if m.value is None else fmt_number(m.value, m.unit)
+        rows.append((m.id, m.label, value, f"{m.op} {fmt_number(m.limit, m.unit)}", m.status))
     if correctness is not None:
-        failed = [c for c in correctness.get("checks", []) if not c["ok"]]
-        total = len(correctness.get("checks", []))
+        failed = [c for c in correctness.checks if not c.ok]
+        total = len(correctness.checks)
         rows.append(
             (
                 "correctness",
                 "exactly once, no task lost",
                 f"{total - len(failed)}/{total} checks ok",
                 "all",
-                PASS if correctness.get("ok") else FAIL,
+                PASS if correctness.ok else FAIL,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

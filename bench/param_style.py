@@ -1,6 +1,6 @@
 """Named (``:now``) against positional (``?``) SQL parameters on the queue's hot statements.
 
-``python -m bench.param_style [--rounds N] [--tasks N] [--json]`` runs enqueue, claim (with its
+``python -m bench param-style [--rounds N] [--tasks N] [--json]`` runs enqueue, claim (with its
 release of expired leases) and complete through bare ``sqlite3`` on one database, once with
 positional and once with named parameters per round, alternating which goes first, and prints
 the median time per call of each style and the median of the per-round ratios. Both styles run
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import connect, payload
-from bench.paired import paired_ratio, run_command
+from bench.paired import paired_ratio
 from queue_core import QueueDatabase, sql
 from queue_core.timestamps import to_db_text, utc_now
 
@@ -243,15 +243,10 @@ def render(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(
-        argv,
-        prog="python -m bench.param_style",
-        description=__doc__,
-        rounds=10,
-        tasks=2000,
-        measure=measure,
-        render=render,
-    )
+    """``python -m bench.param_style``: the same as ``python -m bench param-style``."""
+    from bench.commands import main as bench_main
+
+    return bench_main(["param-style", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The report's PNG plots, drawn from ``results.json`` alone (see bench/RESULTS.md).
+"""The report's PNG plots, drawn from a :class:`bench.results.Run` alone (see bench/RESULTS.md).
 
 matplotlib is imported inside the functions, so ``bench`` imports without it, and only through
 ``matplotlib.figure.Figure``: no pyplot, no global figure state, no GUI backend. A bare Figure
@@ -6,17 +6,22 @@ renders through Agg on ``savefig``. Every figure has a fixed size and dpi and is
 sorted inputs, so the PNGs of two runs are comparable side by side.
 
 Each plot raises ``SkipPlot`` with a reason when its scenario is missing or did not run
-cleanly; ``render_all`` collects those reasons for the summary instead of failing the report.
+cleanly (``Run.result``); ``render_all`` collects those reasons for the summary instead of
+failing the report. Limit lines come from the run's own metric verdicts: a run without the
+metric draws no line.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from bench.results import BUSY_RATE_PCT, CONNECT_MS, INIT_MS, TX_PER_S, Latency, Run, fmt_number
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -39,6 +44,7 @@ RC = {
 }
 LIMIT_STYLE: dict[str, Any] = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.6}
 PERCENTILE_STYLES = {"p50": "-", "p95": "--", "p99": ":"}
+R = TypeVar("R")
 
 
 class SkipPlot(Exception):
@@ -52,7 +58,7 @@ class PlotSpec:
     filename: str
     title: str
     description: str
-    draw: Callable[[Mapping[str, Any]], Figure]
+    draw: Callable[[Run], Figure]
 
 
 @dataclass(frozen=True)
@@ -68,46 +74,24 @@ class PlotResult:
 # --------------------------------------------------------------------------- data helpers
 
 
-def scenario(results: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """The scenario ``name`` if it ran cleanly, else ``SkipPlot`` saying why not."""
-    found = (results.get("scenarios") or {}).get(name)
-    if not isinstance(found, Mapping):
-        raise SkipPlot(f"scenario '{name}' did not run")
-    status = found.get("status")
-    if status != "ok":
-        error = f": {found.get('error')}" if found.get("error") else ""
-        raise SkipPlot(f"scenario '{name}' has status '{status}'{error}")
+def needed(run: Run, name: str, kind: type[R]) -> R:
+    """Scenario ``name``'s result if it ran OK, else ``SkipPlot`` saying why not."""
+    found = run.result(name, kind)
+    if found is None:
+        raise SkipPlot(run.why_not(name))
     return found
 
 
-def try_scenario(results: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    try:
-        return scenario(results, name)
-    except SkipPlot:
-        return None
+def percentile(value: Latency, name: str) -> float | None:
+    """One percentile (``p50``, ``p95``, ``p99`` or ``max``) of a latency record."""
+    found: float | None = getattr(value, name)
+    return found
 
 
-def rows(found: Mapping[str, Any], key: str = "series") -> list[Mapping[str, Any]]:
-    value = found.get(key) or []
-    return [row for row in value if isinstance(row, Mapping)]
-
-
-def percentile(value: object, name: str) -> float | None:
-    """``value[name]`` of a latency object; a bare number counts as every percentile."""
-    if isinstance(value, Mapping):
-        value = value.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def metric_limit(results: Mapping[str, Any], metric_id: str, default: float) -> float:
-    for metric in results.get("metrics") or []:
-        if isinstance(metric, Mapping) and metric.get("id") == metric_id:
-            limit = metric.get("limit")
-            if isinstance(limit, int | float) and not isinstance(limit, bool):
-                return float(limit)
-    return default
+def limit_of(run: Run, metric_id: str) -> float | None:
+    """The limit the run's gate judged ``metric_id`` against (None: not in this run)."""
+    metric = run.metric(metric_id)
+    return None if metric is None else metric.limit
 
 
 # --------------------------------------------------------------------------- drawing helpers
@@ -144,21 +128,16 @@ def plain_log_ticks(ax: Axes, which: str = "y") -> None:
 
     axis = ax.yaxis if which == "y" else ax.xaxis
     low, high = ax.get_ylim() if which == "y" else ax.get_xlim()
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: tick_text(value)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt_number(value)))
     if low > 0 and high / low < 100:
 
         def minor(value: float, _pos: int | None) -> str:
             mantissa = f"{value:.1e}"[:3]
-            return tick_text(value) if mantissa in ("2.0", "5.0") else ""
+            return fmt_number(value) if mantissa in ("2.0", "5.0") else ""
 
         axis.set_minor_formatter(FuncFormatter(minor))
     else:
         axis.set_minor_formatter(NullFormatter())
-
-
-def tick_text(value: float) -> str:
-    """1000000 -> "1,000,000", 0.25 -> "0.25": no exponents on the axes."""
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
 
 
 def legend_below(ax: Axes, ncols: int = 2) -> None:
@@ -179,67 +158,56 @@ def legend(ax: Axes, **kwargs: Any) -> None:
 # --------------------------------------------------------------------------- the plots
 
 
-def draw_throughput(results: Mapping[str, Any]) -> Figure:
+def draw_throughput(run: Run) -> Figure:
     """Insert and claim throughput against the number of processes."""
-    insert, claim = try_scenario(results, "insert"), try_scenario(results, "claim")
-    if insert is None and claim is None:
-        raise SkipPlot(
-            f"{_why(results, 'insert')}; {_why(results, 'claim')}",
-        )
+    inserted = run.result("insert", insert.Result)
+    claimed = run.result("claim", claim.Result)
+    if inserted is None and claimed is None:
+        raise SkipPlot(f"{run.why_not('insert')}; {run.why_not('claim')}")
     fig = new_figure(12, 5.5)
     ax_insert, ax_claim = fig.subplots(1, 2)
     fig.suptitle("Throughput against the number of processes")
 
-    if insert is None:
-        not_measured(ax_insert, _why(results, "insert"))
+    if inserted is None:
+        not_measured(ax_insert, run.why_not("insert"))
     else:
-        series = rows(insert)
-        for i, mode in enumerate(sorted({str(r.get("mode")) for r in series})):
+        for i, mode in enumerate(sorted({p.mode for p in inserted.series})):
             color = f"C{i}"
-            mine = sorted((r for r in series if r.get("mode") == mode), key=_by_processes)
-            xs = [int(r["processes"]) for r in mine]
+            mine = sorted((p for p in inserted.series if p.mode == mode), key=_by_processes)
+            xs = [p.processes for p in mine]
             ax_insert.plot(
-                xs, [r["tasks_per_s"] for r in mine], "o-", color=color, label=f"{mode} (queue)"
+                xs, [p.tasks_per_s for p in mine], "o-", color=color, label=f"{mode} (queue)"
             )
-            bare_points = [
-                (float(x), float(b))
-                for x, b in zip(xs, (r.get("bare_tasks_per_s") for r in mine), strict=True)
-                if isinstance(b, int | float)
-            ]
-            if bare_points:
-                ax_insert.plot(
-                    *xy(bare_points),
-                    "x:",
-                    color=color,
-                    alpha=0.7,
-                    label=f"{mode} (bare sqlite3)",
-                )
+            ax_insert.plot(
+                xs,
+                [p.bare_tasks_per_s for p in mine],
+                "x:",
+                color=color,
+                alpha=0.7,
+                label=f"{mode} (bare sqlite3)",
+            )
         ax_insert.set_yscale("log")
         ax_insert.set_ylabel("tasks/s (log scale)")
         ax_insert.set_title("Insert")
-        process_axis(ax_insert, (int(r["processes"]) for r in series))
+        process_axis(ax_insert, (p.processes for p in inserted.series))
         plain_log_ticks(ax_insert)
         legend_below(ax_insert)
 
-    if claim is None:
-        not_measured(ax_claim, _why(results, "claim"))
+    if claimed is None:
+        not_measured(ax_claim, run.why_not("claim"))
     else:
-        series = sorted(rows(claim), key=_by_processes)
-        xs = [int(r["processes"]) for r in series]
-        ax_claim.plot(xs, [r["tx_per_s"] for r in series], "o-", color="C2", label="transactions")
-        ax_claim.plot(xs, [r["tasks_per_s"] for r in series], "s-", color="C0", label="tasks")
-        bare = [r.get("bare_tasks_per_s") for r in series]
-        if all(isinstance(b, int | float) for b in bare) and bare:
+        series = sorted(claimed.series, key=_by_processes)
+        xs = [p.processes for p in series]
+        ax_claim.plot(xs, [p.tx_per_s for p in series], "o-", color="C2", label="transactions")
+        ax_claim.plot(xs, [p.tasks_per_s for p in series], "s-", color="C0", label="tasks")
+        bare = [p.bare_tasks_per_s for p in series]
+        if bare:
             ax_claim.plot(xs, bare, "x:", color="C0", alpha=0.7, label="tasks (bare sqlite3)")
-        limit = metric_limit(results, "tx_per_s", 100.0)
-        ax_claim.axhline(limit, **LIMIT_STYLE, label=f"limit: > {limit:g} tx/s")
-        ax_claim.set_ylim(
-            bottom=0,
-            top=max(
-                [limit, *[float(v) for v in _numbers([r.get("tx_per_s") for r in series] + bare)]]
-            )
-            * 1.2,
-        )
+        limit = limit_of(run, TX_PER_S)
+        if limit is not None:
+            ax_claim.axhline(limit, **LIMIT_STYLE, label=f"limit: > {limit:g} tx/s")
+        tops = [p.tx_per_s for p in series] + bare + ([] if limit is None else [limit])
+        ax_claim.set_ylim(bottom=0, top=max(tops, default=1.0) * 1.2)
         ax_claim.set_ylabel("per second")
         ax_claim.set_title("Claim + complete (each task = claim tx + complete tx)")
         process_axis(ax_claim, xs)
@@ -247,55 +215,66 @@ def draw_throughput(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def draw_latency(results: Mapping[str, Any]) -> Figure:
+def draw_latency(run: Run) -> Figure:
     """Latency percentiles: insert and claim calls per process count; init and connect samples."""
     from matplotlib.ticker import MaxNLocator
 
     names = ("insert", "claim", "init", "connect")
-    found = {name: try_scenario(results, name) for name in names}
-    if all(value is None for value in found.values()):
-        raise SkipPlot("; ".join(_why(results, name) for name in names))
+    inserted = run.result("insert", insert.Result)
+    claimed = run.result("claim", claim.Result)
+    created = run.result("init", init.Result)
+    connected = run.result("connect", connect.Result)
+    if inserted is None and claimed is None and created is None and connected is None:
+        raise SkipPlot("; ".join(run.why_not(name) for name in names))
     fig = new_figure(12, 8.5)
     axes = fig.subplots(2, 2)
     fig.suptitle("Latency percentiles")
 
-    for ax, name, title in (
-        (axes[0][0], "insert", "Insert call latency"),
-        (axes[0][1], "claim", "Claim + complete cycle latency"),
-    ):
-        sc = found[name]
-        if sc is None:
-            not_measured(ax, _why(results, name))
+    sweeps: list[tuple[str, list[tuple[str, int, Latency]] | None, str]] = [
+        (
+            "insert",
+            None
+            if inserted is None
+            else [(p.mode, p.processes, p.latency_ms) for p in inserted.series],
+            "Insert call latency",
+        ),
+        (
+            "claim",
+            None if claimed is None else [("", p.processes, p.latency_ms) for p in claimed.series],
+            "Claim + complete cycle latency",
+        ),
+    ]
+    for ax, (name, points, title) in zip(axes[0], sweeps, strict=True):
+        if points is None:
+            not_measured(ax, run.why_not(name))
             continue
-        series = rows(sc)
-        modes = sorted({str(r.get("mode", "")) for r in series})
-        for i, mode in enumerate(modes):
+        for i, mode in enumerate(sorted({mode for mode, _, _ in points})):
             color = f"C{i}"
-            mine = sorted((r for r in series if str(r.get("mode", "")) == mode), key=_by_processes)
-            xs = [int(r["processes"]) for r in mine]
+            mine = sorted((p for p in points if p[0] == mode), key=lambda p: p[1])
+            xs = [processes for _, processes, _ in mine]
             for pct, style in PERCENTILE_STYLES.items():
-                ys = [percentile(r.get("latency_ms"), pct) for r in mine]
-                points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
-                if points:
+                ys = [percentile(latency, pct) for _, _, latency in mine]
+                found = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
+                if found:
                     label = f"{mode} {pct}" if mode else pct
-                    ax.plot(*xy(points), marker="o", linestyle=style, color=color, label=label)
+                    ax.plot(*xy(found), marker="o", linestyle=style, color=color, label=label)
         ax.set_yscale("log")
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_title(title)
-        process_axis(ax, (int(r["processes"]) for r in series))
+        process_axis(ax, (processes for _, processes, _ in points))
         plain_log_ticks(ax)
         legend_below(ax, ncols=3)
 
-    for ax, name, metric_id, default, title in (
-        (axes[1][0], "init", "init_ms", 100.0, "Database initialisation"),
-        (axes[1][1], "connect", "connect_ms", 10.0, "Connection overhead"),
-    ):
-        sc = found[name]
-        if sc is None:
-            not_measured(ax, _why(results, name))
+    timings = (
+        ("init", created, INIT_MS, "Database initialisation"),
+        ("connect", connected, CONNECT_MS, "Connection overhead"),
+    )
+    for ax, (name, found_samples, metric_id, title) in zip(axes[1], timings, strict=True):
+        if found_samples is None:
+            not_measured(ax, run.why_not(name))
             continue
-        samples = sorted(float(v) for v in _numbers((sc.get("samples") or {}).get("ms") or []))
-        limit = metric_limit(results, metric_id, default)
+        samples = sorted(found_samples.samples.ms)
+        limit = limit_of(run, metric_id)
         if samples:
             ax.plot(range(1, len(samples) + 1), samples, "o-", color="C0", label="samples (sorted)")
             median = (
@@ -306,14 +285,9 @@ def draw_latency(results: Mapping[str, Any]) -> Figure:
             ax.axhline(median, color="C0", linewidth=1, alpha=0.6, label=f"median {median:.3g} ms")
             ax.set_xlabel("sample rank (sorted, fastest first)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        else:
-            summary = sc.get("summary") or {}
-            keys = ["min_ms", "median_ms", "p95_ms", "max_ms"]
-            values = [percentile(summary.get(k), "") for k in keys]
-            ax.bar(range(4), [v or 0 for v in values], color="C0")
-            ax.set_xticks(range(4), ["min", "median", "p95", "max"])
-        ax.axhline(limit, **LIMIT_STYLE, label=f"limit: < {limit:g} ms")
-        top = max([limit, *samples]) if samples else limit
+        if limit is not None:
+            ax.axhline(limit, **LIMIT_STYLE, label=f"limit: < {limit:g} ms")
+        top = max([*samples, *([] if limit is None else [limit])], default=1.0)
         ax.set_ylim(0, top * 1.15)
         ax.set_ylabel("time (ms)")
         ax.set_title(title)
@@ -322,143 +296,130 @@ def draw_latency(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def draw_busy_rate(results: Mapping[str, Any]) -> Figure:
+def draw_busy_rate(run: Run) -> Figure:
     """SQLITE_BUSY rate against processes, one line per busy_timeout."""
-    sc = scenario(results, "busy")
     # The shipped configuration only; the run without the fair lock has its own plot.
-    series = [r for r in rows(sc) if r.get("fair_lock", True) is True]
+    series = [p for p in needed(run, "busy", busy.Result).series if p.fair_lock]
     if not series:
         raise SkipPlot("scenario 'busy' has no series")
     fig = new_figure(10, 6)
     ax = fig.subplots()
-    limit = metric_limit(results, "busy_rate_pct", 1.0)
+    limit = limit_of(run, BUSY_RATE_PCT)
     peak = 0.0
-    timeouts = sorted({int(r["busy_timeout_ms"]) for r in series})
+    timeouts = sorted({p.busy_timeout_ms for p in series})
     for i, timeout in enumerate(timeouts):
-        mine = sorted(
-            (r for r in series if int(r["busy_timeout_ms"]) == timeout), key=_by_processes
-        )
-        ys = [float(r.get("busy_rate") or 0.0) * 100 for r in mine]
+        mine = sorted((p for p in series if p.busy_timeout_ms == timeout), key=_by_processes)
+        ys = [p.busy_rate * 100 for p in mine]
         peak = max([peak, *ys])
         ax.plot(
-            [int(r["processes"]) for r in mine],
+            [p.processes for p in mine],
             ys,
             marker="os^Dv<>"[i % 7],
             color=f"C{i}",
             label=f"busy_timeout {timeout} ms",
         )
-    ax.axhline(limit, **LIMIT_STYLE, label=f"limit: < {limit:g} % (at busy_timeout 5000 ms)")
-    if peak > 10 * limit:
+    if limit is not None:
+        ax.axhline(
+            limit,
+            **LIMIT_STYLE,
+            label=f"limit: < {limit:g} % (at busy_timeout {busy.GATED_TIMEOUT_MS} ms)",
+        )
+    scale = limit if limit is not None and limit > 0 else 1.0
+    if peak > 10 * scale:
         # symlog keeps 0..limit linear (so the limit line and zero stay visible) and compresses
         # the large rates of a zero timeout above it.
-        ax.set_yscale("symlog", linthresh=limit)
-        ax.set_ylim(-0.04 * limit, peak * 2)
+        ax.set_yscale("symlog", linthresh=scale)
+        ax.set_ylim(-0.04 * scale, peak * 2)
         plain_log_ticks(ax)
         ax.set_ylabel("SQLITE_BUSY errors (% of operations, symlog)")
     else:
-        top = max(peak, limit) * 1.3
+        top = max(peak, scale) * 1.3
         ax.set_ylim(-0.02 * top, top)
         ax.set_ylabel("SQLITE_BUSY errors (% of operations)")
     ax.set_title("SQLITE_BUSY error rate against the number of processes")
-    process_axis(ax, (int(r["processes"]) for r in series))
+    process_axis(ax, (p.processes for p in series))
     legend_right(ax)
     return fig
 
 
-def draw_busy_fairness(results: Mapping[str, Any]) -> Figure:
+def draw_busy_fairness(run: Run) -> Figure:
     """Longest lock wait and each process's share against processes, with and without the
-    fair lock, at busy_timeout 5000 ms."""
-    sc = scenario(results, "busy")
-    series = [
-        r
-        for r in rows(sc)
-        if int(r.get("busy_timeout_ms") or 0) == 5000 and isinstance(r.get("share"), Mapping)
-    ]
-    if not {r.get("fair_lock") for r in series} >= {True, False}:
+    fair lock, at the gated busy timeout."""
+    found = needed(run, "busy", busy.Result)
+    series = [p for p in found.series if p.busy_timeout_ms == busy.GATED_TIMEOUT_MS]
+    if {p.fair_lock for p in series} != {True, False}:
         raise SkipPlot("scenario 'busy' did not run with and without the fair lock")
     fig = new_figure(12, 5.5)
     ax_wait, ax_share = fig.subplots(1, 2)
-    fig.suptitle("Fair lock: lock waits and shares of the work (busy_timeout 5000 ms)")
-    goals = ((sc.get("summary") or {}).get("fair_lock") or {}).get("goals") or {}
-    for i, fair in enumerate((True, False)):
-        mine = sorted((r for r in series if r.get("fair_lock") is fair), key=_by_processes)
-        xs = [int(r["processes"]) for r in mine]
+    fig.suptitle(
+        f"Fair lock: lock waits and shares of the work (busy_timeout {busy.GATED_TIMEOUT_MS} ms)"
+    )
+    for fair in (True, False):
+        mine = sorted((p for p in series if p.fair_lock is fair), key=_by_processes)
+        xs = [p.processes for p in mine]
         label = "fair lock" if fair else "busy handler only"
         color = "C0" if fair else "C1"
-        waits = [percentile(r.get("lock_wait_ms"), "max") or math.nan for r in mine]
-        p99 = [percentile(r.get("lock_wait_ms"), "p99") or math.nan for r in mine]
+        waits = [p.lock_wait_ms.max or math.nan for p in mine]
+        p99 = [p.lock_wait_ms.p99 or math.nan for p in mine]
         ax_wait.plot(xs, waits, marker="o", color=color, label=f"{label}: max")
         ax_wait.plot(xs, p99, marker=".", linestyle=":", color=color, label=f"{label}: p99")
-        low = [float(r["share"].get("min_over_mean") or math.nan) for r in mine]
-        high = [float(r["share"].get("max_over_mean") or math.nan) for r in mine]
-        jain = [r["share"].get("jain") for r in mine]
+        low = [p.share.min_over_mean or math.nan for p in mine]
+        high = [p.share.max_over_mean or math.nan for p in mine]
+        jain = mine[-1].share.jain if mine else None
         ax_share.fill_between(xs, low, high, color=color, alpha=0.18)
-        last = f", Jain {jain[-1]:.2f} at {xs[-1]}" if jain and jain[-1] is not None else ""
+        last = f", Jain {jain:.2f} at {xs[-1]}" if jain is not None else ""
         ax_share.plot(xs, low, marker="v", color=color, label=f"{label}: min/mean{last}")
-        ax_share.plot(
-            xs, high, marker="^", color=color, label=f"{label}: max/mean", alpha=0.8 - 0.1 * i
-        )
-    goal_ms = float(goals.get("lock_wait_max_ms") or 100.0)
-    ax_wait.axhline(goal_ms, **LIMIT_STYLE, label=f"goal: max <= {goal_ms:g} ms")
+        ax_share.plot(xs, high, marker="^", color=color, label=f"{label}: max/mean")
+    ax_wait.axhline(
+        busy.FAIR_WAIT_GOAL_MS, **LIMIT_STYLE, label=f"goal: max <= {busy.FAIR_WAIT_GOAL_MS:g} ms"
+    )
     ax_wait.set_yscale("log")
     plain_log_ticks(ax_wait)
     ax_wait.set_ylabel("lock wait (ms, log scale)")
     ax_wait.set_title("Lock wait")
-    low_goal, high_goal = goals.get("share_range") or (0.5, 2.0)
+    low_goal, high_goal = busy.FAIR_SHARE_GOAL
     for bound in (low_goal, high_goal):
-        ax_share.axhline(float(bound), **LIMIT_STYLE)
+        ax_share.axhline(bound, **LIMIT_STYLE)
     ax_share.plot([], [], **LIMIT_STYLE, label=f"goal: {low_goal:g}x to {high_goal:g}x the mean")
     ax_share.axhline(1.0, color="0.4", linewidth=0.8)
     ax_share.set_ylabel("operations of a process / mean")
     ax_share.set_title("Share of the operations")
     for ax in (ax_wait, ax_share):
-        process_axis(ax, (int(r["processes"]) for r in series))
+        process_axis(ax, (p.processes for p in series))
         legend_below(ax, ncols=2)
     return fig
 
 
-def draw_checkpoint(results: Mapping[str, Any]) -> Figure:
+def draw_checkpoint(run: Run) -> Figure:
     """Commit latency over time with the WAL size overlaid and the checkpoints marked."""
-    sc = scenario(results, "checkpoint")
-    variants = sorted(rows(sc, "variants"), key=lambda v: str(v.get("name")))
+    variants = sorted(needed(run, "checkpoint", checkpoint.Result).variants, key=lambda v: v.name)
     if not variants:
         raise SkipPlot("scenario 'checkpoint' has no variants")
     fig = new_figure(12, 1.0 + 3.4 * len(variants))
     axes = fig.subplots(len(variants), 1, squeeze=False)[:, 0]
     fig.suptitle("Commit latency over time, WAL size and checkpoints")
     for ax, variant in zip(axes, variants, strict=True):
-        timeline = variant.get("timeline") or {}
-        t_s = list(_numbers(timeline.get("t_s") or []))
-        latency = list(_numbers(timeline.get("latency_ms") or []))
-        points = sorted(zip(t_s, latency, strict=False))
-        threshold = percentile(variant.get("stall_threshold_ms"), "")
+        points = sorted(zip(variant.timeline.t_s, variant.timeline.latency_ms, strict=False))
+        threshold = variant.stall_threshold_ms
         if points:
             ax.plot(*xy(points), ".", markersize=2.5, color="C0", label="commit latency")
-            if threshold is not None:
-                stalls = [(t, y) for t, y in points if y > threshold]
-                if stalls:
-                    ax.plot(
-                        *xy(stalls),
-                        "o",
-                        markersize=5,
-                        color="#c0392b",
-                        label=f"stalls ({len(stalls)})",
-                    )
-        if threshold is not None:
-            ax.axhline(threshold, **LIMIT_STYLE, label=f"stall threshold {threshold:.3g} ms")
+            stalls = [(t, y) for t, y in points if y > threshold]
+            if stalls:
+                ax.plot(
+                    *xy(stalls),
+                    "o",
+                    markersize=5,
+                    color="#c0392b",
+                    label=f"stalls ({len(stalls)})",
+                )
+        ax.axhline(threshold, **LIMIT_STYLE, label=f"stall threshold {threshold:.3g} ms")
         ax.set_yscale("log")
         plain_log_ticks(ax)
         ax.set_ylabel("commit latency (ms, log)")
         ax.set_xlabel("time since scenario start (s)")
-        ax.set_title(
-            f"{variant.get('name')}: {variant.get('description') or ''}".rstrip(": "), loc="left"
-        )
+        ax.set_title(f"{variant.name}: {variant.description}".rstrip(": "), loc="left")
 
-        checkpoints = sorted(
-            (float(c["t_s"]), str(c.get("mode", "")))
-            for c in rows(variant, "checkpoints")
-            if isinstance(c.get("t_s"), int | float)
-        )
+        checkpoints = sorted((c.t_s, c.mode) for c in variant.checkpoints)
         if checkpoints:
             ax.vlines(
                 [t for t, _ in checkpoints],
@@ -471,10 +432,7 @@ def draw_checkpoint(results: Mapping[str, Any]) -> Figure:
                 label=f"checkpoints ({len(checkpoints)})",
             )
 
-        wal = variant.get("wal") or {}
-        wal_points = sorted(
-            zip(_numbers(wal.get("t_s") or []), _numbers(wal.get("bytes") or []), strict=False)
-        )
+        wal_points = sorted(zip(variant.wal.t_s, variant.wal.bytes, strict=False))
         ax_wal = ax.twinx()
         ax_wal.grid(False)
         if wal_points:
@@ -513,27 +471,25 @@ def draw_checkpoint(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def draw_claim_backlog(results: Mapping[str, Any]) -> Figure:
+def draw_claim_backlog(run: Run) -> Figure:
     """Claim (and count) latency against the size of the backlog."""
-    sc = scenario(results, "query")
-    series = sorted(rows(sc), key=lambda r: float(r.get("backlog") or 0))
+    found = needed(run, "query", query.Result)
+    series = sorted(found.series, key=lambda p: p.backlog)
     if not series:
         raise SkipPlot("scenario 'query' has no series")
     fig = new_figure(10, 6)
     ax = fig.subplots()
-    xs = [int(r["backlog"]) for r in series]
+    xs = [p.backlog for p in series]
     for pct, style in PERCENTILE_STYLES.items():
-        ys = [percentile(r.get("claim_ms"), pct) for r in series]
+        ys = [percentile(p.claim_ms, pct) for p in series]
         points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
         if points:
             ax.plot(*xy(points), marker="o", linestyle=style, color="C0", label=f"claim {pct}")
-        if not isinstance(series[0].get("claim_ms"), Mapping):
-            break
-    count_p50 = [percentile(r.get("count_ms"), "p50") for r in series]
+    count_p50 = [p.count_ms.p50 for p in series]
     counts = [(float(x), y) for x, y in zip(xs, count_p50, strict=True) if y is not None and y > 0]
     if counts:
         ax.plot(*xy(counts), marker="s", color="C1", alpha=0.8, label="count(*) p50")
-    no_index = [x for x, r in zip(xs, series, strict=True) if r.get("claim_uses_index") is False]
+    no_index = [p.backlog for p in series if not p.claim_uses_index]
     for x in no_index:
         ax.axvline(x, **LIMIT_STYLE)
     if no_index:
@@ -544,40 +500,39 @@ def draw_claim_backlog(results: Mapping[str, Any]) -> Figure:
     plain_log_ticks(ax)
     ax.set_xlabel("backlog (pending tasks, log scale)")
     ax.set_ylabel("latency (ms, log scale)")
-    growth = (sc.get("summary") or {}).get("claim_p50_growth")
-    suffix = f" (claim p50 grows x{growth:.3g})" if isinstance(growth, int | float) else ""
+    growth = found.summary.claim_p50_growth
+    suffix = f" (claim p50 grows x{growth:.3g})" if growth is not None else ""
     ax.set_title("Claim latency against the size of the backlog" + suffix)
     legend(ax, loc="best")
     return fig
 
 
-def draw_claim_cases(results: Mapping[str, Any]) -> Figure:
+def draw_claim_cases(run: Run) -> Figure:
     """Filtered claims and claim strategies (p50) against the backlog, with the 2x goal."""
-    sc = scenario(results, "query")
-    series = sorted(rows(sc), key=lambda r: float(r.get("backlog") or 0))
-    series = [r for r in series if isinstance(r.get("claims_ms"), Mapping)]
+    found = needed(run, "query", query.Result)
+    series = sorted((p for p in found.series if p.claims_ms), key=lambda p: p.backlog)
     if not series:
         raise SkipPlot("scenario 'query' has no per-case claim latencies")
     fig = new_figure(10, 6)
     ax = fig.subplots()
-    xs = [int(r["backlog"]) for r in series]
-    names = sorted({str(name) for r in series for name in r["claims_ms"]})
-    names.sort(key=lambda name: name != "default")  # default first, then by name
+    xs = [p.backlog for p in series]
+    names = sorted({name for p in series for name in p.claims_ms})
+    names.sort(key=lambda name: name != query.BASELINE_CASE)  # default first, then by name
     for i, name in enumerate(names):
-        ys = [percentile(r["claims_ms"].get(name), "p50") for r in series]
+        ys = [p.claims_ms[name].p50 if name in p.claims_ms else None for p in series]
         points = [(float(x), y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
         if points:
-            strategy = name in ("fifo", "lifo", "weighted_random")
+            strategy = name in query.STRATEGY_CASES
             ax.plot(
                 *xy(points),
-                marker="o" if not strategy else "s",
-                linestyle="-" if not strategy else "-.",
+                marker="s" if strategy else "o",
+                linestyle="-." if strategy else "-",
                 color=f"C{i + (i >= 3)}",  # C3 is the red of the goal line
-                linewidth=2.2 if name == "default" else 1.3,
+                linewidth=2.2 if name == query.BASELINE_CASE else 1.3,
                 label=name,
             )
-    goal = float((sc.get("summary") or {}).get("claim_ratio_goal") or 2.0)
-    base = [percentile(r["claims_ms"].get("default"), "p50") for r in series]
+    goal = found.summary.claim_ratio_goal
+    base = [p.claims_ms[query.BASELINE_CASE].p50 for p in series]
     limit = [(float(x), goal * y) for x, y in zip(xs, base, strict=True) if y]
     if limit:
         ax.plot(*xy(limit), **LIMIT_STYLE, label=f"{goal:g}x default (goal)")
@@ -592,25 +547,22 @@ def draw_claim_cases(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def draw_resources(results: Mapping[str, Any]) -> Figure:
+def draw_resources(run: Run) -> Figure:
     """CPU and RSS over time, per process role, with the scenarios laid end to end."""
     spans: list[tuple[str, float, float]] = []
     cpu: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     rss: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     offset = 0.0
-    for name, sc in (results.get("scenarios") or {}).items():
-        if not isinstance(sc, Mapping) or sc.get("status") != "ok":
+    for name, sc in run.scenarios.items():
+        samples = sc.resources.processes
+        if not sc.ok or not samples:
             continue
-        samples = rows(sc.get("resources") or {}, "processes")
-        if not samples:
-            continue
-        end = max(float(s.get("t_s") or 0) for s in samples)
-        length = max(end, float(sc.get("duration_s") or 0))
+        end = max(s.t_s for s in samples)
+        length = max(end, sc.duration_s)
         for sample in samples:
-            t = round(offset + float(sample.get("t_s") or 0), 3)
-            role = str(sample.get("role") or "?")
-            cpu[role][t] += float(sample.get("cpu_percent") or 0)
-            rss[role][t] += float(sample.get("rss_bytes") or 0) / MIB
+            t = round(offset + sample.t_s, 3)
+            cpu[sample.role][t] += sample.cpu_percent
+            rss[sample.role][t] += sample.rss_bytes / MIB
         spans.append((name, offset, offset + length))
         offset += length
     if not spans:
@@ -627,8 +579,8 @@ def draw_resources(results: Mapping[str, Any]) -> Figure:
         times = sorted(cpu[role])
         ax_cpu.plot(times, [cpu[role][t] for t in times], color=f"C{i}", linewidth=1, label=role)
         ax_rss.plot(times, [rss[role][t] for t in times], color=f"C{i}", linewidth=1, label=role)
-    cores = (results.get("environment") or {}).get("cores_logical")
-    if isinstance(cores, int) and cores > 0:
+    cores = run.environment.cores_logical
+    if cores is not None and cores > 0:
         ax_cpu.axhline(
             100 * cores, color="0.3", linestyle="--", linewidth=1, label=f"all {cores} cores busy"
         )
@@ -710,7 +662,7 @@ PLOTS: tuple[PlotSpec, ...] = (
 )
 
 
-def render_all(results: Mapping[str, Any], directory: Path) -> list[PlotResult]:
+def render_all(results: Run, directory: Path) -> list[PlotResult]:
     """Draw every plot into ``directory``; a plot that cannot be drawn is skipped, not fatal.
 
     A plot that was skipped has its stale PNG from an earlier build removed.
@@ -736,14 +688,6 @@ def render_all(results: Mapping[str, Any], directory: Path) -> list[PlotResult]:
 # --------------------------------------------------------------------------- internals
 
 
-def _why(results: Mapping[str, Any], name: str) -> str:
-    try:
-        scenario(results, name)
-    except SkipPlot as skip:
-        return str(skip)
-    return f"scenario '{name}' ran"
-
-
 def _label_groups(
     spans: Sequence[tuple[str, float, float]], min_width: float
 ) -> list[tuple[str, float, float]]:
@@ -759,14 +703,10 @@ def _label_groups(
     return groups
 
 
-def _by_processes(row: Mapping[str, Any]) -> int:
-    return int(row.get("processes") or 0)
+def _by_processes(point: insert.Point | claim.Point | busy.Point) -> int:
+    return point.processes
 
 
 def xy(points: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:
     """Split (x, y) pairs into the two lists ``Axes.plot`` takes."""
     return [x for x, _ in points], [y for _, y in points]
-
-
-def _numbers(values: Sequence[object]) -> list[float]:
-    return [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]

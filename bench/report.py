@@ -7,18 +7,21 @@ is appended to it from Python as UTF-8, which works the same under pwsh on Windo
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bench.compare import KEY_FIGURES, figure_value, load_results
-from bench.plots import PlotResult
+from bench import results as model
+from bench.compare import KEY_FIGURES
+from bench.results import Run, fmt_number
+from bench.scenarios import checkpoint
+
+if TYPE_CHECKING:
+    from bench.plots import PlotResult
 
 SUMMARY_NAME = "summary.md"
 INDEX_NAME = "index.html"
@@ -54,83 +57,69 @@ class Table:
 # --------------------------------------------------------------------------- content
 
 
-def fmt_number(value: object, unit: str = "") -> str:
-    """A value for people: thousands separators, 3 significant digits below 1000."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float):
-        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-        return f"{text} {unit}".strip()
-    return str(value)
-
-
-def metrics_table(results: Mapping[str, Any]) -> Table:
+def metrics_table(run: Run) -> Table:
     """The success-metric table: status, value and limit of each metric."""
-    out = []
-    for m in results.get("metrics") or []:
-        if not isinstance(m, Mapping):
-            continue
-        unit = str(m.get("unit") or "")
-        limit = m.get("limit")
-        limit_text = "" if limit is None else f"{m.get('op', '')} {fmt_number(limit, unit)}"
-        out.append(
-            (
-                str(m.get("label") or m.get("id")),
-                str(m.get("status") or "n/a"),
-                fmt_number(m.get("value"), unit),
-                limit_text.strip(),
-                str(m.get("statistic") or ""),
-            )
+    out = tuple(
+        (
+            m.label,
+            m.status,
+            fmt_number(m.value, m.unit),
+            f"{m.op} {fmt_number(m.limit, m.unit)}",
+            m.statistic,
         )
-    return Table(("Metric", "Status", "Value", "Limit", "Statistic"), tuple(out))
+        for m in run.metrics
+    )
+    return Table(("Metric", "Status", "Value", "Limit", "Statistic"), out)
 
 
-def key_figures_table(results: Mapping[str, Any]) -> Table:
+def key_figures_table(run: Run) -> Table:
+    """Each key figure with the variant it comes from; the library's defaults lead."""
     out = []
     for figure in KEY_FIGURES:
         better = "higher is better" if figure.op == ">" else "lower is better"
-        out.append((figure.label, fmt_number(figure_value(results, figure), figure.unit), better))
-    checkpoint = ((results.get("scenarios") or {}).get("checkpoint") or {}).get("summary") or {}
-    if isinstance(checkpoint.get("max_wal_bytes"), int | float):
-        out.append(("Largest WAL", fmt_bytes(checkpoint["max_wal_bytes"]), ""))
-    if isinstance(checkpoint.get("total_stalls"), int | float):
-        out.append(("Commit stalls (all variants)", fmt_number(checkpoint["total_stalls"]), ""))
-    return Table(("Figure", "Value", ""), tuple(out))
+        reading = figure.read(run)
+        out.append((figure.label, reading.variant, fmt_number(reading.value, figure.unit), better))
+    found = run.result("checkpoint", checkpoint.Result)
+    if found is not None:
+        by_variant = found.summary.by_variant
+        if by_variant:
+            name, largest = max(by_variant.items(), key=lambda item: item[1].max_wal_bytes)
+            out.append(("Largest WAL", name, fmt_bytes(largest.max_wal_bytes), ""))
+        default = by_variant.get(checkpoint.DEFAULT_VARIANT)
+        if default is not None:
+            out.append(
+                (
+                    "Commit stalls",
+                    f"{checkpoint.DEFAULT_VARIANT}, the default",
+                    fmt_number(default.stalls),
+                    "",
+                )
+            )
+        out.append(("Commit stalls", "all variants", fmt_number(found.summary.total_stalls), ""))
+    return Table(("Figure", "From", "Value", ""), tuple(out))
 
 
-def scenarios_table(results: Mapping[str, Any]) -> Table:
-    out = []
-    for name, sc in (results.get("scenarios") or {}).items():
-        if not isinstance(sc, Mapping):
-            continue
-        error = str(sc.get("error") or "")
-        out.append((name, str(sc.get("status")), fmt_number(sc.get("duration_s"), "s"), error))
-    return Table(("Scenario", "Status", "Duration", "Error"), tuple(out))
-
-
-def correctness_table(results: Mapping[str, Any]) -> Table:
-    checks = (results.get("correctness") or {}).get("checks") or []
+def scenarios_table(run: Run) -> Table:
     out = tuple(
-        (
-            f"{c.get('scenario', '')}.{c.get('name', '')}",
-            "ok" if c.get("ok") else "FAILED",
-            str(c.get("detail") or ""),
-        )
-        for c in checks
-        if isinstance(c, Mapping)
+        (name, sc.status, fmt_number(sc.duration_s, "s"), sc.error or "")
+        for name, sc in run.scenarios.items()
+    )
+    return Table(("Scenario", "Status", "Duration", "Error"), out)
+
+
+def correctness_table(run: Run) -> Table:
+    out = tuple(
+        (f"{c.scenario}.{c.name}", "ok" if c.ok else "FAILED", c.detail)
+        for c in run.correctness.checks
     )
     return Table(("Check", "Result", "Detail"), out)
 
 
-def environment_table(results: Mapping[str, Any]) -> Table:
-    env = results.get("environment") or {}
+def environment_table(run: Run) -> Table:
+    env = run.environment
     out = []
     for key, label in ENVIRONMENT_KEYS:
-        if key not in env:
-            continue
-        value = env[key]
+        value = getattr(env, key)
         text = fmt_bytes(value) if key == "ram_bytes" else fmt_number(value)
         if key == "git_commit" and isinstance(value, str):
             text = value[:12]
@@ -149,16 +138,12 @@ def fmt_bytes(value: object) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _correct_text(results: Mapping[str, Any]) -> str:
-    ok = (results.get("correctness") or {}).get("ok")
-    if ok is True:
-        return "ok (no task lost or duplicated)"
-    return "FAILED" if ok is False else "n/a"
+def _correct_text(run: Run) -> str:
+    return "ok (no task lost or duplicated)" if run.correctness.ok else "FAILED"
 
 
-def verdict(results: Mapping[str, Any]) -> str:
-    passed = results.get("passed")
-    return "PASS" if passed is True else ("FAIL" if passed is False else "UNKNOWN")
+def verdict(run: Run) -> str:
+    return "PASS" if run.passed else "FAIL"
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -175,15 +160,15 @@ def markdown_table(table: Table) -> list[str]:
     return lines
 
 
-def render_markdown(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> str:
+def render_markdown(results: Run, plots: Sequence[PlotResult]) -> str:
     """summary.md: verdict, metric table, key figures, scenarios, environment, plots."""
     status = verdict(results)
     icon = {"PASS": "✅", "FAIL": "❌"}.get(status, "❔")
     lines = [
-        f"## PrismQ bench {icon} {status} — `{results.get('run_id', '?')}`",
+        f"## PrismQ bench {icon} {status} — `{results.run_id}`",
         "",
-        f"Profile **{results.get('profile', '?')}**, started {results.get('started_utc', '?')} "
-        f"UTC, {fmt_number(results.get('duration_s'), 's')}.",
+        f"Profile **{results.profile}**, started {results.started_utc} "
+        f"UTC, {fmt_number(results.duration_s, 's')}.",
         "",
         "### Success metrics",
         "",
@@ -206,7 +191,7 @@ def render_markdown(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> 
             lines.append(f"- [{plot.spec.filename}]({plot.spec.filename}): {plot.spec.description}")
     lines += ["", "### Environment", ""]
     lines += [f"- **{label}:** {value}" for label, value in environment_table(results).rows]
-    lines += ["", f"Command: `{' '.join(str(c) for c in results.get('command') or [])}`", ""]
+    lines += ["", f"Command: `{' '.join(results.command)}`", ""]
     return "\n".join(lines)
 
 
@@ -240,11 +225,11 @@ def html_table(table: Table, status_column: int | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def render_html(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> str:
+def render_html(results: Run, plots: Sequence[PlotResult]) -> str:
     """index.html: the same as summary.md, plots embedded as base64 so the file stands alone."""
     e = html.escape
     status = verdict(results)
-    run_id = str(results.get("run_id", "?"))
+    run_id = results.run_id
     correct = _correct_text(results)
     parts = [
         "<!DOCTYPE html>",
@@ -252,9 +237,9 @@ def render_html(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> str:
         f"<title>PrismQ bench {e(status)} {e(run_id)}</title>",
         f"<style>{CSS}</style></head><body>",
         f'<h1>PrismQ bench <span class="{e(status)}">{e(status)}</span> — {e(run_id)}</h1>',
-        f"<p>Profile <b>{e(str(results.get('profile', '?')))}</b>, started "
-        f"{e(str(results.get('started_utc', '?')))} UTC, "
-        f"{e(fmt_number(results.get('duration_s'), 's'))}.</p>",
+        f"<p>Profile <b>{e(results.profile)}</b>, started "
+        f"{e(results.started_utc)} UTC, "
+        f"{e(fmt_number(results.duration_s, 's'))}.</p>",
         "<h2>Success metrics</h2>",
         html_table(metrics_table(results), status_column=1),
         f"<p><b>Correctness:</b> {e(correct)}</p>",
@@ -285,7 +270,7 @@ def render_html(results: Mapping[str, Any], plots: Sequence[PlotResult]) -> str:
             f"{e(plot.spec.filename)}</a>: {e(plot.spec.description)}</figcaption></figure>"
         )
     parts += ["<h2>Environment</h2>", html_table(environment_table(results))]
-    command = " ".join(str(c) for c in results.get("command") or [])
+    command = " ".join(results.command)
     parts += [f"<p>Command: <code>{e(command)}</code></p>", "</body></html>", ""]
     return "\n".join(parts)
 
@@ -308,11 +293,12 @@ def build_report(results_path: Path, *, step_summary: bool = True) -> Path:
     """Write the PNGs, summary.md and index.html next to ``results_path``; return that folder.
 
     :param step_summary: append summary.md to ``$GITHUB_STEP_SUMMARY`` when that is set.
-    :raises OSError, ValueError: ``results_path`` cannot be read as a results.json object.
+    :raises bench.results.ResultsError: ``results_path`` cannot be read as a results.json.
+    :raises OSError: the report cannot be written.
     """
     from bench.plots import render_all
 
-    results = load_results(results_path)
+    results = model.load(results_path)
     folder = results_path.parent
     plots = render_all(results, folder)
     markdown = render_markdown(results, plots)
@@ -321,25 +307,3 @@ def build_report(results_path: Path, *, step_summary: bool = True) -> Path:
     if step_summary:
         append_step_summary(markdown)
     return folder
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m bench report RESULTS.json``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench report",
-        description="Rebuild the plots, summary.md and index.html of a run from its results.json.",
-    )
-    parser.add_argument("results", type=Path, help="path to reports/<run-id>/results.json")
-    parser.add_argument(
-        "--no-step-summary",
-        action="store_true",
-        help=f"do not append summary.md to ${STEP_SUMMARY_ENV} even when it is set",
-    )
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        folder = build_report(args.results, step_summary=not args.no_step_summary)
-    except (OSError, ValueError) as exc:
-        print(f"report: {exc}", file=sys.stderr)
-        return 2
-    print(f"report written to {folder / INDEX_NAME}")
-    return 0

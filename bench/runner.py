@@ -3,6 +3,7 @@ the gate, ``reports/<run-id>/results.json`` and (if its module is there) the rep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -15,12 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import environment, gate, scenarios
+from bench import environment, gate, results, scenarios
 from bench.context import ScenarioContext
 from bench.profiles import profile as load_profile
+from bench.results import (
+    Benchmark,
+    BenchmarkStats,
+    Check,
+    Correctness,
+    PytestBenchmark,
+    Run,
+    ScenarioRun,
+    Status,
+)
 from bench.sampler import ResourceSampler
-
-SCHEMA = "prismq-bench/1"
 
 
 @dataclass
@@ -50,17 +59,17 @@ def make_run_id(moment: datetime, os_name: str, commit: str | None) -> str:
 
 def run_scenario(
     name: str,
-    params: dict[str, Any],
+    params: Any,
     *,
     profile: str,
     base: Path,
     progress: Callable[[str], None],
     interval_s: float,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run one scenario in a fresh temporary directory; its results.json entry and checks."""
+) -> tuple[ScenarioRun, list[Check]]:
+    """Run one scenario in a fresh temporary directory; its typed entry and checks."""
     sampler = ResourceSampler(interval_s)
     folder = Path(tempfile.mkdtemp(prefix=f"prismq-bench-{name}-", dir=base))
-    context = ScenarioContext(
+    context: ScenarioContext[Any] = ScenarioContext(
         name=name,
         profile=profile,
         params=params,
@@ -68,32 +77,27 @@ def run_scenario(
         sampler=sampler,
         progress=progress,
     )
-    entry: dict[str, Any] = {
-        "status": "ok",
-        "error": None,
-        "duration_s": 0.0,
-        "params": params,
-        "summary": {},
-        "series": [],
-    }
+    status: Status = "ok"
+    error: str | None = None
+    result: Any = None
     started = time.perf_counter()
     sampler.start()
     try:
-        produced = scenarios.load(name)(context)
-        entry.update(produced)
+        result = scenarios.load(name).run(context)
     except Exception as exc:
-        entry["status"] = "error"
-        entry["error"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        status = "error"
+        error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         context.check("completed", False, f"{type(exc).__name__}: {exc}")
     finally:
-        entry["resources"] = sampler.stop()
-        entry["duration_s"] = round(time.perf_counter() - started, 3)
+        resources = sampler.stop()
+        duration = round(time.perf_counter() - started, 3)
         # Every connection is closed by now; Windows could not delete open files.
         shutil.rmtree(folder, ignore_errors=True)
+    entry = ScenarioRun(name, status, error, duration, params, result, resources)
     return entry, context.checks
 
 
-def fold_pytest_benchmark(path: Path | None) -> dict[str, Any] | None:
+def fold_pytest_benchmark(path: Path | None) -> PytestBenchmark | None:
     """The pytest-benchmark JSON, reduced to each benchmark's statistics."""
     if path is None or not path.is_file():
         return None
@@ -101,23 +105,23 @@ def fold_pytest_benchmark(path: Path | None) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    keys = ("min", "max", "mean", "median", "stddev", "rounds", "iterations", "ops")
-    return {
-        "file": str(path),
-        "benchmarks": [
-            {
-                "name": b.get("name"),
-                "fullname": b.get("fullname"),
-                "stats": {k: (b.get("stats") or {}).get(k) for k in keys},
-                "extra_info": b.get("extra_info") or {},
-            }
-            for b in data.get("benchmarks", [])
-        ],
-    }
+    found: list[Benchmark] = []
+    for b in data.get("benchmarks", []):
+        stats = b.get("stats") or {}
+        known = {f.name: stats.get(f.name) for f in dataclasses.fields(BenchmarkStats)}
+        found.append(
+            Benchmark(
+                name=b.get("name"),
+                fullname=b.get("fullname"),
+                stats=results.decode(BenchmarkStats, known, "stats"),
+                extra_info=dict(b.get("extra_info") or {}),
+            )
+        )
+    return PytestBenchmark(file=str(path), benchmarks=tuple(found))
 
 
-def execute(options: RunOptions) -> tuple[int, Path, dict[str, Any]]:
-    """Run the chosen scenarios; write results.json; return (exit status, its path, results)."""
+def execute(options: RunOptions) -> tuple[int, Path, Run]:
+    """Run the chosen scenarios; write results.json; return (exit status, its path, the run)."""
     params_all = load_profile(options.profile)
     chosen = [name for name in scenarios.NAMES if name in set(options.scenarios)]
     unknown = set(options.scenarios) - set(scenarios.NAMES)
@@ -130,26 +134,11 @@ def execute(options: RunOptions) -> tuple[int, Path, dict[str, Any]]:
     base_parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="prismq-bench-", dir=base_parent))
     env = environment.collect(base)
-    env["cwd_filesystem"] = environment.filesystem_of(Path.cwd())
-    run_id = make_run_id(started, str(env["os"]), env["git_commit"])
+    run_id = make_run_id(started, env.os, env.git_commit)
     progress = options.progress
     progress(f"bench: run {run_id}, profile {options.profile}, scenarios {', '.join(chosen)}")
-    results: dict[str, Any] = {
-        "schema": SCHEMA,
-        "run_id": run_id,
-        "profile": options.profile,
-        "started_utc": utc_text(started),
-        "finished_utc": None,
-        "duration_s": None,
-        "command": options.command,
-        "environment": env,
-        "parameters": {name: params_all[name] for name in chosen},
-        "scenarios": {},
-        "correctness": {"ok": True, "checks": []},
-        "metrics": [],
-        "passed": False,
-    }
-    checks: list[dict[str, Any]] = []
+    entries: dict[str, ScenarioRun] = {}
+    checks: list[Check] = []
     try:
         for number, name in enumerate(chosen, start=1):
             progress(f"[{number}/{len(chosen)}] {name}: running")
@@ -161,55 +150,57 @@ def execute(options: RunOptions) -> tuple[int, Path, dict[str, Any]]:
                 progress=progress,
                 interval_s=interval,
             )
-            results["scenarios"][name] = entry
+            entries[name] = entry
             checks.extend(found)
-            failed_checks = sum(1 for c in found if not c["ok"])
+            failed_checks = sum(1 for c in found if not c.ok)
             note = f", {failed_checks} failed checks" if failed_checks else ""
             progress(
-                f"[{number}/{len(chosen)}] {name}: {entry['status']} in "
-                f"{entry['duration_s']:.1f} s{note}"
+                f"[{number}/{len(chosen)}] {name}: {entry.status} in {entry.duration_s:.1f} s{note}"
             )
-            if entry["status"] == "error":
-                progress(entry["error"].rstrip())
+            if entry.error is not None:
+                progress(entry.error.rstrip())
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    coverage = gate.read_coverage(options.coverage_json)
-    results["correctness"] = {"ok": all(c["ok"] for c in checks), "checks": checks}
-    results["metrics"] = gate.evaluate(results["scenarios"], coverage)
-    results["passed"] = gate.passed(results["metrics"], results["correctness"]["ok"])
-    folded = fold_pytest_benchmark(options.pytest_benchmark_json)
-    if folded is not None:
-        results["pytest_benchmark"] = folded
-    finished = datetime.now(timezone.utc)
-    results["finished_utc"] = utc_text(finished)
-    results["duration_s"] = round(time.perf_counter() - t0, 3)
-    path = write_results(results, options.out_dir, run_id)
+    correctness = Correctness(ok=all(c.ok for c in checks), checks=tuple(checks))
+    metrics = gate.evaluate(entries, gate.read_coverage(options.coverage_json))
+    folder = new_run_folder(options.out_dir, run_id)
+    run = Run(
+        schema=results.SCHEMA,
+        run_id=folder.name,
+        profile=options.profile,
+        started_utc=utc_text(started),
+        finished_utc=utc_text(datetime.now(timezone.utc)),
+        duration_s=round(time.perf_counter() - t0, 3),
+        command=tuple(options.command),
+        environment=env,
+        scenarios=entries,
+        correctness=correctness,
+        metrics=metrics,
+        passed=gate.passed(metrics, correctness.ok),
+        pytest_benchmark=fold_pytest_benchmark(options.pytest_benchmark_json),
+    )
+    path = results.write(run, folder / "results.json")
     if options.report:
         build_report(path, progress)
     progress("")
-    progress(gate.table(results["metrics"], results["correctness"]))
+    progress(gate.table(run.metrics, run.correctness))
     for check in checks:
-        if not check["ok"]:
-            progress(f"FAILED CHECK {check['scenario']}/{check['name']}: {check['detail']}")
+        if not check.ok:
+            progress(f"FAILED CHECK {check.scenario}/{check.name}: {check.detail}")
     progress(f"\nresults: {path}")
-    progress(
-        f"bench: {'PASSED' if results['passed'] else 'FAILED'} in {results['duration_s']:.1f} s"
-    )
-    return (0 if results["passed"] else 1), path, results
+    progress(f"bench: {'PASSED' if run.passed else 'FAILED'} in {run.duration_s:.1f} s")
+    return (0 if run.passed else 1), path, run
 
 
-def write_results(results: dict[str, Any], out_dir: Path, run_id: str) -> Path:
+def new_run_folder(out_dir: Path, run_id: str) -> Path:
+    """``out_dir/run_id``, or ``run_id-2``, ``-3``... when that exists; created."""
     folder = out_dir / run_id
     suffix = 1
     while folder.exists():
         suffix += 1
         folder = out_dir / f"{run_id}-{suffix}"
-    if folder.name != run_id:
-        results["run_id"] = folder.name
     folder.mkdir(parents=True)
-    path = folder / "results.json"
-    path.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    return path
+    return folder
 
 
 def build_report(path: Path, progress: Callable[[str], None]) -> None:

@@ -13,9 +13,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
+
+from bench.results import FileSample, ProcessSample, Resources
 
 
 def file_size(path: Path) -> int:
@@ -31,8 +32,8 @@ class ResourceSampler:
 
     def __init__(self, interval_s: float = 0.25) -> None:
         self.interval_s = interval_s
-        self.processes: list[dict[str, Any]] = []
-        self.files: list[dict[str, Any]] = []
+        self.processes: list[ProcessSample] = []
+        self.files: list[FileSample] = []
         self._roles: dict[int, str] = {}
         self._known: dict[int, psutil.Process] = {}
         self._db_path: Path | None = None
@@ -59,13 +60,13 @@ class ResourceSampler:
         self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> dict[str, Any]:
-        """Stop sampling and return the ``resources`` object of results.json."""
+    def stop(self) -> Resources:
+        """Stop sampling and return what was recorded."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._thread = None
-        return {"interval_s": self.interval_s, "processes": self.processes, "files": self.files}
+        return Resources(self.interval_s, tuple(self.processes), tuple(self.files))
 
     def __enter__(self) -> ResourceSampler:
         self.start()
@@ -115,21 +116,21 @@ class ResourceSampler:
                 continue
             role = "parent" if pid == self._me.pid else roles.get(pid, "child")
             self.processes.append(
-                {
-                    "t_s": t_s,
-                    "pid": pid,
-                    "role": role,
-                    "cpu_percent": round(cpu, 1),
-                    "rss_bytes": int(rss),
-                    "read_bytes": read_bytes,
-                    "write_bytes": write_bytes,
-                }
+                ProcessSample(
+                    t_s=t_s,
+                    pid=pid,
+                    role=role,
+                    cpu_percent=round(cpu, 1),
+                    rss_bytes=int(rss),
+                    read_bytes=read_bytes,
+                    write_bytes=write_bytes,
+                )
             )
         if db_path is not None:
             self.files.append(
-                {
-                    "t_s": t_s,
-                    "db_bytes": file_size(db_path),
-                    "wal_bytes": file_size(Path(f"{db_path}-wal")),
-                }
+                FileSample(
+                    t_s=t_s,
+                    db_bytes=file_size(db_path),
+                    wal_bytes=file_size(Path(f"{db_path}-wal")),
+                )
             )

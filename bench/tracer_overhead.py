@@ -1,6 +1,6 @@
 """What a QueueDatabase tracer costs: enqueue and claim+complete with and without one.
 
-``python -m bench.tracer_overhead [--rounds N] [--tasks N] [--json]`` runs, per round and in
+``python -m bench tracer-overhead [--rounds N] [--tasks N] [--json]`` runs, per round and in
 rotating order, the same work four ways on one database in this process: bare ``sqlite3``
 (:class:`bench.baseline_sql.BareQueue`, the reference), the library without a tracer, the
 library with a tracer that counts every event (connect, each statement, each transaction's
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import BareQueue, payload
-from bench.paired import paired_ratio, run_command
+from bench.paired import paired_ratio
 from queue_core import QueueDatabase, TaskQueue
 
 OPERATIONS = ("enqueue", "enqueue_many", "claim+complete")
@@ -160,15 +160,10 @@ def render(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(
-        argv,
-        prog="python -m bench.tracer_overhead",
-        description=__doc__,
-        rounds=9,
-        tasks=1000,
-        measure=measure,
-        render=render,
-    )
+    """``python -m bench.tracer_overhead``: the same as ``python -m bench tracer-overhead``."""
+    from bench.commands import main as bench_main
+
+    return bench_main(["tracer-overhead", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 
 Every worker opens its own connection in its own process, reports ready, waits at the start
 barrier (so process start-up is not measured), does its work timing each call with
-``perf_counter_ns`` here, closes its connection and puts one plain dict on the result queue.
+``perf_counter_ns`` here, closes its connection and puts one outcome record on the result queue.
 ``perf_counter_ns`` is system-wide on Linux, Windows and macOS, so the parent may compare the
 start and end stamps of different processes.
+
+Each worker kind has a frozen, picklable argument record (``ProduceArgs``, ...) whose ``run``
+method is the worker, and an outcome record; a scenario starts one with
+``Job(ProduceArgs(...), role)``.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import contextlib
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.baseline_sql import BareQueue, payload
 from queue_core import QueueDatabase, TaskQueue
@@ -25,29 +30,155 @@ from queue_core.tracing import TraceEvent, TransactionBegan
 Ready = Callable[[], None]
 
 
-def entry(kind: str, args: dict[str, Any], barrier: Any, results: Any, index: int) -> None:
-    """The target of every benchmark process: run ``WORKERS[kind]`` and report its dict."""
+@dataclass(frozen=True)
+class Failed:
+    """What a worker that raised reports instead of its outcome: the traceback."""
+
+    error: str
+
+
+def entry(args: WorkerArgs, start_timeout_s: float, barrier: Any, results: Any, index: int) -> None:
+    """The target of every benchmark process: run ``args.run`` and report its outcome."""
+    outcome: object
     try:
 
         def ready() -> None:
-            barrier.wait(timeout=float(args.get("start_timeout_s", 120.0)))
+            barrier.wait(timeout=start_timeout_s)
 
-        outcome = WORKERS[kind](args, ready)
+        outcome = args.run(ready)
     except BaseException:
-        outcome = {"error": traceback.format_exc()}
+        outcome = Failed(traceback.format_exc())
         with contextlib.suppress(Exception):  # best effort: wake the others
             barrier.abort()
     results.put((index, outcome))
 
 
-def produce(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Span:
+    """Start and end stamps (``perf_counter_ns``) of a worker's measured work."""
+
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
+class ProduceArgs:
+    """Enqueue ``tasks`` tasks, one per call or in batches, through the library or bare sqlite3."""
+
+    db_path: str
+    mode: Literal["single", "batch"]
+    tasks: int
+    batch_size: int
+    pad_bytes: int
+    index_base: int
+    bare: bool
+
+    def run(self, ready: Ready) -> ProduceOutcome:
+        return produce(self, ready)
+
+
+@dataclass(frozen=True)
+class ProduceOutcome(Span):
+    tasks: int
+    calls: int
+    latency_ns: list[int]
+
+
+@dataclass(frozen=True)
+class ClaimCompleteArgs:
+    """Claim and complete until the queue is empty, through the library or bare sqlite3."""
+
+    db_path: str
+    worker_id: str
+    bare: bool
+
+    def run(self, ready: Ready) -> ClaimCompleteOutcome:
+        return claim_complete(self, ready)
+
+
+@dataclass(frozen=True)
+class ClaimCompleteOutcome(Span):
+    ids: list[int]
+    transactions: int
+    claim_ns: list[int]
+    complete_ns: list[int]
+    cycle_ns: list[int]
+
+
+@dataclass(frozen=True)
+class BusyProducerArgs:
+    """Enqueue single tasks for ``duration_s`` with a given busy timeout."""
+
+    db_path: str
+    duration_s: float
+    busy_timeout_ms: int
+    pad_bytes: int
+    index_base: int
+    fair_lock: bool = DEFAULT_FAIR_LOCK
+
+    def run(self, ready: Ready) -> BusyOutcome:
+        return busy_producer(self, ready)
+
+
+@dataclass(frozen=True)
+class BusyWorkerArgs:
+    """Claim and complete for ``duration_s`` with a given busy timeout."""
+
+    db_path: str
+    duration_s: float
+    busy_timeout_ms: int
+    worker_id: str
+    fair_lock: bool = DEFAULT_FAIR_LOCK
+
+    def run(self, ready: Ready) -> BusyOutcome:
+        return busy_worker(self, ready)
+
+
+@dataclass(frozen=True)
+class BusyOutcome(Span):
+    """``ids``: the tasks a producer enqueued, or a worker completed."""
+
+    role: Literal["producer", "worker"]
+    operations: int
+    busy_errors: int
+    lock_wait_ns: list[int]
+    ids: list[int]
+    unfinished: int = 0
+
+
+@dataclass(frozen=True)
+class PacedWriterArgs:
+    """Commit ``rows_per_commit`` tasks per transaction, ``rate_per_s`` times a second."""
+
+    db_path: str
+    duration_s: float
+    rows_per_commit: int
+    pad_bytes: int
+    rate_per_s: float
+    pragma_overrides: tuple[tuple[str, int | str], ...] = ()
+
+    def run(self, ready: Ready) -> PacedWriterOutcome:
+        return paced_writer(self, ready)
+
+
+@dataclass(frozen=True)
+class PacedWriterOutcome(Span):
+    at_ns: list[int]
+    latency_ns: list[int]
+
+
+WorkerArgs = ProduceArgs | ClaimCompleteArgs | BusyProducerArgs | BusyWorkerArgs | PacedWriterArgs
+"""Every kind of benchmark process; a new kind adds its record here."""
+
+
+def produce(args: ProduceArgs, ready: Ready) -> ProduceOutcome:
     """Enqueue ``tasks`` tasks one per call ("single") or in ``enqueue_many`` batches."""
-    path = Path(args["db_path"])
-    mode, tasks, batch_size = args["mode"], int(args["tasks"]), int(args["batch_size"])
-    pad, base = int(args["pad_bytes"]), int(args["index_base"])
+    path = Path(args.db_path)
+    mode, tasks, batch_size = args.mode, args.tasks, args.batch_size
+    pad, base = args.pad_bytes, args.index_base
     latencies: list[int] = []
     clock = time.perf_counter_ns
-    if args.get("bare"):
+    if args.bare:
         with BareQueue(path) as bare:
             ready()
             start = clock()
@@ -84,25 +215,21 @@ def produce(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
                     queue.enqueue_many(items)
                     latencies.append(clock() - t0)
             end = clock()
-    return {
-        "tasks": tasks,
-        "calls": len(latencies),
-        "start_ns": start,
-        "end_ns": end,
-        "latency_ns": latencies,
-    }
+    return ProduceOutcome(
+        start_ns=start, end_ns=end, tasks=tasks, calls=len(latencies), latency_ns=latencies
+    )
 
 
-def claim_complete(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcome:
     """Claim one task and complete it, again and again, until the queue is empty."""
-    path, worker_id = Path(args["db_path"]), str(args["worker_id"])
+    path, worker_id = Path(args.db_path), args.worker_id
     clock = time.perf_counter_ns
     ids: list[int] = []
     claim_ns: list[int] = []
     complete_ns: list[int] = []
     cycle_ns: list[int] = []
     transactions = 0
-    if args.get("bare"):
+    if args.bare:
         with BareQueue(path) as bare:
             ready()
             start = clock()
@@ -141,30 +268,26 @@ def claim_complete(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
                 complete_ns.append(t2 - t1)
                 cycle_ns.append(t2 - t0)
             end = clock()
-    return {
-        "ids": ids,
-        "transactions": transactions,
-        "start_ns": start,
-        "end_ns": end,
-        "claim_ns": claim_ns,
-        "complete_ns": complete_ns,
-        "cycle_ns": cycle_ns,
-    }
+    return ClaimCompleteOutcome(
+        start_ns=start,
+        end_ns=end,
+        ids=ids,
+        transactions=transactions,
+        claim_ns=claim_ns,
+        complete_ns=complete_ns,
+        cycle_ns=cycle_ns,
+    )
 
 
-def busy_producer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+def busy_producer(args: BusyProducerArgs, ready: Ready) -> BusyOutcome:
     """Enqueue single tasks for ``duration_s``, counting every QueueBusyError that comes back."""
-    path, duration = Path(args["db_path"]), float(args["duration_s"])
-    pad, base = int(args["pad_bytes"]), int(args["index_base"])
+    path, duration = Path(args.db_path), args.duration_s
+    pad, base = args.pad_bytes, args.index_base
     clock = time.perf_counter_ns
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = 0
-    with QueueDatabase(
-        path,
-        busy_timeout_ms=int(args["busy_timeout_ms"]),
-        fair_lock=bool(args.get("fair_lock", DEFAULT_FAIR_LOCK)),
-    ) as db:
+    with QueueDatabase(path, busy_timeout_ms=args.busy_timeout_ms, fair_lock=args.fair_lock) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -182,15 +305,15 @@ def busy_producer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
             waits.append(clock() - t0)
             i += 1
         end = clock()
-    return {
-        "role": "producer",
-        "operations": operations,
-        "busy_errors": busy,
-        "lock_wait_ns": waits,
-        "produced": ids,
-        "start_ns": start,
-        "end_ns": end,
-    }
+    return BusyOutcome(
+        start_ns=start,
+        end_ns=end,
+        role="producer",
+        operations=operations,
+        busy_errors=busy,
+        lock_wait_ns=waits,
+        ids=ids,
+    )
 
 
 class LockWaits:
@@ -204,14 +327,14 @@ class LockWaits:
             self.last_ns = int(event.lock_wait_seconds * 1e9)
 
 
-def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+def busy_worker(args: BusyWorkerArgs, ready: Ready) -> BusyOutcome:
     """Claim and complete for ``duration_s``, counting every QueueBusyError; then finish up.
 
     A task whose ``complete`` got busy is retried (each attempt counts as an operation) so
     nothing stays leased when the run ends.
     """
-    path, duration = Path(args["db_path"]), float(args["duration_s"])
-    worker_id = str(args["worker_id"])
+    path, duration = Path(args.db_path), args.duration_s
+    worker_id = args.worker_id
     clock = time.perf_counter_ns
     waits: list[int] = []
     ids: list[int] = []
@@ -219,8 +342,8 @@ def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
     claim_waits = LockWaits()
     with QueueDatabase(
         path,
-        busy_timeout_ms=int(args["busy_timeout_ms"]),
-        fair_lock=bool(args.get("fair_lock", DEFAULT_FAIR_LOCK)),
+        busy_timeout_ms=args.busy_timeout_ms,
+        fair_lock=args.fair_lock,
         tracer=claim_waits,
         trace_statements=False,
     ) as db:
@@ -259,27 +382,26 @@ def busy_worker(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
                 ids.append(task.id)
                 break
         end = clock()
-    return {
-        "role": "worker",
-        "operations": operations,
-        "busy_errors": busy,
-        "lock_wait_ns": waits,
-        "completed": ids,
-        "unfinished": unfinished,
-        "start_ns": start,
-        "end_ns": end,
-    }
+    return BusyOutcome(
+        start_ns=start,
+        end_ns=end,
+        role="worker",
+        operations=operations,
+        busy_errors=busy,
+        lock_wait_ns=waits,
+        ids=ids,
+        unfinished=unfinished,
+    )
 
 
-def paced_writer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
+def paced_writer(args: PacedWriterArgs, ready: Ready) -> PacedWriterOutcome:
     """Commit ``rows_per_commit`` tasks per transaction for ``duration_s``, timing each commit.
 
     ``rate_per_s`` paces the commits (0: back to back) so the WAL grows at a known speed.
     """
-    path, duration = Path(args["db_path"]), float(args["duration_s"])
-    rows, pad = int(args["rows_per_commit"]), int(args["pad_bytes"])
-    rate = float(args.get("rate_per_s", 0))
-    overrides: dict[str, int | str] = dict(args.get("pragma_overrides") or {})
+    path, duration = Path(args.db_path), args.duration_s
+    rows, pad, rate = args.rows_per_commit, args.pad_bytes, args.rate_per_s
+    overrides: dict[str, int | str] = dict(args.pragma_overrides)
     clock = time.perf_counter_ns
     at_ns: list[int] = []
     latency_ns: list[int] = []
@@ -308,19 +430,4 @@ def paced_writer(args: dict[str, Any], ready: Ready) -> dict[str, Any]:
             if step and next_at < t1 - 50 * step:
                 next_at = t1  # far behind (a long stall): do not burst to catch up
         end = clock()
-    return {
-        "commits": len(latency_ns),
-        "at_ns": at_ns,
-        "latency_ns": latency_ns,
-        "start_ns": start,
-        "end_ns": end,
-    }
-
-
-WORKERS: dict[str, Callable[[dict[str, Any], Ready], dict[str, Any]]] = {
-    "produce": produce,
-    "claim_complete": claim_complete,
-    "busy_producer": busy_producer,
-    "busy_worker": busy_worker,
-    "paced_writer": paced_writer,
-}
+    return PacedWriterOutcome(start_ns=start, end_ns=end, at_ns=at_ns, latency_ns=latency_ns)

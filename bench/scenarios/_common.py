@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from bench.workers import Span
 from queue_core import QueueDatabase
 
 
@@ -18,10 +18,10 @@ def create_database(path: Path) -> None:
         db.initialize_schema()
 
 
-def span_seconds(outcomes: Sequence[dict[str, Any]]) -> float:
+def span_seconds(outcomes: Sequence[Span]) -> float:
     """From the first process's start to the last one's end, in seconds."""
-    start = min(int(outcome["start_ns"]) for outcome in outcomes)
-    end = max(int(outcome["end_ns"]) for outcome in outcomes)
+    start = min(outcome.start_ns for outcome in outcomes)
+    end = max(outcome.end_ns for outcome in outcomes)
     return max(end - start, 1) / 1e9
 
 

@@ -13,12 +13,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bench.context import Job
+from bench.results import Latency
 from bench.sampler import file_size
 from bench.scenarios._common import create_database
 from bench.stats import NS_PER_MS, downsample_indices, latency_ms, percentile
+from bench.workers import PacedWriterArgs, PacedWriterOutcome
 from queue_core import QueueDatabase
 
 if TYPE_CHECKING:
@@ -26,6 +28,100 @@ if TYPE_CHECKING:
 
 STALL_FACTOR = 10.0
 TIMELINE_POINTS = 2000
+DEFAULT_VARIANT = "autocheckpoint"
+"""The library's own policy (``wal_autocheckpoint=1000``): key figures lead with it."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """The writer is paced at ``rate_per_s`` commits of ``rows_per_commit`` tasks; the
+    background checkpointer runs PASSIVE every ``checkpoint_interval_s`` and TRUNCATE above
+    ``truncate_above_bytes``. ``variants``: the variants to run (None: all four)."""
+
+    rows_per_commit: int
+    pad_bytes: int
+    rate_per_s: float
+    wal_sample_s: float
+    checkpoint_interval_s: float
+    truncate_above_bytes: int
+    checkpointer_busy_ms: int
+    explicit_busy_ms: int
+    duration_s: float
+    variants: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One ``PRAGMA wal_checkpoint``: ``explicit`` for the PASSIVE and TRUNCATE run after the
+    writer stopped (while the reader, if any, still reads)."""
+
+    t_s: float
+    mode: str
+    duration_ms: float
+    busy: int
+    log: int
+    checkpointed: int
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Commit latency over time, downsampled to about 2000 points, always keeping every stall."""
+
+    t_s: tuple[float, ...]
+    latency_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class WalSizes:
+    t_s: tuple[float, ...]
+    bytes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One checkpoint policy; a stall is a commit slower than ``stall_threshold_ms`` (10 times
+    the median commit)."""
+
+    name: str
+    description: str
+    commits: int
+    seconds: float
+    commits_per_s: float
+    commit_latency_ms: Latency
+    median_ms: float
+    stall_threshold_ms: float
+    stalls: int
+    worst_stall_ms: float
+    max_wal_bytes: int
+    timeline: Timeline
+    wal: WalSizes
+    checkpoints: tuple[CheckpointRecord, ...]
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    stalls: int
+    worst_stall_ms: float
+    p99_ms: float | None
+    max_ms: float | None
+    max_wal_bytes: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Across the variants run; ``by_variant`` is keyed by variant name."""
+
+    worst_stall_ms: float | None
+    total_stalls: int
+    max_wal_bytes: int | None
+    by_variant: dict[str, VariantSummary]
+
+
+@dataclass(frozen=True)
+class Result:
+    summary: Summary
+    variants: tuple[VariantResult, ...]
 
 
 @dataclass(frozen=True)
@@ -65,19 +161,29 @@ VARIANTS = (
 )
 
 
-def checkpoint(db: QueueDatabase, mode: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Checkpointed:
+    at_ns: int
+    mode: str
+    duration_ms: float
+    busy: int
+    log: int
+    checkpointed: int
+
+
+def checkpoint(db: QueueDatabase, mode: str) -> _Checkpointed:
     """Run ``PRAGMA wal_checkpoint(mode)`` on ``db``; its timing and (busy, log, checkpointed)."""
     t0 = time.perf_counter_ns()
     row = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
     t1 = time.perf_counter_ns()
-    return {
-        "at_ns": t0,
-        "mode": mode,
-        "duration_ms": round((t1 - t0) / NS_PER_MS, 4),
-        "busy": int(row[0]),
-        "log": int(row[1]),
-        "checkpointed": int(row[2]),
-    }
+    return _Checkpointed(
+        at_ns=t0,
+        mode=mode,
+        duration_ms=round((t1 - t0) / NS_PER_MS, 4),
+        busy=int(row[0]),
+        log=int(row[1]),
+        checkpointed=int(row[2]),
+    )
 
 
 class Reader(threading.Thread):
@@ -112,7 +218,7 @@ class Checkpointer(threading.Thread):
         self.path, self.interval_s = path, interval_s
         self.truncate_bytes, self.busy_ms = truncate_bytes, busy_ms
         self.stop = threading.Event()
-        self.records: list[dict[str, Any]] = []
+        self.records: list[_Checkpointed] = []
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -147,27 +253,29 @@ class WalWatcher(threading.Thread):
         self.samples.append((time.perf_counter_ns(), file_size(self.wal)))
 
 
-def _variant(context: ScenarioContext, variant: Variant) -> dict[str, Any]:
+def _variant(context: ScenarioContext[Params], variant: Variant) -> VariantResult:
     params = context.params
     path = context.new_db_path(f"checkpoint-{variant.name}")
     create_database(path)
-    overrides = {"wal_autocheckpoint": 0} if variant.background else {}
-    watcher = WalWatcher(path, float(params["wal_sample_s"]))
+    overrides: tuple[tuple[str, int | str], ...] = (
+        (("wal_autocheckpoint", 0),) if variant.background else ()
+    )
+    watcher = WalWatcher(path, params.wal_sample_s)
     reader = Reader(path) if variant.reader else None
     checkpointer = (
         Checkpointer(
             path,
-            float(params["checkpoint_interval_s"]),
-            int(params["truncate_above_bytes"]),
-            int(params["checkpointer_busy_ms"]),
+            params.checkpoint_interval_s,
+            params.truncate_above_bytes,
+            params.checkpointer_busy_ms,
         )
         if variant.background
         else None
     )
-    explicit: list[dict[str, Any]] = []
+    explicit: list[_Checkpointed] = []
     # Opened before the writer, so the writer's close is not the last one (which would
     # checkpoint and delete the WAL) and the explicit checkpoints below have work to do.
-    holder = QueueDatabase(path, busy_timeout_ms=int(params["explicit_busy_ms"]))
+    holder = QueueDatabase(path, busy_timeout_ms=params.explicit_busy_ms)
     watcher.start()
     try:
         if reader is not None:
@@ -178,17 +286,17 @@ def _variant(context: ScenarioContext, variant: Variant) -> dict[str, Any]:
         if checkpointer is not None:
             checkpointer.start()
         job = Job(
-            "paced_writer",
-            {
-                "db_path": str(path),
-                "duration_s": float(params["duration_s"]),
-                "rows_per_commit": int(params["rows_per_commit"]),
-                "pad_bytes": int(params["pad_bytes"]),
-                "rate_per_s": float(params["rate_per_s"]),
-                "pragma_overrides": overrides,
-            },
+            PacedWriterArgs(
+                db_path=str(path),
+                duration_s=params.duration_s,
+                rows_per_commit=params.rows_per_commit,
+                pad_bytes=params.pad_bytes,
+                rate_per_s=params.rate_per_s,
+                pragma_overrides=overrides,
+            ),
             "writer",
         )
+        outcome: PacedWriterOutcome
         (outcome,) = context.run_processes([job])
         if checkpointer is not None:
             checkpointer.stop.set()
@@ -209,9 +317,9 @@ def _variant(context: ScenarioContext, variant: Variant) -> dict[str, Any]:
     if checkpointer is not None and checkpointer.error is not None:
         raise RuntimeError(f"checkpointer failed: {checkpointer.error!r}")
 
-    origin = int(outcome["start_ns"])
-    latencies = [ns / NS_PER_MS for ns in outcome["latency_ns"]]
-    at_s = [(ns - origin) / 1e9 for ns in outcome["at_ns"]]
+    origin = outcome.start_ns
+    latencies = [ns / NS_PER_MS for ns in outcome.latency_ns]
+    at_s = [(ns - origin) / 1e9 for ns in outcome.at_ns]
     median = percentile(latencies, 50) if latencies else 0.0
     threshold = median * STALL_FACTOR
     stall_idx = [i for i, value in enumerate(latencies) if value > threshold]
@@ -219,61 +327,67 @@ def _variant(context: ScenarioContext, variant: Variant) -> dict[str, Any]:
     wal_keep = downsample_indices(len(watcher.samples), TIMELINE_POINTS)
     wal_t = [round((watcher.samples[i][0] - origin) / 1e9, 4) for i in wal_keep]
     wal_b = [watcher.samples[i][1] for i in wal_keep]
-    records = (checkpointer.records if checkpointer is not None else []) + [
-        {**record, "explicit": True} for record in explicit
-    ]
-    checkpoints = [
-        {"t_s": round((record.pop("at_ns") - origin) / 1e9, 4), **record} for record in records
-    ]
-    for record in checkpoints:
-        record.setdefault("explicit", False)
-    seconds = (int(outcome["end_ns"]) - origin) / 1e9
-    return {
-        "name": variant.name,
-        "description": variant.description,
-        "commits": len(latencies),
-        "seconds": round(seconds, 4),
-        "commits_per_s": round(len(latencies) / seconds, 2) if seconds > 0 else 0.0,
-        "commit_latency_ms": latency_ms(outcome["latency_ns"]),
-        "median_ms": round(median, 4),
-        "stall_threshold_ms": round(threshold, 4),
-        "stalls": len(stall_idx),
-        "worst_stall_ms": round(max((latencies[i] for i in stall_idx), default=0.0), 4),
-        "max_wal_bytes": max((size for _, size in watcher.samples), default=0),
-        "timeline": {
-            "t_s": [round(at_s[i], 4) for i in keep],
-            "latency_ms": [round(latencies[i], 4) for i in keep],
-        },
-        "wal": {"t_s": wal_t, "bytes": wal_b},
-        "checkpoints": checkpoints,
-    }
+    background = checkpointer.records if checkpointer is not None else []
+    checkpoints = tuple(
+        CheckpointRecord(
+            t_s=round((record.at_ns - origin) / 1e9, 4),
+            mode=record.mode,
+            duration_ms=record.duration_ms,
+            busy=record.busy,
+            log=record.log,
+            checkpointed=record.checkpointed,
+            explicit=explicit_run,
+        )
+        for records, explicit_run in ((background, False), (explicit, True))
+        for record in records
+    )
+    seconds = (outcome.end_ns - origin) / 1e9
+    return VariantResult(
+        name=variant.name,
+        description=variant.description,
+        commits=len(latencies),
+        seconds=round(seconds, 4),
+        commits_per_s=round(len(latencies) / seconds, 2) if seconds > 0 else 0.0,
+        commit_latency_ms=latency_ms(outcome.latency_ns),
+        median_ms=round(median, 4),
+        stall_threshold_ms=round(threshold, 4),
+        stalls=len(stall_idx),
+        worst_stall_ms=round(max((latencies[i] for i in stall_idx), default=0.0), 4),
+        max_wal_bytes=max((size for _, size in watcher.samples), default=0),
+        timeline=Timeline(
+            t_s=tuple(round(at_s[i], 4) for i in keep),
+            latency_ms=tuple(round(latencies[i], 4) for i in keep),
+        ),
+        wal=WalSizes(tuple(wal_t), tuple(wal_b)),
+        checkpoints=checkpoints,
+    )
 
 
-def run(context: ScenarioContext) -> dict[str, Any]:
-    names = context.params.get("variants")
+def run(context: ScenarioContext[Params]) -> Result:
+    names = context.params.variants
     chosen = [v for v in VARIANTS if names is None or v.name in names]
-    variants: list[dict[str, Any]] = []
+    variants: list[VariantResult] = []
     for variant in chosen:
         row = _variant(context, variant)
         variants.append(row)
         context.log(
-            f"{variant.name:22} {row['commits']} commits, median {row['median_ms']:.3f} ms, "
-            f"p99 {row['commit_latency_ms']['p99']} ms, {row['stalls']} stalls, worst "
-            f"{row['worst_stall_ms']:.1f} ms, max WAL {row['max_wal_bytes'] / 1e6:.1f} MB"
+            f"{variant.name:22} {row.commits} commits, median {row.median_ms:.3f} ms, "
+            f"p99 {row.commit_latency_ms.p99} ms, {row.stalls} stalls, worst "
+            f"{row.worst_stall_ms:.1f} ms, max WAL {row.max_wal_bytes / 1e6:.1f} MB"
         )
-    summary = {
-        "worst_stall_ms": max((v["worst_stall_ms"] for v in variants), default=None),
-        "total_stalls": sum(v["stalls"] for v in variants),
-        "max_wal_bytes": max((v["max_wal_bytes"] for v in variants), default=None),
-        "by_variant": {
-            v["name"]: {
-                "stalls": v["stalls"],
-                "worst_stall_ms": v["worst_stall_ms"],
-                "p99_ms": v["commit_latency_ms"]["p99"],
-                "max_ms": v["commit_latency_ms"]["max"],
-                "max_wal_bytes": v["max_wal_bytes"],
-            }
+    summary = Summary(
+        worst_stall_ms=max((v.worst_stall_ms for v in variants), default=None),
+        total_stalls=sum(v.stalls for v in variants),
+        max_wal_bytes=max((v.max_wal_bytes for v in variants), default=None),
+        by_variant={
+            v.name: VariantSummary(
+                stalls=v.stalls,
+                worst_stall_ms=v.worst_stall_ms,
+                p99_ms=v.commit_latency_ms.p99,
+                max_ms=v.commit_latency_ms.max,
+                max_wal_bytes=v.max_wal_bytes,
+            )
             for v in variants
         },
-    }
-    return {"summary": summary, "variants": variants}
+    )
+    return Result(summary, tuple(variants))

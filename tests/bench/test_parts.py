@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import pickle
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,69 +16,96 @@ import pytest
 from bench import environment, gate, stats
 from bench.accounting import exactly_once
 from bench.context import Job, run_processes
+from bench.results import (
+    Accounting,
+    Check,
+    Correctness,
+    Latency,
+    MetricVerdict,
+    ScenarioRun,
+    Shares,
+)
 from bench.runner import fold_pytest_benchmark, make_run_id
 from bench.sampler import ResourceSampler, file_size
 from bench.stats import describe_ms, downsample_indices, histogram_ms, latency_ms, percentile
+from bench.workers import (
+    BusyProducerArgs,
+    BusyWorkerArgs,
+    ClaimCompleteArgs,
+    PacedWriterArgs,
+    ProduceArgs,
+)
+from tests.unit.bench_results_factory import make_run
 
 
-def scenarios_ok(**overrides: Any) -> dict[str, Any]:
-    made: dict[str, Any] = {
-        "init": {"status": "ok", "summary": {"n": 20, "median_ms": 12.0}},
-        "connect": {"status": "ok", "summary": {"n": 100, "median_ms": 1.5}},
-        "claim": {"status": "ok", "summary": {"min_tx_per_s": 900.0}},
-        "busy": {"status": "ok", "summary": {"max_busy_rate_5000": 0.0}},
+def with_summary(name: str, **changes: Any) -> ScenarioRun:
+    """The factory's scenario ``name``, its summary changed."""
+    entry = make_run().scenarios[name]
+    summary = dataclasses.replace(entry.result.summary, **changes)
+    return dataclasses.replace(entry, result=dataclasses.replace(entry.result, summary=summary))
+
+
+def scenarios_ok(**overrides: ScenarioRun) -> dict[str, ScenarioRun]:
+    made = {
+        "init": with_summary("init", n=20, median_ms=12.0),
+        "connect": with_summary("connect", n=100, median_ms=1.5),
+        "claim": with_summary("claim", min_tx_per_s=900.0),
+        "busy": with_summary("busy", max_busy_rate_5000=0.0),
     }
     made.update(overrides)
     return made
 
 
-def by_id(metrics: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {m["id"]: m for m in metrics}
+def by_id(metrics: Sequence[MetricVerdict]) -> dict[str, MetricVerdict]:
+    return {m.id: m for m in metrics}
 
 
 def test_gate_passes_good_results() -> None:
     metrics = gate.evaluate(scenarios_ok(), 91.0)
-    assert [m["status"] for m in metrics] == ["PASS"] * 5
+    assert [m.status for m in metrics] == ["PASS"] * 5
+    assert by_id(metrics)["init_ms"].statistic == "median of 20"
     assert gate.passed(metrics, correctness_ok=True)
 
 
 def test_gate_fails_a_slow_claim_sweep() -> None:
-    made = scenarios_ok(claim={"status": "ok", "summary": {"min_tx_per_s": 99.5}})
+    made = scenarios_ok(claim=with_summary("claim", min_tx_per_s=99.5))
     metrics = by_id(gate.evaluate(made, 91.0))
-    assert metrics["tx_per_s"]["status"] == "FAIL"
-    assert metrics["tx_per_s"]["value"] == 99.5
+    assert metrics["tx_per_s"].status == "FAIL"
+    assert metrics["tx_per_s"].value == 99.5
     assert not gate.passed(list(metrics.values()), correctness_ok=True)
     assert "FAIL" in gate.table(list(metrics.values()))
 
 
 def test_gate_busy_rate_is_a_percentage() -> None:
-    made = scenarios_ok(busy={"status": "ok", "summary": {"max_busy_rate_5000": 0.012}})
+    made = scenarios_ok(busy=with_summary("busy", max_busy_rate_5000=0.012))
     metric = by_id(gate.evaluate(made, None))["busy_rate_pct"]
-    assert metric["value"] == pytest.approx(1.2)
-    assert metric["status"] == "FAIL"
+    assert metric.value == pytest.approx(1.2)
+    assert metric.status == "FAIL"
 
 
 def test_gate_boundaries_are_strict() -> None:
-    made = scenarios_ok(init={"status": "ok", "summary": {"n": 20, "median_ms": 100.0}})
-    assert by_id(gate.evaluate(made, 80.0))["init_ms"]["status"] == "FAIL"
-    assert by_id(gate.evaluate(made, 80.0))["coverage_pct"]["status"] == "FAIL"
+    made = scenarios_ok(init=with_summary("init", n=20, median_ms=100.0))
+    assert by_id(gate.evaluate(made, 80.0))["init_ms"].status == "FAIL"
+    assert by_id(gate.evaluate(made, 80.0))["coverage_pct"].status == "FAIL"
 
 
 def test_gate_not_measured_and_errored() -> None:
-    made = scenarios_ok(claim={"status": "error", "summary": {}})
+    errored = dataclasses.replace(make_run().scenarios["claim"], status="error", result=None)
+    made = scenarios_ok(claim=errored)
     del made["busy"]
     metrics = by_id(gate.evaluate(made, None))
-    assert metrics["busy_rate_pct"]["status"] == "NOT_MEASURED"
-    assert metrics["coverage_pct"]["status"] == "NOT_MEASURED"
-    assert metrics["tx_per_s"]["status"] == "FAIL"
-    assert metrics["tx_per_s"]["value"] is None
+    assert metrics["busy_rate_pct"].status == "NOT_MEASURED"
+    assert metrics["coverage_pct"].status == "NOT_MEASURED"
+    assert metrics["tx_per_s"].status == "FAIL"
+    assert metrics["tx_per_s"].value is None
     assert gate.passed([metrics["busy_rate_pct"], metrics["coverage_pct"]], correctness_ok=True)
 
 
 def test_gate_fails_on_lost_tasks_even_when_metrics_pass() -> None:
     metrics = gate.evaluate(scenarios_ok(), 95.0)
     assert not gate.passed(metrics, correctness_ok=False)
-    text = gate.table(metrics, {"ok": False, "checks": [{"ok": False}, {"ok": True}]})
+    checks = (Check("claim", "a", ok=False), Check("claim", "b", ok=True))
+    text = gate.table(metrics, Correctness(ok=False, checks=checks))
     assert "1/2 checks ok" in text
 
 
@@ -92,48 +122,42 @@ def test_read_coverage(tmp_path: Path) -> None:
 
 def test_exactly_once_accounting() -> None:
     clean = exactly_once([1, 2, 3], [3, 1, 2], db_completed=3)
-    assert clean == {
-        "expected": 3,
-        "completed": 3,
-        "duplicates": 0,
-        "lost": 0,
-        "unexpected": 0,
-        "db_completed": 3,
-        "ok": True,
-    }
+    assert clean == Accounting(
+        expected=3, completed=3, duplicates=0, lost=0, unexpected=0, db_completed=3, ok=True
+    )
     duplicated = exactly_once([1, 2, 3], [1, 2, 3, 2], db_completed=3)
-    assert (duplicated["duplicates"], duplicated["ok"]) == (1, False)
+    assert (duplicated.duplicates, duplicated.ok) == (1, False)
     lost = exactly_once([1, 2, 3], [1, 2], db_completed=2)
-    assert (lost["lost"], lost["ok"]) == (1, False)
+    assert (lost.lost, lost.ok) == (1, False)
     stray = exactly_once([1, 2], [1, 2, 9])
-    assert (stray["unexpected"], stray["ok"]) == (1, False)
+    assert (stray.unexpected, stray.ok) == (1, False)
     db_disagrees = exactly_once([1, 2], [1, 2], db_completed=1)
-    assert not db_disagrees["ok"]
+    assert not db_disagrees.ok
     pending = exactly_once([1, 2, 3, 4], [1, 2], db_completed=2, pending_ids=[3, 4])
-    assert pending["ok"]
-    assert pending["expected"] == 2
+    assert pending.ok
+    assert pending.expected == 2
 
 
 def test_stats() -> None:
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([5], 99) == 5
-    assert latency_ms([]) == {"p50": None, "p95": None, "p99": None, "max": None}
-    assert latency_ms([1_000_000, 3_000_000])["max"] == 3.0
-    assert describe_ms([])["n"] == 0
-    assert describe_ms([1.0, 2.0, 3.0])["median_ms"] == 2.0
+    assert latency_ms([]) == Latency(p50=None, p95=None, p99=None, max=None)
+    assert latency_ms([1_000_000, 3_000_000]).max == 3.0
+    assert describe_ms([]).n == 0
+    assert describe_ms([1.0, 2.0, 3.0]).median_ms == 2.0
     hist = histogram_ms([1_000, 50_000, 2_000_000, 2_000_000])
-    assert sum(hist["counts"]) == 4
-    assert len(hist["edges_ms"]) == len(hist["counts"]) + 1
-    assert histogram_ms([])["n"] == 0
+    assert sum(hist.counts) == 4
+    assert len(hist.edges_ms) == len(hist.counts) + 1
+    assert histogram_ms([]).n == 0
 
 
 def test_shares_of_the_work() -> None:
-    assert stats.shares([10, 10, 10]) == {"min_over_mean": 1.0, "max_over_mean": 1.0, "jain": 1.0}
+    assert stats.shares([10, 10, 10]) == Shares(1.0, 1.0, 1.0)
     spread = stats.shares([5, 10, 15])
-    assert (spread["min_over_mean"], spread["max_over_mean"]) == (0.5, 1.5)
-    assert spread["jain"] == round(30**2 / (3 * (25 + 100 + 225)), 4)
-    assert stats.shares([0, 0, 30])["jain"] == round(1 / 3, 4)
-    assert stats.shares([]) == {"min_over_mean": None, "max_over_mean": None, "jain": None}
+    assert (spread.min_over_mean, spread.max_over_mean) == (0.5, 1.5)
+    assert spread.jain == round(30**2 / (3 * (25 + 100 + 225)), 4)
+    assert stats.shares([0, 0, 30]).jain == round(1 / 3, 4)
+    assert stats.shares([]) == Shares(None, None, None)
 
 
 def test_downsample_keeps_stalls() -> None:
@@ -184,20 +208,20 @@ def test_defender_is_not_asked_elsewhere() -> None:
 def test_environment_with_a_fake_system(tmp_path: Path) -> None:
     system = FakeSystem("Linux", {"git": None})
     env = environment.collect(tmp_path, system=system, repo_root=tmp_path)
-    assert env["cpu"] == "Fake CPU 3000"
-    assert env["git_commit"] is None
-    assert env["git_dirty"] is None
-    assert env["ci"] == "github-actions"
-    assert env["defender_realtime"] is None
-    assert env["cores_logical"] >= 1
+    assert env.cpu == "Fake CPU 3000"
+    assert env.git_commit is None
+    assert env.git_dirty is None
+    assert env.ci == "github-actions"
+    assert env.defender_realtime is None
+    assert env.cores_logical is not None and env.cores_logical >= 1
 
 
 def test_environment_of_this_machine(tmp_path: Path) -> None:
     env = environment.collect(tmp_path)
-    assert env["sqlite_version"]
-    assert env["ram_bytes"] > 0
+    assert env.sqlite_version
+    assert env.ram_bytes is not None and env.ram_bytes > 0
     if os.name == "posix":
-        assert env["filesystem"]
+        assert env.filesystem
 
 
 def test_sampler_records_this_process_and_file_sizes(tmp_path: Path) -> None:
@@ -207,18 +231,37 @@ def test_sampler_records_this_process_and_file_sizes(tmp_path: Path) -> None:
     sampler.watch(db)
     sampler.sample_once()  # primes cpu_percent
     sampler.sample_once()
-    assert [p["role"] for p in sampler.processes] == ["parent"]
-    assert sampler.processes[0]["rss_bytes"] > 0
-    assert sampler.files[-1] == {**sampler.files[-1], "db_bytes": 100, "wal_bytes": 0}
+    assert [p.role for p in sampler.processes] == ["parent"]
+    assert sampler.processes[0].rss_bytes > 0
+    assert (sampler.files[-1].db_bytes, sampler.files[-1].wal_bytes) == (100, 0)
     assert file_size(tmp_path / "missing") == 0
     sampler.start()
     resources = sampler.stop()
-    assert resources["interval_s"] == 0.01
+    assert resources.interval_s == 0.01
 
 
 def test_a_failing_process_fails_the_group(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    args = ClaimCompleteArgs(db_path=str(blocker / "queue.db"), worker_id="w0", bare=True)
     with pytest.raises(RuntimeError, match="benchmark process failed"):
-        run_processes(None, [Job("no-such-worker", {}, "worker")], timeout_s=60)
+        run_processes(None, [Job(args, "worker")], timeout_s=60)
+
+
+def test_worker_args_are_frozen_and_survive_pickling() -> None:
+    """spawn pickles every argument record; each kind's record must come back equal."""
+    every = [
+        ProduceArgs("q.db", "batch", 10, 5, 64, 0, bare=False),
+        ClaimCompleteArgs("q.db", "w0", bare=True),
+        BusyProducerArgs("q.db", 0.5, 5000, 64, 0),
+        BusyWorkerArgs("q.db", 0.5, 0, "w1"),
+        PacedWriterArgs("q.db", 0.5, 10, 64, 300.0, (("wal_autocheckpoint", 0),)),
+    ]
+    for args in every:
+        assert pickle.loads(pickle.dumps(args)) == args
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            args.db_path = "elsewhere"  # type: ignore[misc]
+        assert Job(args, "worker").kind == type(args).__name__
 
 
 def test_run_id() -> None:
@@ -241,5 +284,6 @@ def test_fold_pytest_benchmark(tmp_path: Path) -> None:
     )
     folded = fold_pytest_benchmark(path)
     assert folded is not None
-    assert folded["benchmarks"][0]["stats"]["mean"] == 0.5
+    assert folded.benchmarks[0].stats.mean == 0.5
+    assert folded.benchmarks[0].stats.rounds == 3
     assert fold_pytest_benchmark(tmp_path / "missing.json") is None

@@ -10,8 +10,8 @@ from typing import Any
 import psutil
 import pytest
 
-from bench import gate, scenarios
-from bench.__main__ import main
+from bench import gate, results, scenarios
+from bench.commands import main
 from bench.runner import RunOptions, execute
 from bench.scenarios import query
 
@@ -22,7 +22,7 @@ LATENCY_KEYS = {"p50", "p95", "p99", "max"}
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("reports")
     lines: list[str] = []
-    status, path, results = execute(
+    status, path, run = execute(
         RunOptions(
             profile="tiny",
             out_dir=out,
@@ -34,17 +34,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
     )
     on_disk = json.loads(path.read_text(encoding="utf-8"))
-    return {"status": status, "path": path, "results": results, "disk": on_disk, "lines": lines}
+    return {"status": status, "path": path, "run": run, "results": on_disk, "lines": lines}
 
 
 def test_results_file_matches_the_contract(tiny_run: dict[str, Any]) -> None:
-    results = tiny_run["disk"]
+    results = tiny_run["results"]
     assert tiny_run["path"].name == "results.json"
     assert tiny_run["path"].parent.name == results["run_id"]
-    assert results["schema"] == "prismq-bench/1"
+    assert results["schema"] == "prismq-bench/2"
     assert results["profile"] == "tiny"
-    for key in ("started_utc", "finished_utc", "duration_s", "command", "parameters"):
+    for key in ("started_utc", "finished_utc", "duration_s", "command"):
         assert results[key] is not None, key
+    assert "parameters" not in results  # each scenario's params are written once, below
     env = results["environment"]
     for key in (
         "os",
@@ -62,13 +63,25 @@ def test_results_file_matches_the_contract(tiny_run: dict[str, Any]) -> None:
     for name, entry in results["scenarios"].items():
         assert entry["status"] == "ok", (name, entry["error"])
         assert entry["duration_s"] > 0
+        assert entry["params"] == results_model_params(name)
         resources = entry["resources"]
         assert resources["interval_s"] > 0
         assert isinstance(resources["processes"], list)
         assert isinstance(resources["files"], list)
-    assert [m["id"] for m in results["metrics"]] == [m[0] for m in gate.METRICS]
+    assert [m["id"] for m in results["metrics"]] == [m.id for m in gate.METRICS]
     assert results["correctness"]["ok"] is True
     assert results["passed"] is (tiny_run["status"] == 0)
+
+
+def results_model_params(name: str) -> Any:
+    from bench.profiles import profile
+
+    return results.to_jsonable(profile("tiny")[name])
+
+
+def test_the_written_file_reads_back_as_the_run(tiny_run: dict[str, Any]) -> None:
+    """results.json goes through the model both ways: reading it gives the run that was written."""
+    assert results.load(tiny_run["path"]) == tiny_run["run"]
 
 
 def test_every_metric_but_coverage_is_measured(tiny_run: dict[str, Any]) -> None:
@@ -252,7 +265,6 @@ def test_cli_fails_the_run_on_a_failing_metric(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as raised:
-        main(["run", "--tiny", "--scenario", "nope"])
-    assert raised.value.code == 2
-    assert "unknown scenario" in capsys.readouterr().err
+    assert main(["run", "--tiny", "--scenario", "nope"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m bench run: error: unknown scenario(s) nope")

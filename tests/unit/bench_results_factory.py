@@ -1,8 +1,9 @@
 """A realistic, deterministic ``results.json`` (see bench/RESULTS.md) for report and compare tests.
 
-``make_results()`` returns a fresh dict each call, so a test may mutate it freely; the numbers
-are shaped like a quick Linux run (throughput falls and latency rises with processes, a busy
-timeout of 0 ms produces errors, one checkpoint variant stalls).
+``make_results()`` returns a fresh dict each call, so a test may mutate it freely;
+``make_run()`` is the same through the results model. The numbers are shaped like a quick Linux
+run (throughput falls and latency rises with processes, a busy timeout of 0 ms produces errors,
+the default checkpoint variant stalls).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import results as model
+
 PROCESSES = [1, 2, 4, 8]
 BUSY_TIMEOUTS = [0, 100, 5000]
 BACKLOGS = [1_000, 10_000, 100_000]
@@ -21,6 +24,14 @@ CHECKPOINT_VARIANTS = ["autocheckpoint", "passive_thread"]
 
 def _latency(p50: float) -> dict[str, float]:
     return {"p50": p50, "p95": round(p50 * 2.5, 3), "p99": round(p50 * 4, 3), "max": p50 * 9}
+
+
+def _hist(n: int) -> dict[str, Any]:
+    return {"edges_ms": [0.1, 1.0, 10.0], "counts": [n - n // 10, n // 10], "n": n}
+
+
+def _once(tasks: int) -> dict[str, Any]:
+    return {"expected": tasks, "completed": tasks, "duplicates": 0, "lost": 0, "ok": True}
 
 
 def _resources(duration_s: float, workers: int) -> dict[str, Any]:
@@ -57,15 +68,16 @@ def _resources(duration_s: float, workers: int) -> dict[str, Any]:
     return {"interval_s": interval, "processes": processes, "files": files}
 
 
-def _samples_scenario(median: float, n: int = 20) -> dict[str, Any]:
+def _samples_scenario(median: float, extra: str, n: int = 20) -> dict[str, Any]:
     ms = [round(median * (0.8 + 0.02 * i), 3) for i in range(n)]
     ordered = sorted(ms)
     return {
         "status": "ok",
         "error": None,
         "duration_s": 1.5,
-        "params": {"n": n},
+        "params": {"repetitions": n},
         "summary": {
+            extra: round(median * 1.5, 3),
             "n": n,
             "min_ms": ordered[0],
             "median_ms": (ordered[n // 2 - 1] + ordered[n // 2]) / 2,
@@ -74,7 +86,6 @@ def _samples_scenario(median: float, n: int = 20) -> dict[str, Any]:
             "max_ms": ordered[-1],
         },
         "samples": {"ms": ms},
-        "series": [],
         "resources": _resources(1.5, 0),
     }
 
@@ -96,21 +107,34 @@ def _insert() -> dict[str, Any]:
                     "seconds": tasks / rate,
                     "tasks_per_s": round(rate, 1),
                     "latency_ms": _latency(round(1.1 * p * batch**0.5, 3)),
+                    "latency_hist": _hist(tasks // batch),
                     "bare_tasks_per_s": round(bare, 1),
+                    "bare_latency_ms": _latency(round(0.8 * p * batch**0.5, 3)),
                     "ratio_vs_bare": round(rate / bare, 3),
                 }
             )
     one = {row["mode"]: row for row in series if row["processes"] == 1}
+    four = {row["mode"]: row for row in series if row["processes"] == 4}
     return {
         "status": "ok",
         "error": None,
         "duration_s": 20.0,
-        "params": {"processes": PROCESSES},
+        "params": {
+            "processes": PROCESSES,
+            "single_tasks": 2000,
+            "batch_tasks": 2000,
+            "batch_size": 100,
+            "pad_bytes": 200,
+        },
         "summary": {
             "single_tasks_per_s_1p": one["single"]["tasks_per_s"],
             "batch_tasks_per_s_1p": one["batch"]["tasks_per_s"],
             "ratio_single_1p": one["single"]["ratio_vs_bare"],
             "ratio_batch_1p": one["batch"]["ratio_vs_bare"],
+            "single_tasks_per_s_4p": four["single"]["tasks_per_s"],
+            "batch_tasks_per_s_4p": four["batch"]["tasks_per_s"],
+            "ratio_single_4p": four["single"]["ratio_vs_bare"],
+            "ratio_batch_4p": four["batch"]["ratio_vs_bare"],
             "best_single_tasks_per_s": max(
                 r["tasks_per_s"] for r in series if r["mode"] == "single"
             ),
@@ -135,26 +159,31 @@ def _claim() -> dict[str, Any]:
                 "tx_per_s": round(tx, 1),
                 "tasks_per_s": round(tx / 2, 1),
                 "latency_ms": _latency(round(1.4 * p, 3)),
+                "claim_latency_ms": _latency(round(0.9 * p, 3)),
+                "complete_latency_ms": _latency(round(0.5 * p, 3)),
+                "latency_hist": _hist(tasks),
                 "bare_tasks_per_s": round(tx / 2 * 1.3, 1),
+                "bare_tx_per_s": round(tx * 1.3, 1),
+                "bare_latency_ms": _latency(round(1.1 * p, 3)),
                 "ratio_vs_bare": round(1 / 1.3, 3),
-                "exactly_once": {
-                    "expected": tasks,
-                    "completed": tasks,
-                    "duplicates": 0,
-                    "lost": 0,
-                    "ok": True,
-                },
+                "exactly_once": _once(tasks),
+                "bare_exactly_once": _once(tasks),
             }
         )
+    by_p = {row["processes"]: row for row in series}
     return {
         "status": "ok",
         "error": None,
         "duration_s": 25.0,
-        "params": {"processes": PROCESSES},
+        "params": {"processes": PROCESSES, "backlog": 2000, "pad_bytes": 200},
         "summary": {
             "min_tx_per_s": min(r["tx_per_s"] for r in series),
             "max_tasks_per_s": max(r["tasks_per_s"] for r in series),
-            "tasks_per_s_4p": next(r["tasks_per_s"] for r in series if r["processes"] == 4),
+            "tasks_per_s_1p": by_p[1]["tasks_per_s"],
+            "tasks_per_s_4p": by_p[4]["tasks_per_s"],
+            "ratio_1p": by_p[1]["ratio_vs_bare"],
+            "ratio_4p": by_p[4]["ratio_vs_bare"],
+            "exactly_once_ok": True,
         },
         "series": series,
         "resources": _resources(5.0, 4),
@@ -180,7 +209,12 @@ def _busy() -> dict[str, Any]:
                         "busy_errors": round(ops * rate),
                         "busy_rate": rate,
                         "lock_wait_ms": _latency(0.5 * p if fair else 5.0 * p),
+                        "lock_wait_hist": _hist(ops),
                         "seconds": 3.0,
+                        "enqueued": ops // 2,
+                        "completed": ops // 2,
+                        "exactly_once": _once(ops // 2),
+                        "operations_per_s": ops / 3.0,
                         "share": {
                             "min_over_mean": round(1 - spread / 2, 3),
                             "max_over_mean": round(1 + spread, 3),
@@ -188,15 +222,32 @@ def _busy() -> dict[str, Any]:
                         },
                     }
                 )
+    top = max(PROCESSES)
     return {
         "status": "ok",
         "error": None,
         "duration_s": 40.0,
-        "params": {"busy_timeouts_ms": BUSY_TIMEOUTS, "processes": PROCESSES},
+        "params": {
+            "busy_timeouts_ms": BUSY_TIMEOUTS,
+            "processes": PROCESSES,
+            "duration_s": 3.0,
+            "backlog": 500,
+            "pad_bytes": 200,
+        },
         "summary": {
             "max_busy_rate_5000": 0.0,
             "busy_rate_max_processes_5000": 0.0,
-            "max_processes": max(PROCESSES),
+            "max_processes": top,
+            "at_max_processes": {
+                str(r["busy_timeout_ms"]): {
+                    "busy_rate": r["busy_rate"],
+                    "lock_wait_p50_ms": r["lock_wait_ms"]["p50"],
+                    "lock_wait_p99_ms": r["lock_wait_ms"]["p99"],
+                    "lock_wait_max_ms": r["lock_wait_ms"]["max"],
+                }
+                for r in series
+                if r["processes"] == top and r["fair_lock"]
+            },
         },
         "series": series,
         "resources": _resources(6.0, 3),
@@ -222,20 +273,23 @@ def _checkpoint() -> dict[str, Any]:
                 "busy": 0,
                 "log": 1000,
                 "checkpointed": 1000,
+                "explicit": False,
             }
             for k in range(3)
         ]
-        stalls = sum(1 for x in latency if x > 50)
+        stalled = [x for x in latency if x > 50]
         variants.append(
             {
                 "name": name,
                 "description": f"variant {name}",
                 "commits": len(t_s),
                 "seconds": 12.0,
+                "commits_per_s": 50.0,
                 "commit_latency_ms": _latency(1.2),
                 "median_ms": 1.2,
                 "stall_threshold_ms": 50.0,
-                "stalls": stalls,
+                "stalls": len(stalled),
+                "worst_stall_ms": max(stalled, default=0.0),
                 "max_wal_bytes": max(wal_bytes),
                 "timeline": {"t_s": t_s, "latency_ms": latency},
                 "wal": {"t_s": wal_t, "bytes": wal_bytes},
@@ -246,14 +300,34 @@ def _checkpoint() -> dict[str, Any]:
         "status": "ok",
         "error": None,
         "duration_s": 26.0,
-        "params": {"variants": CHECKPOINT_VARIANTS},
+        "params": {
+            "rows_per_commit": 10,
+            "pad_bytes": 200,
+            "rate_per_s": 50,
+            "wal_sample_s": 0.25,
+            "checkpoint_interval_s": 0.25,
+            "truncate_above_bytes": 16 * 1024 * 1024,
+            "checkpointer_busy_ms": 100,
+            "explicit_busy_ms": 500,
+            "duration_s": 12.0,
+            "variants": CHECKPOINT_VARIANTS,
+        },
         "summary": {
-            "worst_stall_ms": 141.4,
+            "worst_stall_ms": max(v["worst_stall_ms"] for v in variants),
             "total_stalls": sum(v["stalls"] for v in variants),
             "max_wal_bytes": max(v["max_wal_bytes"] for v in variants),
+            "by_variant": {
+                v["name"]: {
+                    "stalls": v["stalls"],
+                    "worst_stall_ms": v["worst_stall_ms"],
+                    "p99_ms": v["commit_latency_ms"]["p99"],
+                    "max_ms": v["commit_latency_ms"]["max"],
+                    "max_wal_bytes": v["max_wal_bytes"],
+                }
+                for v in variants
+            },
         },
         "variants": variants,
-        "series": [],
         "resources": _resources(4.0, 1),
     }
 
@@ -262,7 +336,14 @@ def _query() -> dict[str, Any]:
     series = [
         {
             "backlog": b,
+            "load_s": round(b / 100_000, 3),
             "claim_ms": _latency(round(0.2 + 0.01 * math.log10(b), 4)),
+            "count_ms": _latency(round(0.001 * b**0.9, 4)),
+            "count_queued_ms": _latency(round(0.0008 * b**0.9, 4)),
+            "claim_samples_ms": [0.2, 0.21, 0.25],
+            "claim_plan": ["SEARCH tasks USING INDEX ix_tasks_claim (status=? AND run_at<?)"],
+            "count_plan": ["SCAN tasks USING COVERING INDEX ix_tasks_status"],
+            "claim_uses_index": True,
             "claims_ms": {
                 name: _latency(round(factor * (0.2 + 0.01 * math.log10(b)), 4))
                 for name, factor in (
@@ -275,10 +356,6 @@ def _query() -> dict[str, Any]:
                     ("weighted_random", 1.6),
                 )
             },
-            "count_ms": _latency(round(0.001 * b**0.9, 4)),
-            "claim_plan": ["SEARCH tasks USING INDEX ix_tasks_claim (status=? AND run_at<?)"],
-            "count_plan": ["SCAN tasks USING COVERING INDEX ix_tasks_status"],
-            "claim_uses_index": True,
         }
         for b in BACKLOGS
     ]
@@ -287,8 +364,18 @@ def _query() -> dict[str, Any]:
         "status": "ok",
         "error": None,
         "duration_s": 8.0,
-        "params": {"backlogs": BACKLOGS},
-        "summary": {"claim_p50_growth": round(growth, 3), "claim_ratio_goal": 2.0},
+        "params": {
+            "backlogs": BACKLOGS,
+            "claim_repetitions": 3,
+            "count_repetitions": 3,
+            "pad_bytes": 32,
+        },
+        "summary": {
+            "claim_p50_growth": round(growth, 3),
+            "claim_p50_ms_by_backlog": {str(r["backlog"]): r["claim_ms"]["p50"] for r in series},
+            "count_p50_ms_by_backlog": {str(r["backlog"]): r["count_ms"]["p50"] for r in series},
+            "claim_uses_index": True,
+        },
         "series": series,
         "resources": _resources(2.0, 0),
     }
@@ -334,7 +421,7 @@ def metric_list(
 
 
 _BASE: dict[str, Any] = {
-    "schema": "prismq-bench/1",
+    "schema": model.SCHEMA,
     "run_id": "20261129-091500-linux-3f2a1c0",
     "profile": "quick",
     "started_utc": "2026-11-29 09:15:00.000",
@@ -360,10 +447,9 @@ _BASE: dict[str, Any] = {
         "defender_realtime": None,
         "ci": None,
     },
-    "parameters": {"insert": {"processes": PROCESSES}},
     "scenarios": {
-        "init": _samples_scenario(12.3),
-        "connect": _samples_scenario(1.4),
+        "init": _samples_scenario(12.3, "first_ms"),
+        "connect": _samples_scenario(1.4, "connect_only_median_ms"),
         "insert": _insert(),
         "claim": _claim(),
         "busy": _busy(),
@@ -386,6 +472,11 @@ _BASE["metrics"] = metric_list(tx_per_s=_BASE["scenarios"]["claim"]["summary"]["
 def make_results() -> dict[str, Any]:
     """A fresh deep copy of the synthetic run."""
     return copy.deepcopy(_BASE)
+
+
+def make_run(results: dict[str, Any] | None = None) -> model.Run:
+    """``results`` (default: ``make_results()``) read through the results model."""
+    return model.from_dict(results or make_results())
 
 
 def write_results(directory: Path, results: dict[str, Any] | None = None) -> Path:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bench import compare
-from tests.unit.bench_results_factory import make_results, write_results
+from bench.commands import main
+from tests.unit.bench_results_factory import make_results, make_run, write_results
 
 
 def metric(results: dict[str, Any], metric_id: str) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def row(comparison: compare.Comparison, row_id: str) -> compare.Row:
 def run_main(tmp_path: Path, old: dict[str, Any], new: dict[str, Any], *args: str) -> int:
     old_path = write_results(tmp_path / "old", old)
     new_path = write_results(tmp_path / "new", new)
-    return compare.main([str(old_path), str(new_path), *args])
+    return main(["compare", str(old_path), str(new_path), *args])
 
 
 def test_a_run_against_itself_is_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,7 +35,7 @@ def test_a_run_against_itself_is_clean(tmp_path: Path, capsys: pytest.CaptureFix
     assert "REGRESSION" not in out
     assert "Result: no failures, no regressions" in out
     assert "Database initialisation" in out
-    assert "Insert, single, 1 process" in out
+    assert "Insert, single [enqueue, 1 process]" in out
 
 
 def test_a_metric_fail_in_new_exits_non_zero(
@@ -82,10 +83,14 @@ def test_a_20_percent_throughput_drop_is_a_regression_10_percent_is_not() -> Non
     drop20["scenarios"]["insert"]["summary"]["single_tasks_per_s_1p"] = base * 0.8
     drop10["scenarios"]["insert"]["summary"]["single_tasks_per_s_1p"] = base * 0.9
 
-    flagged = row(compare.compare_results(old, drop20), "insert.single_tasks_per_s_1p")
+    flagged = row(
+        compare.compare_results(make_run(old), make_run(drop20)), "insert.single_tasks_per_s_1p"
+    )
     assert flagged.regression
     assert flagged.change == pytest.approx(-0.2)
-    assert not row(compare.compare_results(old, drop10), "insert.single_tasks_per_s_1p").regression
+    assert not row(
+        compare.compare_results(make_run(old), make_run(drop10)), "insert.single_tasks_per_s_1p"
+    ).regression
 
 
 def test_regressions_print_but_exit_zero_unless_asked(
@@ -123,17 +128,35 @@ def test_direction_follows_the_metric_op(
     metric(old, metric_id)["value"] = old_value
     metric(new, metric_id)["value"] = new_value
 
-    assert row(compare.compare_results(old, new), metric_id).regression is regression
+    assert (
+        row(compare.compare_results(make_run(old), make_run(new)), metric_id).regression
+        is regression
+    )
 
 
 def test_lower_is_better_key_figures() -> None:
     old, new = make_results(), make_results()
-    new["scenarios"]["checkpoint"]["summary"]["worst_stall_ms"] *= 1.5
+    for variant in new["scenarios"]["checkpoint"]["summary"]["by_variant"].values():
+        variant["worst_stall_ms"] *= 1.5
     new["scenarios"]["query"]["summary"]["claim_p50_growth"] *= 0.5
 
-    comparison = compare.compare_results(old, new)
+    comparison = compare.compare_results(make_run(old), make_run(new))
+    assert row(comparison, "checkpoint.default.worst_stall_ms").regression
     assert row(comparison, "checkpoint.worst_stall_ms").regression
     assert not row(comparison, "query.claim_p50_growth").regression
+
+
+def test_the_stall_figures_name_their_variant_and_lead_with_the_default() -> None:
+    comparison = compare.compare_results(make_run(), make_run())
+    stalls = [r for r in comparison.rows if r.label.startswith("Worst commit stall")]
+    assert [r.id for r in stalls] == [
+        "checkpoint.default.worst_stall_ms",
+        "checkpoint.worst_stall_ms",
+    ]
+    assert stalls[0].variant == "autocheckpoint, the default"
+    assert stalls[1].variant == "autocheckpoint"  # the factory's worst variant
+    text = compare.format_comparison(comparison)
+    assert "Worst commit stall [autocheckpoint, the default]" in text
 
 
 def test_the_threshold_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,14 +173,16 @@ def test_a_busy_rate_from_zero_is_not_flagged_below_the_noise_floor() -> None:
     new["scenarios"]["busy"]["summary"]["max_busy_rate_5000"] = 0.0004  # 0.04 %
     metric(new, "busy_rate_pct")["value"] = 0.04
 
-    comparison = compare.compare_results(old, new)
+    comparison = compare.compare_results(make_run(old), make_run(new))
     figure = row(comparison, "busy.max_busy_rate_5000")
     assert figure.change == math.inf
     assert figure.new == pytest.approx(0.04)
     assert not figure.regression
     assert not row(comparison, "busy_rate_pct").regression
     new["scenarios"]["busy"]["summary"]["max_busy_rate_5000"] = 0.005  # 0.5 %
-    assert row(compare.compare_results(old, new), "busy.max_busy_rate_5000").regression
+    assert row(
+        compare.compare_results(make_run(old), make_run(new)), "busy.max_busy_rate_5000"
+    ).regression
 
 
 def test_missing_metrics_and_scenarios_print_na(
@@ -172,8 +197,13 @@ def test_missing_metrics_and_scenarios_print_na(
 
     assert run_main(tmp_path, old, new) == compare.EXIT_OK
 
-    comparison = compare.compare_results(old, new)
-    for row_id in ("checkpoint.worst_stall_ms", "query.claim_p50_growth", "coverage_pct"):
+    comparison = compare.compare_results(make_run(old), make_run(new))
+    for row_id in (
+        "checkpoint.default.worst_stall_ms",
+        "checkpoint.worst_stall_ms",
+        "query.claim_p50_growth",
+        "coverage_pct",
+    ):
         assert row(comparison, row_id).new is None
         assert row(comparison, row_id).change is None
         assert not row(comparison, row_id).regression
@@ -187,7 +217,7 @@ def test_missing_metrics_and_scenarios_print_na(
 def test_a_different_os_is_noted(capsys: pytest.CaptureFixture[str]) -> None:
     new = make_results()
     new["environment"]["os"] = "Windows"
-    text = compare.format_comparison(compare.compare_results(make_results(), new))
+    text = compare.format_comparison(compare.compare_results(make_run(), make_run(new)))
     assert "different OS (Linux -> Windows)" in text
 
 
@@ -198,9 +228,41 @@ def test_unreadable_input_is_a_usage_error(
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([1, 2]), encoding="utf-8")
 
-    assert compare.main([str(good), str(tmp_path / "missing.json")]) == compare.EXIT_USAGE
-    assert compare.main([str(good), str(bad)]) == compare.EXIT_USAGE
-    assert "compare:" in capsys.readouterr().err
+    assert main(["compare", str(good), str(tmp_path / "missing.json")]) == compare.EXIT_USAGE
+    assert main(["compare", str(good), str(bad)]) == compare.EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert all(line.startswith("python -m bench compare: error: ") for line in err)
+    assert "missing.json: cannot read" in err[0]
+
+
+def test_an_unknown_major_version_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    future = make_results()
+    future["schema"] = "prismq-bench/99"
+    assert run_main(tmp_path, make_results(), future) == compare.EXIT_USAGE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "prismq-bench/99" in line and "newer than this harness reads" in line
+
+
+def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = make_results()
+    new["scenarios"]["busy"]["summary"]["max_busy_rate_5000"] = 0.005
+    assert run_main(tmp_path, make_results(), new, "--json") == compare.EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["regressions"] == ["busy.max_busy_rate_5000"]
+    assert data["gate_ok"] is True
+    busy = next(r for r in data["rows"] if r["id"] == "busy.max_busy_rate_5000")
+    assert busy["change"] == "+inf"
+
+
+def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["compare", "only-one.json"])
+    assert raised.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m bench compare: error: ")
 
 
 @pytest.mark.parametrize(

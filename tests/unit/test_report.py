@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench import plots, report
-from tests.unit.bench_results_factory import make_results, write_results
+from bench.commands import main
+from tests.unit.bench_results_factory import make_results, make_run, write_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -100,8 +101,10 @@ def test_summary_has_the_metric_table_key_figures_environment_and_plot_links(
     assert "| SQLITE_BUSY error rate | PASS | 0 % | < 1 % |" in summary
     assert "PASS" in summary.splitlines()[0]
     assert "### Key figures" in summary
-    assert "| Insert, single, 1 process | 818 tasks/s |" in summary
-    assert "| Worst commit stall | 141 ms |" in summary
+    assert "| Insert, single | enqueue, 1 process | 818 tasks/s |" in summary
+    # The key figures lead with the library's default checkpoint policy and name the variant.
+    assert "| Worst commit stall | autocheckpoint, the default | 141 ms |" in summary
+    assert summary.index("the default | 141 ms") < summary.index("Worst commit stall, any")
     assert "**SQLite:** 3.40.1" in summary
     assert "**RAM:** 24 GiB" in summary
     for name in EXPECTED_SIZES:
@@ -153,9 +156,9 @@ def test_a_missing_or_failed_scenario_skips_its_plot(
     if how == "missing":
         del results["scenarios"][name]
     else:
-        results["scenarios"][name].update(
-            status=how, error="boom <b>" if how == "error" else None, series=[], summary={}
-        )
+        results["scenarios"][name].update(status=how, error="boom <b>" if how == "error" else None)
+        for key in ("series", "summary", "variants"):
+            results["scenarios"][name].pop(key, None)
     stale = tmp_path / "run" / "busy_rate.png"
     stale.parent.mkdir()
     stale.write_bytes(b"stale png from an earlier build")
@@ -239,7 +242,7 @@ def test_main_rebuilds_a_report(
     step_summary = results_path.parent / "gh.md"
     monkeypatch.setenv(report.STEP_SUMMARY_ENV, str(step_summary))
 
-    assert report.main([str(results_path), "--no-step-summary"]) == 0
+    assert main(["report", str(results_path), "--no-step-summary"]) == 0
 
     assert "index.html" in capsys.readouterr().out
     assert (results_path.parent / "index.html").exists()
@@ -250,10 +253,12 @@ def test_main_rebuilds_a_report(
 def test_main_reports_an_unreadable_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert report.main([str(tmp_path / "missing.json")]) == 2
+    assert main(["report", str(tmp_path / "missing.json")]) == 2
     (tmp_path / "list.json").write_text("[]", encoding="utf-8")
-    assert report.main([str(tmp_path / "list.json")]) == 2
-    assert "report:" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "list.json")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert all(line.startswith("python -m bench report: error: ") for line in err)
 
 
 def test_the_plots_are_deterministic(
@@ -291,11 +296,11 @@ def test_matplotlib_is_imported_lazily_and_pyplot_never(results_path: Path) -> N
 
 def test_correctness_checks_fold_away_unless_one_failed() -> None:
     results = make_results()
-    page = report.render_html(results, ())
+    page = report.render_html(make_run(results), ())
     assert "<details>" in page and "<details open>" not in page
     checks = results["correctness"]["checks"]
     checks[0] = {**checks[0], "ok": False, "detail": "lost 1"}
     results["correctness"]["ok"] = False
-    page = report.render_html(results, ())
+    page = report.render_html(make_run(results), ())
     assert "<details open>" in page
     assert f"<summary>{len(checks)} checks</summary>" in page
