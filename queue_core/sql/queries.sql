@@ -168,11 +168,9 @@ WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
 ORDER BY priority, run_after_utc, id
 LIMIT :limit;
 
--- claim_band_heads_oldest --
--- For every priority band (distinct priority among queued tasks)
--- the :limit due tasks that arrived first (run_after_utc, id). The bands are found by a loose
--- index scan (min(priority) above the last band), so the cost grows with the number of distinct
--- priorities, not with the backlog. Used by the fifo and weighted_random strategies.
+-- claim_bands --
+-- A part of the two statements below, not a statement: the distinct priorities ("bands") of the
+-- arm's queued tasks, found by a loose index scan (min(priority) above the last band found).
 WITH RECURSIVE bands(p) AS (
   SELECT (SELECT min(priority) FROM task_queue WHERE status = 'queued' /*filter*/)
   UNION ALL
@@ -180,6 +178,12 @@ WITH RECURSIVE bands(p) AS (
           WHERE status = 'queued' /*filter*/ AND priority > bands.p)
   FROM bands WHERE bands.p IS NOT NULL
 )
+
+-- claim_band_heads_oldest --
+-- For every priority band the :limit due tasks that arrived first (run_after_utc, id). The cost
+-- grows with the number of distinct priorities, not with the backlog. Used by the fifo and
+-- weighted_random strategies.
+{claim_bands}
 SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id IN (
   SELECT id FROM task_queue
   WHERE status = 'queued' /*filter*/ AND priority = bands.p AND run_after_utc <= :now
@@ -190,13 +194,7 @@ SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id
 -- claim_band_heads_newest --
 -- As claim_band_heads_oldest, but the :limit due tasks of each band that arrived last (the
 -- index walked backwards from :now). Used by the lifo strategy.
-WITH RECURSIVE bands(p) AS (
-  SELECT (SELECT min(priority) FROM task_queue WHERE status = 'queued' /*filter*/)
-  UNION ALL
-  SELECT (SELECT min(priority) FROM task_queue
-          WHERE status = 'queued' /*filter*/ AND priority > bands.p)
-  FROM bands WHERE bands.p IS NOT NULL
-)
+{claim_bands}
 SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id IN (
   SELECT id FROM task_queue
   WHERE status = 'queued' /*filter*/ AND priority = bands.p AND run_after_utc <= :now
