@@ -73,6 +73,7 @@ DEFAULT_FAIR_LOCK: Final = True
 """Whether writers queue on the OS write gate by default (see :mod:`queue_core.write_gate`)."""
 # Statements that never write: they run without the write gate. Anything else (WITH included,
 # which may be an UPDATE) is treated as a write; that only costs an uncontended lock call.
+_WAL_CHECK_EVERY: Final = 4
 _READ_ONLY_KEYWORDS: Final = frozenset({"SELECT", "EXPLAIN", "VALUES", "PRAGMA"})
 _SQLITE_BUSY: Final = 5
 _SQLITE_CORRUPT: Final = 11
@@ -242,6 +243,7 @@ class QueueDatabase:
         self._gate: WriteGate | None = None
         self._gate_failure: str | None = None
         self._wal_index = WalIndex(self._path)
+        self._writes_since_wal_check = 0
         self._tracer = _check_tracer(tracer)
         self._trace_statements = bool(trace_statements)
         with self._lock:
@@ -373,6 +375,7 @@ class QueueDatabase:
         self._gate = None
         self._gate_failure = None
         self._wal_index = WalIndex(self._path)
+        self._writes_since_wal_check = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -543,11 +546,17 @@ class QueueDatabase:
 
     def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:
         # SQLite checkpoints inside the COMMIT that crosses wal_autocheckpoint, which under the
-        # gate makes every writer wait for it; checkpoint here first, after the gate is let go
-        # (see queue_core.wal_index). PASSIVE never waits for a lock or calls the busy handler.
-        threshold = int(self._pragmas["wal_autocheckpoint"]) // 2
+        # gate makes every writer wait for it; checkpoint here first (at 3/4 of it), after the
+        # gate is let go (see queue_core.wal_index). PASSIVE never waits for a lock or calls
+        # the busy handler.
+        threshold = int(self._pragmas["wal_autocheckpoint"]) * 3 // 4
         if threshold <= 0:
             return  # automatic checkpoints are off: the application runs its own
+        # Reading the WAL index costs two system calls; every 4th write is often enough (a write
+        # adds a handful of frames, and the threshold leaves a quarter of the PRAGMA's margin).
+        self._writes_since_wal_check = (self._writes_since_wal_check + 1) % _WAL_CHECK_EVERY
+        if self._writes_since_wal_check:
+            return
         pending = self._wal_index.pending_frames()
         if pending is not None and pending >= threshold:
             with suppress(sqlite3.Error):

@@ -5,7 +5,7 @@ Why: SQLite runs its automatic checkpoint inside the ``COMMIT`` that pushes the 
 still holds the gate, so every other writer waited for the whole checkpoint: measured at 16
 processes, the fair lock lost half its throughput that way. Without the gate SQLite has let the
 write lock go before it checkpoints, and writers carry on meanwhile. So a writer that holds the
-gate checks after letting it go whether half a ``wal_autocheckpoint`` of frames waits, and then
+gate checks after letting it go whether 3/4 of ``wal_autocheckpoint`` frames wait, and then
 runs a ``PASSIVE`` checkpoint itself, outside the gate; SQLite's own automatic checkpoint (the
 PRAGMA is unchanged) stays as the backstop and rarely fires.
 

@@ -140,18 +140,18 @@ def test_the_wal_index_tells_the_frames_waiting_for_a_checkpoint(db_path: Path) 
 
 def test_with_the_fair_lock_writers_checkpoint_after_letting_the_gate_go(db_path: Path) -> None:
     """SQLite would checkpoint inside the COMMIT that crosses wal_autocheckpoint, holding the
-    gate; the queue checkpoints at half of it, after the gate is free, so the WAL stays small
+    gate; the queue checkpoints at 3/4 of it, after the gate is free, so the WAL stays small
     and SQLite's own (in-gate) checkpoint does not come."""
     from queue_core.wal_index import WalIndex
 
-    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 100}) as db:
+    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 400}) as db:
         db.initialize_schema()
         queue = TaskQueue(db)
         index = WalIndex(db_path)
         peak = 0
-        for n in range(300):
+        for n in range(800):
             queue.enqueue("t", {"n": n})
             peak = max(peak, index.pending_frames() or 0)
         index.close()
-        assert 0 < peak < 75, peak  # SQLite alone lets it reach 99
-        assert db.pragma_values()["wal_autocheckpoint"] == 100  # the PRAGMA is unchanged
+        assert 200 <= peak < 350, peak  # SQLite alone lets it reach 399
+        assert db.pragma_values()["wal_autocheckpoint"] == 400  # the PRAGMA is unchanged
