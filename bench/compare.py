@@ -26,7 +26,7 @@ from bench.results import (
     Run,
     fmt_number,
 )
-from bench.scenarios import busy, checkpoint, claim, insert, query
+from bench.scenarios import busy, checkpoint, claim, insert, query, worker
 
 Direction = Op
 
@@ -81,6 +81,12 @@ def _insert(
 
 def _claim(key: Callable[[claim.Summary], float | None], variant: str) -> Callable[[Run], Reading]:
     return _summary("claim", claim.Result, key, variant)
+
+
+def _worker(
+    key: Callable[[worker.Summary], float | None], variant: str
+) -> Callable[[Run], Reading]:
+    return _summary("worker", worker.Result, key, variant)
 
 
 def _busy_rate(run: Run) -> Reading:
@@ -204,6 +210,30 @@ KEY_FIGURES: tuple[KeyFigure, ...] = (
         ">",
         _claim(lambda s: s.ratio_4p, "4 workers"),
         abs_tol=0.05,
+    ),
+    KeyFigure(
+        "worker.drain_ratio_4",
+        "Worker engine drain, vs bare loop",
+        "x",
+        ">",
+        _worker(lambda s: s.drain_ratio_4, "no-op handler, 4 executors"),
+        abs_tol=0.1,
+    ),
+    KeyFigure(
+        "worker.pickup_p99_ms",
+        "Worker engine pickup p99",
+        "ms",
+        "<",
+        _worker(lambda s: s.pickup_p99_ms, "steady enqueue rate"),
+        abs_tol=2.0,
+    ),
+    KeyFigure(
+        "worker.idle_cpu_pct",
+        "Idle worker engine CPU",
+        "% of a core",
+        "<",
+        _worker(lambda s: s.idle_cpu_pct, "engine and executors"),
+        abs_tol=0.3,
     ),
     KeyFigure("busy.max_busy_rate_5000", "Busy rate (max)", "%", "<", _busy_rate, abs_tol=0.1),
     KeyFigure(

@@ -30,6 +30,7 @@ class Job:
 
     args: WorkerArgs
     role: str
+    daemon: bool = True  # False for a job that starts processes itself (a worker engine)
 
     @property
     def kind(self) -> str:
@@ -93,7 +94,7 @@ def run_processes(
                 target=workers.entry,
                 args=(job.args, start_timeout, barrier, results, index),
                 name=f"bench-{job.kind}-{index}",
-                daemon=True,
+                daemon=job.daemon,
             )
             process.start()
             processes.append(process)

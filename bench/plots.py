@@ -17,11 +17,12 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bench.results import BUSY_RATE_PCT, CONNECT_MS, INIT_MS, TX_PER_S, Latency, Run, fmt_number
-from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, worker
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -611,6 +612,65 @@ def draw_resources(run: Run) -> Figure:
     return fig
 
 
+def draw_worker_throughput(run: Run) -> Figure:
+    """The worker engine's drain rate against executors, beside the bare one-at-a-time loop."""
+    found = needed(run, "worker", worker.Result)
+    if not found.series:
+        raise SkipPlot("scenario 'worker' has no series")
+    fig = new_figure(8, 5.5)
+    ax = fig.subplots()
+    fig.suptitle("Worker engine drain against executors")
+    handlers = sorted({p.handler for p in found.series})
+    for i, handler in enumerate(handlers):
+        mine = sorted((p for p in found.series if p.handler == handler), key=lambda p: p.executors)
+        xs = [p.executors for p in mine]
+        color = f"C{i}"
+        ax.plot(xs, [p.tasks_per_s for p in mine], "o-", color=color, label=f"{handler} (engine)")
+        ax.plot(
+            xs,
+            [p.bare_tasks_per_s for p in mine],
+            "x:",
+            color=color,
+            alpha=0.7,
+            label=f"{handler} (bare loop, one process per executor)",
+        )
+    ax.set_yscale("log")
+    ax.set_ylabel("tasks/s (log scale)")
+    ax.set_xlabel("executors (engine) or processes (bare)")
+    ax.set_xticks(sorted({p.executors for p in found.series}))
+    plain_log_ticks(ax)
+    legend_below(ax)
+    return fig
+
+
+def draw_worker_pickup(run: Run) -> Figure:
+    """The distribution of pickup latency (enqueue to handler start) at a steady rate."""
+    pickup = needed(run, "worker", worker.Result).pickup
+    hist = pickup.latency_hist
+    if not hist.counts:
+        raise SkipPlot("scenario 'worker' has no pickup samples")
+    edges = list(hist.edges_ms)
+    fig = new_figure(8, 5.5)
+    ax = fig.subplots()
+    fig.suptitle(
+        f"Pickup latency at {pickup.achieved_rate_per_s:,.0f} tasks/s "
+        f"({pickup.executors} executors, n={hist.n})"
+    )
+    widths = [hi - lo for lo, hi in pairwise(edges)]
+    ax.bar(edges[:-1], list(hist.counts), width=widths, align="edge", color="C0", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms from just before enqueue to handler start (log scale)")
+    ax.set_ylabel("tasks")
+    for name, style in PERCENTILE_STYLES.items():
+        value = percentile(pickup.latency_ms, name)
+        if value is not None:
+            ax.axvline(value, color="black", linestyle=style, label=f"{name} {value:.2f} ms")
+    ax.axvline(20.0, **LIMIT_STYLE, label="target: p99 <= 20 ms")
+    plain_log_ticks(ax, "x")
+    legend(ax)
+    return fig
+
+
 PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec(
         "throughput.png",
@@ -655,6 +715,18 @@ PLOTS: tuple[PlotSpec, ...] = (
         "claim p50 for a rare type, a region mismatch, both, and each strategy, against the "
         "backlog, with the 2x-of-default goal",
         draw_claim_cases,
+    ),
+    PlotSpec(
+        "worker_throughput.png",
+        "Worker engine drain",
+        "worker engine tasks/s against executors, beside the bare one-at-a-time loop",
+        draw_worker_throughput,
+    ),
+    PlotSpec(
+        "worker_pickup.png",
+        "Worker engine pickup latency",
+        "distribution of enqueue-to-handler-start latency at half the drain capacity",
+        draw_worker_pickup,
     ),
     PlotSpec(
         "resources.png", "CPU and RSS", "CPU and RSS over time, per process role", draw_resources

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, worker
 
 _CHECKPOINT_COMMON = checkpoint.Params(
     rows_per_commit=10,
@@ -27,6 +27,19 @@ _QUICK_QUERY = query.Params(
     claim_repetitions=200,
     count_repetitions=5,
     pad_bytes=32,
+)
+_QUICK_WORKER = worker.Params(
+    executors=(1, 2, 4),
+    handlers=("noop", "sleep_1ms"),
+    drain_tasks_noop=20_000,
+    drain_tasks_sleep=3000,
+    pad_bytes=200,
+    max_rate_per_s=2000.0,
+    pickup_s=5.0,
+    idle_s=10.0,
+    kill_tasks=2000,
+    kills=5,
+    kill_every_s=0.1,
 )
 _INSERT = insert.Params(
     processes=(1, 2, 4, 8), single_tasks=1000, batch_tasks=2000, batch_size=100, pad_bytes=200
@@ -52,6 +65,19 @@ PROFILES: dict[str, dict[str, Any]] = {
         "query": query.Params(
             backlogs=(500, 2000), claim_repetitions=20, count_repetitions=3, pad_bytes=32
         ),
+        "worker": dataclasses.replace(
+            _QUICK_WORKER,
+            executors=(1, 2),
+            drain_tasks_noop=200,
+            drain_tasks_sleep=100,
+            pad_bytes=64,
+            max_rate_per_s=200.0,
+            pickup_s=1.0,
+            idle_s=1.0,
+            kill_tasks=200,
+            kills=2,
+            kill_every_s=0.05,
+        ),
     },
     "quick": {
         "init": init.Params(repetitions=20),
@@ -67,6 +93,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         ),
         "checkpoint": _CHECKPOINT_COMMON,
         "query": _QUICK_QUERY,
+        "worker": _QUICK_WORKER,
     },
     "default": {
         "init": init.Params(repetitions=50),
@@ -82,6 +109,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         ),
         "checkpoint": dataclasses.replace(_CHECKPOINT_COMMON, duration_s=15.0),
         "query": dataclasses.replace(_QUICK_QUERY, claim_repetitions=1000, count_repetitions=10),
+        "worker": dataclasses.replace(
+            _QUICK_WORKER, drain_tasks_noop=40_000, drain_tasks_sleep=5000, pickup_s=10.0
+        ),
     },
 }
 """Profile name -> scenario name -> that scenario's ``Params``."""

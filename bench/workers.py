@@ -91,6 +91,7 @@ class ClaimCompleteArgs:
     db_path: str
     worker_id: str
     bare: bool
+    handler_ms: float = 0.0  # sleep this long between claim and complete, as a handler would
 
     def run(self, ready: Ready) -> ClaimCompleteOutcome:
         return claim_complete(self, ready)
@@ -167,7 +168,117 @@ class PacedWriterOutcome(Span):
     latency_ns: list[int]
 
 
-WorkerArgs = ProduceArgs | ClaimCompleteArgs | BusyProducerArgs | BusyWorkerArgs | PacedWriterArgs
+@dataclass(frozen=True)
+class EngineArgs:
+    """A WorkerEngine (in a thread of the job process) running ``bench.worker_handlers``'s
+    ``handler`` for type ``bench`` with ``executors`` executors. Its job must be started with
+    ``Job(..., daemon=False)``: the executors are children of the job."""
+
+    db_path: str
+    handler: str
+    executors: int
+    prefetch: int | None = None
+
+
+@dataclass(frozen=True)
+class EngineDrainArgs(EngineArgs):
+    """Once the engine is up, enqueue ``tasks`` in one transaction and time the drain.
+
+    ``kills`` > 0 SIGKILLs a random busy executor every ``kill_every_s`` meanwhile;
+    ``stop_after`` stops the engine gracefully once that many tasks completed."""
+
+    tasks: int = 0
+    pad_bytes: int = 64
+    kills: int = 0
+    kill_every_s: float = 0.1
+    stop_after: int | None = None
+    timeout_s: float = 240.0
+
+    def run(self, ready: Ready) -> EngineDrainOutcome:
+        from bench import engine_jobs
+
+        return engine_jobs.engine_drain(self, ready)
+
+
+@dataclass(frozen=True)
+class EngineDrainOutcome(Span):
+    ids: list[int]
+    completed: int
+    kills: int
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class EngineServeArgs(EngineArgs):
+    """Run the engine until ``expected`` tasks completed or ``serve_s`` ran out."""
+
+    expected: int = 0
+    serve_s: float = 60.0
+
+    def run(self, ready: Ready) -> EngineServeOutcome:
+        from bench import engine_jobs
+
+        return engine_jobs.engine_serve(self, ready)
+
+
+@dataclass(frozen=True)
+class EngineServeOutcome:
+    completed: int
+
+
+@dataclass(frozen=True)
+class EngineIdleArgs(EngineArgs):
+    """Measure the CPU of the engine process and its executors over ``idle_s`` of nothing."""
+
+    idle_s: float = 10.0
+    settle_s: float = 1.0
+
+    def run(self, ready: Ready) -> EngineIdleOutcome:
+        from bench import engine_jobs
+
+        return engine_jobs.engine_idle(self, ready)
+
+
+@dataclass(frozen=True)
+class EngineIdleOutcome:
+    wall_s: float
+    engine_cpu_s: float
+    executors_cpu_s: float
+    executors: int
+
+
+@dataclass(frozen=True)
+class PacedProducerArgs:
+    """Enqueue ``count`` single tasks at ``rate_per_s``, each stamped with the
+    ``perf_counter_ns`` just before its enqueue (for the pickup probe handler)."""
+
+    db_path: str
+    rate_per_s: float
+    count: int
+    out_dir: str
+
+    def run(self, ready: Ready) -> PacedProducerOutcome:
+        from bench import engine_jobs
+
+        return engine_jobs.paced_producer(self, ready)
+
+
+@dataclass(frozen=True)
+class PacedProducerOutcome(Span):
+    ids: list[int]
+
+
+WorkerArgs = (
+    ProduceArgs
+    | ClaimCompleteArgs
+    | BusyProducerArgs
+    | BusyWorkerArgs
+    | PacedWriterArgs
+    | EngineDrainArgs
+    | EngineServeArgs
+    | EngineIdleArgs
+    | PacedProducerArgs
+)
 """Every kind of benchmark process; a new kind adds its record here."""
 
 
@@ -221,8 +332,12 @@ def produce(args: ProduceArgs, ready: Ready) -> ProduceOutcome:
 
 
 def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcome:
-    """Claim one task and complete it, again and again, until the queue is empty."""
+    """Claim one task and complete it, again and again, until the queue is empty.
+
+    ``handler_ms`` > 0 sleeps that long between claim and complete (counted in complete_ns).
+    """
     path, worker_id = Path(args.db_path), args.worker_id
+    handler_s = args.handler_ms / 1000
     clock = time.perf_counter_ns
     ids: list[int] = []
     claim_ns: list[int] = []
@@ -240,6 +355,8 @@ def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcom
                 transactions += 1
                 if task_id is None:
                     break
+                if handler_s:
+                    time.sleep(handler_s)
                 bare.complete(task_id, worker_id)
                 t2 = clock()
                 transactions += 1
@@ -260,6 +377,8 @@ def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcom
                 transactions += 1
                 if task is None:
                     break
+                if handler_s:
+                    time.sleep(handler_s)
                 queue.complete(task.id, worker_id)
                 t2 = clock()
                 transactions += 1

@@ -484,6 +484,22 @@ class QueueDatabase:
             if gate is not None:
                 self._checkpoint_outside_gate(conn)
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of this connection.
+
+        It changes when any other connection commits to the file, never for this connection's
+        own commits. Reading it takes no lock and touches only the WAL index in shared memory,
+        so an idle worker can poll it every few milliseconds to learn there is something new.
+
+        :raises QueueDatabaseError: SQLite could not read it (``__cause__`` has why).
+        """
+        with self._guard():
+            conn = self._connection()
+            try:
+                return int(conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise translate_error(exc) from exc
+
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -26,7 +27,7 @@ from queue_core.exceptions import (
     TaskNotFoundError,
 )
 from queue_core.models import Task, TaskLog, TaskStatus, Worker
-from queue_core.timestamps import Clock, to_db_text, utc_now
+from queue_core.timestamps import Clock, optional_from_db_text, to_db_text, utc_now
 from queue_core.validation import (
     check_count,
     check_int,
@@ -40,6 +41,7 @@ from queue_core.validation import (
     non_negative_seconds,
     positive_seconds,
     to_json,
+    type_names,
 )
 
 DEFAULT_LEASE_SECONDS: Final = 30.0
@@ -255,13 +257,13 @@ class TaskQueue:
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
         """
         check_text(worker_id, "worker_id")
-        type_names = _type_names(types)
+        names = None if types is None else type_names(types)
         check_optional_text(region, "region")
         lease = self.default_lease_seconds if lease_seconds is None else lease_seconds
         lease = positive_seconds(lease, "lease_seconds")
         check_count(limit, "limit", 1)
         order = self.claim_strategy if strategy is None else ClaimStrategy.parse(strategy)
-        arms = claiming.arms_for(type_names, region)
+        arms = claiming.arms_for(names, region)
         now_moment = self._clock()
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
@@ -461,6 +463,88 @@ class TaskQueue:
         """Every registered worker, by id."""
         return [Worker.from_row(row) for row in self.db.execute(_QUERIES["list_workers"])]
 
+    # -- batches of one worker (the worker engine's single writer) --------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Group several operations into one write transaction (``BEGIN IMMEDIATE``).
+
+        Operations called inside the block join it: they all commit together when the block
+        ends, or none does if it raises. The worker engine completes a batch of tasks and claims
+        the next one in a single transaction this way.
+
+        :raises QueueBusyError: the write lock was not free within the busy timeout.
+        """
+        with self.db.transaction():
+            yield
+
+    def complete_many(self, task_ids: Iterable[int], worker_id: str) -> list[int]:
+        """Mark several leased tasks completed in one statement; return the ids that were not.
+
+        Fenced like :meth:`complete`, task by task: a task ``worker_id`` no longer holds (its
+        lease was lost, or it already finished) is left unchanged and its id is returned, so the
+        caller can discard that result instead of completing the task twice.
+
+        :raises TypeError, ValueError: a bad worker id or task id; nothing changed.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
+        """
+        return self._fenced_batch("complete_many", task_ids, worker_id, {})
+
+    def extend_leases(
+        self, task_ids: Iterable[int], worker_id: str, lease_seconds: float
+    ) -> list[int]:
+        """Renew several leases in one statement so they end ``lease_seconds`` from now.
+
+        Returns the ids ``worker_id`` no longer holds (nothing changed for them).
+
+        :raises TypeError, ValueError: a bad worker id, task id or lease; nothing changed.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
+        """
+        lease = positive_seconds(lease_seconds, "lease_seconds")
+        until = to_db_text(self._clock() + timedelta(seconds=lease))
+        return self._fenced_batch("extend_leases", task_ids, worker_id, {"lease_until": until})
+
+    def release_unstarted(self, task_ids: Iterable[int], worker_id: str) -> list[int]:
+        """Put claimed tasks that were never started back in the queue, uncounted.
+
+        Each goes back to ``queued`` with its lease cleared and the attempt its claim counted
+        given back, keeping its place in line. Use it for tasks a worker claimed ahead of time
+        and will not run (it is shutting down). Returns the ids ``worker_id`` no longer held.
+
+        :raises TypeError, ValueError: a bad worker id or task id; nothing changed.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
+        """
+        return self._fenced_batch("release_unstarted", task_ids, worker_id, {})
+
+    def next_due(
+        self, *, types: Iterable[str] | None = None, region: str | None = None
+    ) -> datetime | None:
+        """When a claim with these filters can next find work without anything new committed.
+
+        The earlier of the first scheduled (``run_after_utc``) queued task matching the filters
+        and the first lease anyone holds running out (a claim releases it); None if neither
+        exists. A worker that found nothing to claim sleeps until then, unless something else
+        is committed first (see :meth:`change_token`).
+
+        :raises TypeError, ValueError: bad types or region.
+        """
+        types_json = _types_json(types)
+        check_optional_text(region, "region")
+        queued = self.db.execute(
+            _QUERIES["next_due_queued"], {"types": types_json, "region": region}
+        ).fetchone()[0]
+        lease = self.db.execute(_QUERIES["next_lease_expiry"]).fetchone()[0]
+        times = [text for text in (queued, lease) if text is not None]
+        return optional_from_db_text(min(times)) if times else None
+
+    def change_token(self) -> int:
+        """A number that changes when another connection commits to the queue.
+
+        Reading it takes no lock and costs microseconds, so an idle worker can look often and
+        claim only when it changed. Its own commits do not change it.
+        """
+        return self.db.data_version()
+
     # -- logs and observation --------------------------------------------------------------
 
     def log(self, task_id: int, level: str, message: str, details: Any = None) -> int:
@@ -515,6 +599,28 @@ class TaskQueue:
         return counts
 
     # -- internals -------------------------------------------------------------------------
+
+    def _fenced_batch(
+        self, name: str, task_ids: Iterable[int], worker_id: str, params: dict[str, Any]
+    ) -> list[int]:
+        """Run a ``WHERE locked_by = :worker_id AND id IN json_each(:task_ids) RETURNING id``
+        statement; return the requested ids it did not return, in request order."""
+        check_text(worker_id, "worker_id")
+        if isinstance(task_ids, (str, bytes)):
+            raise TypeError("task_ids must be a collection of ints, not a string")
+        ids = list(task_ids)
+        for task_id in ids:
+            check_int(task_id, "task_id")
+        if not ids:
+            return []
+        bound = {
+            **params,
+            "now": to_db_text(self._clock()),
+            "worker_id": worker_id,
+            "task_ids": json.dumps(ids),
+        }
+        done = {row[0] for row in self.db.execute(_QUERIES[name], bound)}
+        return [task_id for task_id in ids if task_id not in done]
 
     def _raise_not_held(self, task_id: int, worker_id: str) -> None:
         row = self.db.execute(_QUERIES["task_holder"], {"task_id": task_id}).fetchone()
@@ -572,14 +678,5 @@ def _priority_order(row: Any) -> tuple[Any, ...]:
     return (row["priority"], row["run_after_utc"], row["id"])
 
 
-def _type_names(types: Iterable[str] | None) -> list[str] | None:
-    if types is None:
-        return None
-    if isinstance(types, (str, bytes)):
-        raise TypeError("types must be a collection of type names, not a single string")
-    names = list(types)
-    for name in names:
-        check_text(name, "each of types")
-    if not names:
-        raise ValueError("types must name at least one task type (or be None for any)")
-    return names
+def _types_json(types: Iterable[str] | None) -> str | None:
+    return None if types is None else json.dumps(type_names(types))

@@ -85,6 +85,22 @@ def check_count(value: Any, what: str, minimum: int) -> None:
         raise ValueError(f"{what} must be at least {minimum}, not {value}")
 
 
+def type_names(types: Any) -> list[str]:
+    """A non-empty collection of task type names (a claim's ``types`` filter), as a list.
+
+    :raises TypeError: a single string instead of a collection, or a name that is not text.
+    :raises ValueError: no names, or an empty name.
+    """
+    if isinstance(types, (str, bytes)):
+        raise TypeError("types must be a collection of type names, not a single string")
+    names = list(types)
+    for name in names:
+        check_text(name, "each of types")
+    if not names:
+        raise ValueError("types must name at least one task type (or be None for any)")
+    return names
+
+
 def check_time(value: Any, what: str) -> None:
     """An aware ``datetime`` (any zone; the queue stores it as UTC text).
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query
+from bench.scenarios import busy, checkpoint, claim, connect, init, insert, query, worker
 
 if TYPE_CHECKING:
     from bench.context import ScenarioContext
@@ -57,6 +57,7 @@ SPECS: dict[str, ScenarioSpec] = {
         ScenarioSpec("busy", busy.Params, busy.Result, busy.run),
         ScenarioSpec("checkpoint", checkpoint.Params, checkpoint.Result, checkpoint.run),
         ScenarioSpec("query", query.Params, query.Result, query.run),
+        ScenarioSpec("worker", worker.Params, worker.Result, worker.run),
     )
 }
 

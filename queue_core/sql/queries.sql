@@ -151,6 +151,54 @@ RETURNING log_id;
 SELECT log_id, task_id, at_utc, level, message, details
 FROM task_logs WHERE task_id = :task_id ORDER BY at_utc, log_id;
 
+-- ===== Worker engine (issue #9): batched statements of one engine's single writer =====
+
+-- complete_many --
+-- Fenced like complete, per task; :task_ids is a JSON array. Returns the ids it completed, so
+-- the caller learns which leases were lost without a second query.
+UPDATE task_queue
+SET status = 'completed', finished_at_utc = :now, updated_at_utc = :now, lease_until_utc = NULL
+WHERE status = 'processing' AND locked_by = :worker_id
+  AND id IN (SELECT value FROM json_each(:task_ids))
+RETURNING id;
+
+-- extend_leases --
+-- One statement renews every lease an engine holds; returns the ids still held.
+UPDATE task_queue
+SET lease_until_utc = :lease_until, updated_at_utc = :now
+WHERE status = 'processing' AND locked_by = :worker_id
+  AND id IN (SELECT value FROM json_each(:task_ids))
+RETURNING id;
+
+-- release_unstarted --
+-- Claimed tasks that no handler ever started go back to the queue as if never claimed: the
+-- attempt the claim counted is given back, and run_after_utc is kept so they are next in line.
+UPDATE task_queue
+SET status = 'queued',
+    attempts = max(attempts - 1, 0),
+    locked_by = NULL,
+    lease_until_utc = NULL,
+    reserved_at_utc = NULL,
+    processing_started_utc = NULL,
+    updated_at_utc = :now
+WHERE status = 'processing' AND locked_by = :worker_id
+  AND id IN (SELECT value FROM json_each(:task_ids))
+RETURNING id;
+
+-- next_due_queued --
+-- When the next task this claimer could take becomes due; NULL when there is none. Only called
+-- after a claim came up short, when every matching queued task is scheduled later.
+SELECT min(run_after_utc) FROM task_queue
+WHERE status = 'queued'
+  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+  AND (region IS NULL OR region = :region);
+
+-- next_lease_expiry --
+-- When the first lease held by anyone runs out (a claim then releases it); the partial index of
+-- leased tasks makes this one index probe.
+SELECT min(lease_until_utc) FROM task_queue INDEXED BY ix_task_lease_expiry
+WHERE status = 'processing';
+
 -- claim: filters, strategies, the look before the lock --
 -- The statements below carry a /*filter*/ marker that queue_core.claiming replaces with one of
 -- two fixed filters, "AND region IS :region" or "AND type = :type AND region IS :region", served

@@ -420,6 +420,79 @@ def metric_list(
     ]
 
 
+def _worker() -> dict[str, Any]:
+    series = [
+        {
+            "handler": handler,
+            "executors": n,
+            "tasks": 6000,
+            "tasks_per_s": rate * n,
+            "bare_tasks_per_s": bare * n,
+            "ratio_vs_bare": round(rate / bare, 4),
+            "exactly_once": True,
+        }
+        for handler, rate, bare in (("noop", 3000.0, 2000.0), ("sleep_1ms", 800.0, 600.0))
+        for n in (1, 2, 4)
+    ]
+    return {
+        "status": "ok",
+        "error": None,
+        "duration_s": 40.0,
+        "params": {
+            "executors": [1, 2, 4],
+            "handlers": ["noop", "sleep_1ms"],
+            "drain_tasks_noop": 20000,
+            "drain_tasks_sleep": 3000,
+            "pad_bytes": 200,
+            "max_rate_per_s": 2000.0,
+            "pickup_s": 5.0,
+            "idle_s": 10.0,
+            "kill_tasks": 2000,
+            "kills": 5,
+            "kill_every_s": 0.1,
+        },
+        "summary": {
+            "drain_ratio_4": 1.5,
+            "drain_ratio_max": 1.5,
+            "drain_tasks_per_s_max": 12000.0,
+            "pickup_p50_ms": 2.5,
+            "pickup_p99_ms": 9.0,
+            "idle_cpu_pct": 0.6,
+            "exactly_once_ok": True,
+        },
+        "series": series,
+        "pickup": {
+            "executors": 4,
+            "capacity_tasks_per_s": 12000.0,
+            "target_rate_per_s": 2000.0,
+            "achieved_rate_per_s": 1990.0,
+            "tasks": 10000,
+            "latency_ms": _latency(2.5),
+            "latency_hist": {
+                "edges_ms": [1.0, 1.2589, 1.5849, 1.9953],
+                "counts": [10, 80, 30],
+                "n": 120,
+            },
+        },
+        "idle": {
+            "executors": 4,
+            "seconds": 10.0,
+            "engine_cpu_pct": 0.6,
+            "executors_cpu_pct": 0.0,
+            "total_cpu_pct": 0.6,
+        },
+        "killed": {"tasks": 2000, "kills": 5, "ok": True},
+        "stopped": {
+            "tasks": 2000,
+            "completed": 500,
+            "queued": 1500,
+            "queued_with_attempts": 0,
+            "ok": True,
+        },
+        "resources": _resources(2.0, 0),
+    }
+
+
 _BASE: dict[str, Any] = {
     "schema": model.SCHEMA,
     "run_id": "20261129-091500-linux-3f2a1c0",
@@ -455,6 +528,7 @@ _BASE: dict[str, Any] = {
         "busy": _busy(),
         "checkpoint": _checkpoint(),
         "query": _query(),
+        "worker": _worker(),
     },
     "correctness": {
         "ok": True,

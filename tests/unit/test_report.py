@@ -28,6 +28,8 @@ EXPECTED_SIZES = {
     "claim_backlog.png": (1000, 600),
     "claim_filters.png": (1000, 600),
     "resources.png": (1200, 750),
+    "worker_throughput.png": (800, 550),
+    "worker_pickup.png": (800, 550),
 }
 
 
@@ -195,12 +197,20 @@ def test_a_single_scenario_run_gets_a_report(tmp_path: Path) -> None:
     assert png_size(folder / "busy_rate.png") == EXPECTED_SIZES["busy_rate.png"]
     assert png_size(folder / "busy_fairness.png") == EXPECTED_SIZES["busy_fairness.png"]
     assert png_size(folder / "resources.png") == EXPECTED_SIZES["resources.png"]
-    skipped = ("throughput.png", "latency.png", "checkpoint.png", "claim_backlog.png")
-    for name in (*skipped, "claim_filters.png"):
+    skipped = (
+        "throughput.png",
+        "latency.png",
+        "checkpoint.png",
+        "claim_backlog.png",
+        "worker_throughput.png",
+        "worker_pickup.png",
+        "claim_filters.png",
+    )
+    for name in skipped:
         assert not (folder / name).exists()
     summary = (folder / "summary.md").read_text(encoding="utf-8")
     assert "| Database initialisation | NOT_MEASURED | n/a | < 100 ms |" in summary
-    assert summary.count("*skipped*") == 5
+    assert summary.count("*skipped*") == len(skipped)
 
 
 def test_the_step_summary_is_appended_as_utf8(

@@ -10,5 +10,6 @@ from typing import Final
 
 from queue_core.cli.base import Command
 from queue_core.cli.commands.init import InitCommand
+from queue_core.cli.commands.worker import WorkerCommand
 
-COMMANDS: Final[tuple[Command, ...]] = (InitCommand(),)
+COMMANDS: Final[tuple[Command, ...]] = (InitCommand(), WorkerCommand())

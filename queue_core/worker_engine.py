@@ -1,0 +1,855 @@
+"""WorkerEngine: run handlers for queued tasks in spawn child processes, until told to stop.
+
+The seed's "Worker Engine". One engine is one process that owns one database connection and is
+the only writer among its processes; ``concurrency`` executor children (see
+:mod:`queue_core.executor`) run the handlers. The engine's loop:
+
+1. collects the outcomes the executors send back and hands each free executor its next task
+   from the prefetch buffer at once, so executors never wait for the database;
+2. writes, in ONE ``BEGIN IMMEDIATE`` transaction, the outcomes of every task that finished
+   since the last write (completions in one statement), the lease renewal when it is due (all
+   leases in one statement, plus the engine's ``workers`` heartbeat) and the next claim, sized
+   to refill executors and prefetch buffer;
+3. when the claim comes up short, stops claiming and waits: it reads ``PRAGMA data_version``
+   (through :meth:`TaskQueue.change_token`, no lock) every few milliseconds and claims again
+   only once another connection has committed something, or when the next scheduled task or
+   expiring lease is due.
+
+Prefetch is bounded twice. At most ``prefetch`` claimed tasks wait beyond the running ones
+(default 4 per executor), and no more than the executors would start within 100 ms at the
+recent handler duration: a task sitting in one engine's buffer cannot be run by an idle engine
+elsewhere, so an engine running second-long handlers holds none beyond one per executor, while
+one running millisecond handlers keeps enough queued that each executor starts its next task the
+moment it finishes one. That, and writing outcomes and claims in batches, is where the speed is.
+
+Stopping (:meth:`WorkerEngine.stop`, SIGINT/SIGTERM, Ctrl+C/Ctrl+Break) stops the claiming and
+gives running handlers ``shutdown_grace`` seconds; prefetched tasks no handler started go back to
+``queued`` without counting the attempt; a handler still running after the grace is terminated
+and its task requeued with the attempt counted. A second stop request ends at once, releasing
+what it can. Afterwards every task the engine claimed is completed, failed with a reason, or
+queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import select
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from multiprocessing import connection as mp_connection
+from typing import TYPE_CHECKING, Any, Final
+
+from queue_core.database import QueueDatabase
+from queue_core.exceptions import LeaseLostError, QueueBusyError, QueueDatabaseError
+from queue_core.executor import Handler, executor_main, handler_reference
+from queue_core.stop_signals import StopSignals
+from queue_core.task_queue import DEFAULT_LEASE_SECONDS, TaskQueue
+from queue_core.validation import (
+    check_count,
+    check_optional_text,
+    check_text,
+    non_negative_seconds,
+    positive_seconds,
+    type_names,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+    from queue_core.models import Task
+
+__all__ = ["WorkerEngine", "WorkerEngineError"]
+
+LOG: Final = logging.getLogger("queue_core.worker_engine")
+ACTIVE_POLL_SECONDS: Final = 0.002
+"""How often an engine that found work in the last :data:`ACTIVE_SECONDS` reads
+``PRAGMA data_version``: at most this long passes before it notices new work."""
+IDLE_POLL_SECONDS: Final = 0.010
+"""The same once it has found nothing for longer: a fifth of the wake-ups, so an idle engine
+stays well under 1 % of a core, and it still notices new work within 10 ms."""
+ACTIVE_SECONDS: Final = 2.0
+DEFAULT_PREFETCH_PER_EXECUTOR: Final = 4
+"""``prefetch`` defaults to this many tasks per executor (bounded further by the horizon)."""
+PREFETCH_HORIZON_SECONDS: Final = 0.1
+"""Prefetch no more tasks than the executors would start within this time, at the recent
+handler duration: plenty of short tasks, none beyond one per executor for long ones."""
+OUTCOME_DELAY_SECONDS: Final = 0.005
+"""The longest a finished task's outcome waits for others to share its write transaction."""
+BUSY_RETRY_SECONDS: Final = 0.05
+"""How long to wait before writing again after the write lock stayed busy for a whole timeout."""
+FINAL_WRITE_ATTEMPTS: Final = 3
+EXECUTOR_JOIN_SECONDS: Final = 10.0
+
+
+class WorkerEngineError(QueueDatabaseError):
+    """The engine cannot run: its handlers do not import in an executor process."""
+
+
+@dataclass
+class _Outcome:
+    """A finished task waiting to be written: completed, or failed with ``error``."""
+
+    task_id: int
+    error: str | None = None  # None means completed
+    retry_in: float | None = None  # None: the queue's backoff
+    log_message: str | None = None  # a task_logs row to add (the full traceback)
+
+
+class _Readiness:
+    """Wait until any of a changing set of pipes and process sentinels is ready.
+
+    ``multiprocessing.connection.wait`` builds and tears down a selector on every call, which
+    is most of what an idle engine's 200 looks a second cost. On POSIX one selector is kept
+    and updated as executors come and go; Windows waits on handles, so it keeps using
+    ``wait``.
+    """
+
+    def __init__(self) -> None:
+        self._objects: list[Any] = []
+        self._selector = selectors.DefaultSelector() if os.name == "posix" else None
+
+    def add(self, obj: Any) -> None:
+        self._objects.append(obj)
+        if self._selector is not None:
+            self._selector.register(obj, selectors.EVENT_READ)
+
+    def remove(self, obj: Any) -> None:
+        self._objects.remove(obj)
+        if self._selector is not None:
+            self._selector.unregister(obj)
+
+    def wait(self, timeout: float | None) -> list[Any]:
+        if self._selector is None:
+            return list(mp_connection.wait(self._objects, timeout))
+        return [key.fileobj for key, _ in self._selector.select(timeout)]
+
+    def readable(self, conn: Connection) -> bool:
+        """Whether ``conn`` has data now; on POSIX without building a selector as poll() does."""
+        if self._selector is None:
+            return conn.poll()
+        return bool(select.select([conn], [], [], 0)[0])
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+
+
+class _Executor:
+    """One child process and the tasks sent to it, in the order it runs them.
+
+    The first task is the one running (or about to run); ``head_since`` is when it became
+    first, which is when its timeout starts.
+    """
+
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.tasks: deque[Task] = deque()
+        self.head_since = 0.0
+        self.lost: set[int] = set()  # tasks whose lease was lost: their outcome is discarded
+        self.stopping = False  # told to stop: it answers with its unstarted tasks and exits
+
+    def send(self, tasks: list[Task]) -> None:
+        self.conn.send(tasks)
+        if not self.tasks:
+            self.head_since = time.monotonic()
+        self.tasks.extend(tasks)
+
+    def pop_head(self, task_id: int) -> Task | None:
+        if not self.tasks or self.tasks[0].id != task_id:
+            return None
+        self.head_since = time.monotonic()
+        return self.tasks.popleft()
+
+    def deadline(self, timeouts: Mapping[str, float]) -> float | None:
+        if not self.tasks:
+            return None
+        limit = timeouts.get(self.tasks[0].type)
+        return None if limit is None else self.head_since + limit
+
+
+class WorkerEngine:
+    """Claim tasks and run their handlers in ``concurrency`` spawn child processes.
+
+    Example (handlers must be importable by reference: top-level functions of a module)::
+
+        db = QueueDatabase("queue.db")
+        engine = WorkerEngine(db, {"thumbnail": thumbnails.make}, concurrency=4)
+        engine.run()  # until SIGINT/SIGTERM (Ctrl+C/Ctrl+Break), or engine.stop()
+
+    A handler takes the :class:`~queue_core.models.Task`. Returning completes the task; raising
+    fails it (the traceback's last lines in ``error_message``, the full traceback in a
+    ``task_logs`` row, a retry after the queue's backoff while attempts remain); raising
+    :class:`~queue_core.executor.Retry` reschedules it. A handler that kills its process fails
+    its task with a message saying so, and the executor is replaced.
+
+    :param db: the queue database (its schema initialised), or a :class:`TaskQueue` on it to use
+        that queue's clock and retry settings.
+    :param handlers: task type -> handler callable (or ``"module:name"`` reference).
+    :param concurrency: how many executor processes run handlers at once.
+    :param region: also claim tasks for this region (tasks without a region always match).
+    :param types: the task types to claim; default every type in ``handlers``.
+    :param lease_seconds: the lease of each claimed task; the engine renews all of its leases
+        every third of it, so only a stalled or dead engine lets one run out.
+    :param prefetch: how many claimed tasks may wait for an executor beyond the running ones
+        (default 4 per executor, and never more than the executors start in 100 ms at the
+        recent handler duration; 0 claims only for free executors).
+    :param worker_id: the ``workers`` row and ``locked_by`` value (default: host and pid).
+    :param shutdown_grace: seconds running handlers get to finish once a stop is requested.
+    :param timeouts: task type -> seconds after which a running handler is terminated and its
+        task failed (default: no limit).
+    :param handle_signals: make :meth:`run` install the stop signal handlers (only possible in
+        the main thread; elsewhere call :meth:`stop`).
+    :param signals: builds the :class:`StopSignals` that routes stop requests to the engine's
+        callback (tests pass one with a fake signal API or another OS's signals).
+    :raises TypeError, ValueError: a bad argument, or a handler that a child cannot import.
+    """
+
+    def __init__(
+        self,
+        db: QueueDatabase | TaskQueue,
+        handlers: Mapping[str, Handler | str],
+        *,
+        concurrency: int = 4,
+        region: str | None = None,
+        types: Iterable[str] | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        prefetch: int | None = None,
+        worker_id: str | None = None,
+        shutdown_grace: float = 10.0,
+        timeouts: Mapping[str, float] | None = None,
+        handle_signals: bool = True,
+        signals: Callable[[Callable[[str], None]], StopSignals] | None = None,
+    ) -> None:
+        if isinstance(db, TaskQueue):
+            self._queue = db
+        elif isinstance(db, QueueDatabase):
+            self._queue = TaskQueue(db)
+        else:
+            raise TypeError(f"db must be a QueueDatabase or TaskQueue, not {type(db).__name__}")
+        if not isinstance(handlers, Mapping) or not handlers:
+            raise ValueError("handlers must be a non-empty mapping of task type to handler")
+        self._references = {str(t): handler_reference(h) for t, h in handlers.items()}
+        check_count(concurrency, "concurrency", 1)
+        self.concurrency = concurrency
+        if prefetch is None:
+            prefetch = DEFAULT_PREFETCH_PER_EXECUTOR * concurrency
+        check_count(prefetch, "prefetch", 0)
+        self.prefetch = prefetch
+        self.types = sorted(self._references if types is None else set(type_names(types)))
+        unknown = sorted(set(self.types) - set(self._references))
+        if unknown:
+            raise ValueError(f"types {unknown} have no handler")
+        check_optional_text(region, "region")
+        self.region = region
+        self.lease_seconds = positive_seconds(lease_seconds, "lease_seconds")
+        self.shutdown_grace = non_negative_seconds(shutdown_grace, "shutdown_grace")
+        self.timeouts = {
+            str(t): positive_seconds(s, f"timeouts[{t!r}]") for t, s in (timeouts or {}).items()
+        }
+        if worker_id is None:
+            worker_id = f"engine-{socket.gethostname()}-{os.getpid()}"
+        check_text(worker_id, "worker_id")
+        self.worker_id = worker_id
+        self._handle_signals = handle_signals
+        self._signals = signals
+        self._context = multiprocessing.get_context("spawn")
+        self._wake_reader, self._wake_writer = self._context.Pipe(duplex=False)
+        self._readiness = _Readiness()
+        self._readiness.add(self._wake_reader)
+        self._stop_requests = 0
+        self._ran = False
+        # Loop state, reset by run().
+        self._executors: list[_Executor] = []
+        self._buffer: deque[Task] = deque()
+        self._outcomes: list[_Outcome] = []
+        self._outcomes_since = 0.0  # monotonic time the oldest unwritten outcome arrived
+        self._handler_seconds: float | None = None  # moving average of handler durations
+        self._release: list[int] = []
+        self._maybe_work = True
+        self._last_work = 0.0
+        self._token = 0
+        self._next_due: datetime | None = None
+        self._renew_at: datetime | None = None
+        self._grace_deadline: float | None = None
+        self._fatal: str | None = None
+        self._ready_executors = 0
+        self.ready = threading.Event()
+        """Set once every executor has imported its handlers (run() is fully up)."""
+        self.completed = 0
+        """Tasks this engine completed (read it from any thread)."""
+        self.failed = 0
+        """Tasks this engine failed for good (out of attempts)."""
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def queue(self) -> TaskQueue:
+        """The queue the engine claims from."""
+        return self._queue
+
+    def busy_executor_pids(self) -> list[int]:
+        """The process ids of the executors running a task now (for monitoring and tests)."""
+        return [
+            pid for e in list(self._executors) if e.tasks and (pid := e.process.pid) is not None
+        ]
+
+    def stop(self, *, now: bool = False) -> None:
+        """Ask :meth:`run` to stop; safe from any thread and from a signal handler.
+
+        The first call stops claiming and lets running handlers finish within
+        ``shutdown_grace``; a second call (or ``now=True``) terminates them at once. Either way
+        :meth:`run` releases or requeues every task it holds before it returns.
+        """
+        # No lock: a signal handler must never wait for one the interrupted thread may hold.
+        requests = max(self._stop_requests + 1, 2 if now else 1)
+        self._stop_requests = requests
+        if requests <= 2:  # at most two bytes: the pipe can never fill and block a signal handler
+            with suppress(OSError):  # run() already finished and closed the pipe
+                self._wake_writer.send_bytes(b"s")
+
+    def run(self) -> None:
+        """Run until stopped; return after every held task was completed, failed or released.
+
+        :raises WorkerEngineError: the handlers could not be imported in an executor, or this
+            is a daemonic process (which may not start executors).
+        :raises QueueDatabaseError: the database failed in a way waiting cannot fix (after the
+            engine released what it could).
+        :raises RuntimeError: run() was already called on this engine.
+        """
+        if self._ran:
+            raise RuntimeError("a WorkerEngine runs once; create a new one")
+        if multiprocessing.current_process().daemon:
+            raise WorkerEngineError(
+                "a WorkerEngine cannot run in a daemonic process: those may not start the "
+                "executor processes (start it with daemon=False)"
+            )
+        self._ran = True
+        signals = self._stop_signals()
+        if signals is not None:
+            signals.install()
+        try:
+            self._run()
+        finally:
+            if signals is not None:
+                signals.restore()
+            self._readiness.close()
+            self._wake_reader.close()
+            self._wake_writer.close()
+        if self._fatal is not None:
+            raise WorkerEngineError(self._fatal)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        queue = self._queue
+        queue.register_worker(
+            self.worker_id,
+            {
+                "engine": True,
+                "types": self.types,
+                "region": self.region,
+                "concurrency": self.concurrency,
+                "pid": os.getpid(),
+            },
+        )
+        self._renew_at = queue.now() + timedelta(seconds=self.lease_seconds / 3)
+        LOG.info(
+            "worker engine %s: %d executors, types %s, region %s, lease %gs",
+            self.worker_id,
+            self.concurrency,
+            ",".join(self.types),
+            self.region,
+            self.lease_seconds,
+        )
+        try:
+            self._executors = [self._start_executor() for _ in range(self.concurrency)]
+            while not self._finished():
+                self._step()
+        except BaseException:
+            LOG.exception("worker engine %s failed; releasing its tasks", self.worker_id)
+            self._stop_requests = 2
+            self._terminate_running("the worker engine failed")
+            self._release.extend(task.id for task in self._buffer)
+            self._buffer.clear()
+            self._final_write()
+            raise
+        finally:
+            self._close_executors()
+        LOG.info(
+            "worker engine %s stopped: %d completed, %d failed",
+            self.worker_id,
+            self.completed,
+            self.failed,
+        )
+
+    def _finished(self) -> bool:
+        if self._stop_requests == 0:
+            return False
+        if self._stop_requests >= 2:
+            self._terminate_running("the worker engine was stopped at once")
+        if self._executors:
+            return False
+        self._release.extend(task.id for task in self._buffer)
+        self._buffer.clear()
+        self._final_write()
+        return True
+
+    def _step(self) -> None:
+        ready = self._idle_wait() if self._idle() else self._readiness.wait(self._wait_seconds())
+        if self._wake_reader in ready:
+            while self._wake_reader.poll():
+                self._wake_reader.recv_bytes()
+        self._collect(ready)
+        if self._outcomes and not self._outcomes_since:
+            self._outcomes_since = time.monotonic()
+        if self._stop_requests:
+            self._begin_shutdown()
+        else:
+            self._check_timeouts()
+        self._dispatch()
+        if not self._maybe_work and self._claim_limit():
+            self._look_for_work()
+        if self._should_write():
+            self._write()
+            self._dispatch()
+
+    def _idle_wait(self) -> list[Any]:
+        """Wait with nothing to do: each wake-up reads data_version and nothing else.
+
+        Returns what became ready, or nothing once there may be work (another connection
+        committed, or the next scheduled task or expiring lease is due) or a renewal is due.
+        """
+        now_mono = time.monotonic()
+        wall = self._queue.now()
+        renew_at = now_mono + (
+            3600.0 if self._renew_at is None else (self._renew_at - wall).total_seconds()
+        )
+        due_at = (
+            None if self._next_due is None else now_mono + (self._next_due - wall).total_seconds()
+        )
+        while True:
+            recent = now_mono - self._last_work < ACTIVE_SECONDS
+            interval = ACTIVE_POLL_SECONDS if recent else IDLE_POLL_SECONDS
+            ready = self._readiness.wait(max(0.0, min(interval, renew_at - now_mono)))
+            if ready:
+                return ready
+            now_mono = time.monotonic()
+            if self._queue.change_token() != self._token or (
+                due_at is not None and now_mono >= due_at
+            ):
+                self._maybe_work = True
+                return []
+            if now_mono >= renew_at:
+                return []
+
+    def _idle(self) -> bool:
+        return not (
+            self._maybe_work
+            or self._stop_requests
+            or self._outcomes
+            or self._release
+            or self._buffer
+            or any(executor.tasks for executor in self._executors)
+        )
+
+    def _wait_seconds(self) -> float | None:
+        """How long the next wait may block: until the earliest thing the loop must do."""
+        if self._should_write():
+            return 0.0  # only collect what has already arrived, then write
+        now_mono = time.monotonic()
+        deadlines = [
+            deadline
+            for executor in self._executors
+            if (deadline := executor.deadline(self.timeouts)) is not None
+        ]
+        if self._outcomes_since:
+            deadlines.append(self._outcomes_since + OUTCOME_DELAY_SECONDS)
+        if self._grace_deadline is not None:
+            deadlines.append(self._grace_deadline)
+        if self._renew_at is not None:
+            wall_seconds = (self._renew_at - self._queue.now()).total_seconds()
+            deadlines.append(now_mono + wall_seconds)
+        if not self._maybe_work and self._claim_limit():  # the next data_version look
+            recent = now_mono - self._last_work < ACTIVE_SECONDS
+            deadlines.append(now_mono + (ACTIVE_POLL_SECONDS if recent else IDLE_POLL_SECONDS))
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now_mono)
+
+    def _collect(self, ready: list[Any]) -> None:
+        for executor in list(self._executors):
+            if executor.conn in ready:
+                self._drain(executor)
+            if executor.process.sentinel in ready:  # it exited: read its last words first
+                self._drain(executor)
+                self._on_exit(executor)
+
+    def _drain(self, executor: _Executor) -> None:
+        """Handle every message the executor has sent."""
+        try:
+            while self._readiness.readable(executor.conn):
+                self._on_message(executor, executor.conn.recv())
+        except (EOFError, OSError):
+            pass  # it exited; the caller sees that through is_alive()
+
+    def _on_message(self, executor: _Executor, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "outcomes":
+            for outcome in message[1]:
+                self._on_outcome(executor, outcome)
+        elif kind == "ready":
+            executor.head_since = time.monotonic()  # its first task starts now, not at spawn
+            self._ready_executors += 1
+            if self._ready_executors >= self.concurrency:
+                self.ready.set()
+        elif kind == "unstarted":
+            unstarted = set(message[1])
+            self._release.extend(t.id for t in executor.tasks if t.id in unstarted)
+            executor.tasks = deque(t for t in executor.tasks if t.id not in unstarted)
+        elif kind == "fatal":
+            self._fatal = f"an executor could not load the handlers: {message[1]}"
+            LOG.error("worker engine %s: %s", self.worker_id, self._fatal)
+            self._release.extend(task.id for task in executor.tasks)  # none of them started
+            executor.tasks.clear()
+            self.stop(now=True)
+
+    def _on_outcome(self, executor: _Executor, outcome: tuple[Any, ...]) -> None:
+        kind, task_id = outcome[0], outcome[1]
+        took = time.monotonic() - executor.head_since
+        task = executor.pop_head(task_id)
+        if task is None:
+            LOG.error(
+                "executor %s sent an outcome for task %d out of turn", executor.process.pid, task_id
+            )
+            return
+        previous = self._handler_seconds
+        self._handler_seconds = took if previous is None else 0.8 * previous + 0.2 * took
+        if task_id in executor.lost:
+            executor.lost.discard(task_id)
+            LOG.warning(
+                "task %d ended (%s) after its lease was lost; result discarded", task_id, kind
+            )
+        elif kind == "done":
+            self._outcomes.append(_Outcome(task_id))
+        elif kind == "retry":
+            error = f"retry requested by the handler: {outcome[3]}"
+            self._outcomes.append(_Outcome(task_id, error, retry_in=outcome[2]))
+        else:
+            log = f"handler raised:\n{outcome[3]}"
+            self._outcomes.append(_Outcome(task_id, outcome[2], log_message=log))
+
+    def _on_exit(self, executor: _Executor) -> None:
+        """An executor ended: by itself after being told to stop, or it died."""
+        executor.process.join(EXECUTOR_JOIN_SECONDS)  # its sentinel fired: reaps it at once
+        code = executor.process.exitcode
+        if executor.tasks and not executor.stopping:
+            how = (
+                f"killed by signal {-code}"
+                if code is not None and code < 0
+                else f"exit code {code}"
+            )
+            LOG.error("executor %s died (%s)", executor.process.pid, how)
+            self._fail_head(executor, f"the executor process running the handler died ({how})")
+        elif executor.tasks:  # it was stopping but died before answering
+            self._fail_head(executor, "the executor process died while the worker engine stopped")
+        self._forget(executor)
+
+    def _fail_head(
+        self, executor: _Executor, reason: str, *, retry_in: float | None = None
+    ) -> None:
+        """Fail the task an executor was running; give back the ones queued behind it."""
+        task = executor.tasks.popleft()
+        if task.id not in executor.lost:
+            LOG.warning("task %d: %s", task.id, reason)
+            self._outcomes.append(_Outcome(task.id, reason, retry_in))
+        rest = [t for t in executor.tasks if t.id not in executor.lost]
+        executor.tasks.clear()
+        if self._stop_requests:
+            self._release.extend(t.id for t in rest)
+        else:  # still leased to this engine: another executor runs them
+            self._buffer.extendleft(reversed(rest))
+
+    def _forget(self, executor: _Executor) -> None:
+        self._executors.remove(executor)
+        self._readiness.remove(executor.conn)
+        self._readiness.remove(executor.process.sentinel)
+        executor.conn.close()
+        if self._stop_requests == 0 and self._fatal is None:
+            self._executors.append(self._start_executor())
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for executor in list(self._executors):
+            deadline = executor.deadline(self.timeouts)
+            if deadline is not None and now >= deadline:
+                limit = self.timeouts[executor.tasks[0].type]
+                self._kill(executor, f"the handler ran past its {limit:g} s timeout")
+
+    def _begin_shutdown(self) -> None:
+        if self._grace_deadline is None:
+            self._grace_deadline = time.monotonic() + self.shutdown_grace
+            LOG.info(
+                "worker engine %s stopping: %d handlers running, %d prefetched tasks released, "
+                "grace %gs",
+                self.worker_id,
+                sum(bool(e.tasks) for e in self._executors),
+                len(self._buffer) + sum(max(0, len(e.tasks) - 1) for e in self._executors),
+                self.shutdown_grace,
+            )
+            self._release.extend(task.id for task in self._buffer)
+            self._buffer.clear()
+            for executor in self._executors:
+                executor.stopping = True
+                with suppress(OSError):  # dead already: the sentinel reports it
+                    executor.conn.send(None)
+        if time.monotonic() >= self._grace_deadline:
+            self._terminate_running(
+                f"the handler was still running {self.shutdown_grace:g} s after the worker "
+                "engine began to stop"
+            )
+
+    def _terminate_running(self, reason: str) -> None:
+        for executor in list(self._executors):
+            self._kill(executor, f"{reason}; executor terminated, task requeued", retry_in=0.0)
+
+    def _kill(self, executor: _Executor, reason: str, *, retry_in: float | None = None) -> None:
+        executor.process.kill()
+        executor.process.join(EXECUTOR_JOIN_SECONDS)
+        self._drain(executor)  # outcomes sent just before the kill still count
+        if executor.tasks:
+            self._fail_head(executor, reason, retry_in=retry_in)
+        self._forget(executor)
+
+    def _dispatch(self) -> None:
+        """Hand buffered tasks out, each to the executor with the fewest tasks queued.
+
+        Each executor may be sent its next tasks ahead, up to the prefetch depth, so it never
+        waits for the engine between two tasks; spreading them keeps every executor busy
+        before any gets a second one.
+        """
+        if self._stop_requests or not self._buffer or not self._executors:
+            return
+        depth = 1 + -(-self._prefetch_now() // self.concurrency)
+        batches: list[list[Task]] = [[] for _ in self._executors]
+        loads = [len(executor.tasks) for executor in self._executors]
+        while self._buffer:
+            least = min(range(len(loads)), key=loads.__getitem__)
+            if loads[least] >= depth:
+                break
+            batches[least].append(self._buffer.popleft())
+            loads[least] += 1
+        for executor, batch in zip(self._executors, batches, strict=True):
+            if batch:
+                try:
+                    executor.send(batch)
+                except OSError:  # it died; the sentinel reports it on the next wait
+                    self._buffer.extendleft(reversed(batch))
+
+    def _claim_limit(self) -> int:
+        if self._stop_requests or self._fatal is not None:
+            return 0
+        held = len(self._buffer) + sum(len(e.tasks) for e in self._executors)
+        return max(0, self.concurrency + self._prefetch_now() - held)
+
+    def _prefetch_now(self) -> int:
+        """The prefetch bound: ``prefetch``, but no more tasks than the executors would start
+        within :data:`PREFETCH_HORIZON_SECONDS` at the handlers' recent duration."""
+        if self._handler_seconds is None:
+            return min(self.prefetch, self.concurrency)  # no duration known yet: one each
+        horizon = int(self.concurrency * PREFETCH_HORIZON_SECONDS / self._handler_seconds)
+        return min(self.prefetch, horizon)
+
+    def _look_for_work(self) -> None:
+        token = self._queue.change_token()
+        due = self._next_due is not None and self._queue.now() >= self._next_due
+        if token != self._token or due:
+            self._maybe_work = True
+
+    def _should_write(self) -> bool:
+        """Whether to write now, or let more outcomes and claim room gather into one batch.
+
+        Now: when releases are pending, a renewal is due, the engine is stopping, an executor
+        is idle with nothing buffered, the claim room reached half the capacity, or outcomes
+        waited :data:`OUTCOME_DELAY_SECONDS` or filled half a batch.
+        """
+        if self._release or (self._stop_requests and self._outcomes):
+            return True
+        if self._renew_at is not None and self._queue.now() >= self._renew_at:
+            return True
+        limit = self._claim_limit()
+        starving = not self._buffer and any(not e.tasks for e in self._executors)
+        refill_at = max(1, (self.concurrency + self._prefetch_now()) // 2)
+        if self._maybe_work and limit and (limit >= refill_at or starving):
+            return True
+        if not self._outcomes:
+            return False
+        return (
+            starving
+            or len(self._outcomes) >= refill_at
+            or time.monotonic() - self._outcomes_since >= OUTCOME_DELAY_SECONDS
+        )
+
+    def _write(self) -> None:
+        """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim."""
+        queue = self._queue
+        renew = self._renew_at is not None and queue.now() >= self._renew_at
+        limit = self._claim_limit() if self._maybe_work else 0
+        outcomes, releases = self._outcomes, self._release
+        try:
+            with queue.atomic():
+                lost = self._write_outcomes(outcomes)
+                released_lost = queue.release_unstarted(releases, self.worker_id)
+                lost_leases: list[int] = []
+                if renew:
+                    lost_leases = queue.extend_leases(
+                        self._held_ids(), self.worker_id, self.lease_seconds
+                    )
+                    queue.worker_heartbeat(self.worker_id)
+                claimed: list[Task] = []
+                if limit:
+                    claimed = queue.claim(
+                        self.worker_id,
+                        types=self.types,
+                        region=self.region,
+                        lease_seconds=self.lease_seconds,
+                        limit=limit,
+                    )
+                    if len(claimed) < limit:
+                        self._token = queue.change_token()
+                        self._next_due = queue.next_due(types=self.types, region=self.region)
+        except QueueBusyError as exc:
+            LOG.warning("worker engine %s: write lock busy (%s); retrying", self.worker_id, exc)
+            time.sleep(BUSY_RETRY_SECONDS)
+            return
+        self._outcomes, self._release = [], []
+        self._outcomes_since = 0.0
+        for task_id in lost + released_lost:
+            LOG.warning("task %d: lease lost before its outcome was written; discarded", task_id)
+        if renew:
+            self._renew_at = queue.now() + timedelta(seconds=self.lease_seconds / 3)
+            self._on_lost_leases(set(lost_leases))
+        if limit:
+            if claimed:
+                self._last_work = time.monotonic()
+            self._maybe_work = len(claimed) == limit
+            self._buffer.extend(claimed)
+
+    def _write_outcomes(self, outcomes: list[_Outcome]) -> list[int]:
+        queue = self._queue
+        lost = queue.complete_many([o.task_id for o in outcomes if o.error is None], self.worker_id)
+        self.completed += sum(o.error is None for o in outcomes) - len(lost)
+        for outcome in outcomes:
+            if outcome.error is None:
+                continue
+            try:
+                task = queue.fail(
+                    outcome.task_id, self.worker_id, outcome.error, retry_in=outcome.retry_in
+                )
+            except LeaseLostError:
+                lost.append(outcome.task_id)
+                continue
+            self.failed += task.status.is_final
+            if outcome.log_message is not None:
+                queue.log(outcome.task_id, "ERROR", outcome.log_message)
+        return lost
+
+    def _held_ids(self) -> list[int]:
+        ids = [task.id for task in self._buffer]
+        for executor in self._executors:
+            ids.extend(task.id for task in executor.tasks if task.id not in executor.lost)
+        return ids
+
+    def _on_lost_leases(self, lost: set[int]) -> None:
+        if not lost:
+            return
+        for executor in self._executors:
+            for task in executor.tasks:
+                if task.id in lost:
+                    executor.lost.add(task.id)
+                    LOG.warning("task %d: lease lost; its result will be discarded", task.id)
+        kept = [task for task in self._buffer if task.id not in lost]
+        if len(kept) != len(self._buffer):
+            dropped = len(self._buffer) - len(kept)
+            LOG.warning("dropped %d prefetched tasks whose lease was lost", dropped)
+            self._buffer = deque(kept)
+
+    def _final_write(self) -> None:
+        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+            if not (self._outcomes or self._release):
+                break
+            self._maybe_work = False
+            try:
+                self._write()
+            except QueueDatabaseError:
+                LOG.exception(
+                    "worker engine %s: final write failed (attempt %d)", self.worker_id, attempt
+                )
+        if self._outcomes or self._release:
+            LOG.error(
+                "worker engine %s could not write %d outcomes and %d releases; those tasks "
+                "return to the queue when their leases expire",
+                self.worker_id,
+                len(self._outcomes),
+                len(self._release),
+            )
+
+    # -- executors ---------------------------------------------------------------------------
+
+    def _start_executor(self) -> _Executor:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=executor_main,
+            args=(child_end, self._references),
+            name=f"{self.worker_id}-executor",
+            # Not a daemon: daemonic processes may not have children, so a daemon executor
+            # would forbid running an engine inside one. An executor whose engine died exits
+            # by itself: its pipe closes.
+            daemon=False,
+        )
+        process.start()
+        child_end.close()
+        self._readiness.add(parent_end)
+        self._readiness.add(process.sentinel)
+        return _Executor(process, parent_end)
+
+    def _close_executors(self) -> None:
+        for executor in self._executors:
+            with suppress(OSError):  # it died already
+                executor.conn.send(None)
+        deadline = time.monotonic() + EXECUTOR_JOIN_SECONDS
+        for executor in self._executors:
+            executor.process.join(max(0.0, deadline - time.monotonic()))
+            if executor.process.is_alive():
+                executor.process.kill()
+                executor.process.join(EXECUTOR_JOIN_SECONDS)
+            executor.conn.close()
+        self._executors = []
+
+    def _stop_signals(self) -> StopSignals | None:
+        if not self._handle_signals:
+            return None
+        if self._signals is not None:
+            return self._signals(self._on_signal)
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return StopSignals(self._on_signal)
+
+    def _on_signal(self, name: str) -> None:
+        LOG.warning(
+            "worker engine %s: %s received, %s",
+            self.worker_id,
+            name,
+            "stopping now" if self._stop_requests else "stopping after running tasks",
+        )
+        self.stop()

@@ -1,0 +1,433 @@
+"""WorkerEngine: handlers in spawn executors, failures, leases, shutdown and the stop signals.
+
+Every test runs a real engine (spawn children) in a thread and stops it with ``stop()`` or a
+fake signal; waits are bounded conditions, never timing assertions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from queue_core import QueueDatabase, Retry, TaskQueue, TaskStatus, WorkerEngine
+from queue_core.stop_signals import SIGBREAK_NUMBER, StopSignals
+from tests import engine_handlers
+
+pytestmark = pytest.mark.slow
+
+WAIT_SECONDS = 60.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def running(engine: WorkerEngine) -> Iterator[threading.Thread]:
+    """Run the engine in a thread; stop it (if still running) and join it at the end."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            engine.run()
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="engine", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        engine.stop()
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive(), "the engine did not stop"
+    if errors:
+        raise errors[0]
+
+
+def observer(db_path: Path) -> TaskQueue:
+    """A second connection, as another process would have."""
+    return TaskQueue(QueueDatabase(db_path))
+
+
+def status_of(queue: TaskQueue, task_id: int) -> TaskStatus:
+    return queue.get(task_id).status
+
+
+def test_handlers_complete_fail_retry_and_a_dead_executor_is_replaced(
+    db: QueueDatabase, db_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    ok = queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(20)])
+    boom = queue.enqueue("boom", {}, max_attempts=1)
+    die = queue.enqueue("die", {})
+    retry = queue.enqueue("retry", {})
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=2)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(
+            lambda: status_of(watch, retry) == TaskStatus.QUEUED and watch.get(retry).attempts == 1,
+            "the retry",
+        )
+        wait_until(
+            lambda: watch.get(die).attempts == 1 and status_of(watch, die) == TaskStatus.QUEUED,
+            "the dead executor's task",
+        )
+        # Work enqueued after the crash still runs: the executor was replaced.
+        late = watch.enqueue("noop", {"late": True})
+        wait_until(lambda: status_of(watch, late) == TaskStatus.COMPLETED, "the late task")
+        wait_until(lambda: all(status_of(watch, i) == TaskStatus.COMPLETED for i in ok), "drain")
+        wait_until(lambda: status_of(watch, boom) == TaskStatus.FAILED, "the failing task")
+
+    failed = watch.get(boom)
+    assert failed.error_message is not None
+    assert failed.error_message.splitlines()[-1] == f"RuntimeError: boom on task {boom}"
+    logs = watch.logs(boom)
+    assert len(logs) == 1 and logs[0].level == "ERROR"
+    assert logs[0].message is not None
+    assert "Traceback (most recent call last)" in logs[0].message
+    assert "in boom" in logs[0].message
+
+    died = watch.get(die)
+    assert "executor process running the handler died (exit code 3)" in str(died.error_message)
+
+    retried = watch.get(retry)
+    assert retried.error_message == "retry requested by the handler: not yet"
+    assert retried.run_after_utc is not None
+    assert retried.run_after_utc > watch.now() + timedelta(minutes=50)
+    assert engine.completed == 21
+    assert watch.counts()[TaskStatus.PROCESSING] == 0
+    watch.db.close()
+
+
+def test_stop_requeues_a_handler_past_the_grace_and_releases_prefetched_uncounted(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    # Quick tasks first: once the engine has seen handlers take milliseconds it prefetches
+    # up to its bound (it prefetches nothing beyond one per executor for slow handlers).
+    queue.enqueue_many(
+        [
+            {
+                "type": "wait",
+                "payload": {"started": str(tmp_path / f"q{n}"), "seconds": 0},
+                "priority": 1,
+            }
+            for n in range(10)
+        ]
+    )
+    slow = queue.enqueue(
+        "wait", {"started": str(started), "seconds": 120}, max_attempts=3, priority=2
+    )
+    waiting = queue.enqueue_many(
+        [
+            {
+                "type": "wait",
+                "payload": {"started": str(tmp_path / f"s{n}"), "seconds": 0},
+                "priority": 3,
+            }
+            for n in range(3)
+        ]
+    )
+    engine = WorkerEngine(
+        db,
+        {"wait": engine_handlers.touch_and_wait},
+        concurrency=1,
+        prefetch=3,
+        shutdown_grace=0.5,
+    )
+    watch = observer(db_path)
+    with running(engine) as thread:
+        wait_until(started.exists, "the slow handler to start")
+        wait_until(lambda: watch.counts()[TaskStatus.PROCESSING] == 4, "the prefetch")
+        engine.stop()
+        thread.join(WAIT_SECONDS)
+
+    terminated = watch.get(slow)
+    assert terminated.status == TaskStatus.QUEUED
+    assert terminated.attempts == 1  # counted: the handler ran
+    assert "still running 0.5 s after the worker engine began to stop" in str(
+        terminated.error_message
+    )
+    for task_id in waiting:
+        task = watch.get(task_id)
+        assert (task.status, task.attempts, task.locked_by) == (TaskStatus.QUEUED, 0, None)
+        assert not (tmp_path / f"s{task_id - waiting[0]}").exists()  # never started
+    watch.db.close()
+
+
+def test_a_second_stop_ends_at_once_and_still_requeues(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 120})
+    engine = WorkerEngine(
+        db, {"wait": engine_handlers.touch_and_wait}, concurrency=1, shutdown_grace=600
+    )
+    watch = observer(db_path)
+    with running(engine) as thread:
+        wait_until(started.exists, "the handler to start")
+        engine.stop()
+        engine.stop()  # the second Ctrl+C: no 600 s grace
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive()
+    task = watch.get(task_id)
+    assert (task.status, task.attempts) == (TaskStatus.QUEUED, 1)
+    assert "stopped at once" in str(task.error_message)
+    watch.db.close()
+
+
+def test_a_per_type_timeout_terminates_the_handler_and_fails_the_task(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    task_id = queue.enqueue(
+        "wait", {"started": str(tmp_path / "started"), "seconds": 120}, max_attempts=1
+    )
+    after = queue.enqueue("noop", {})
+    engine = WorkerEngine(
+        db,
+        {"wait": engine_handlers.touch_and_wait, "noop": engine_handlers.noop},
+        concurrency=1,
+        timeouts={"wait": 0.5},
+    )
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(lambda: status_of(watch, task_id) == TaskStatus.FAILED, "the timeout")
+        wait_until(lambda: status_of(watch, after) == TaskStatus.COMPLETED, "the next task")
+    assert "ran past its 0.5 s timeout" in str(watch.get(task_id).error_message)
+    watch.db.close()
+
+
+def test_leases_are_renewed_while_a_handler_runs(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 2.5})
+    engine = WorkerEngine(
+        db, {"wait": engine_handlers.touch_and_wait}, concurrency=1, lease_seconds=0.6
+    )
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the handler to start")
+        first = watch.get(task_id).lease_until_utc
+        assert first is not None
+        wait_until(
+            lambda: (
+                (watch.get(task_id).lease_until_utc or first) > first + timedelta(seconds=0.3)
+                or status_of(watch, task_id) == TaskStatus.COMPLETED
+            ),
+            "a renewal",
+        )
+        # However long the handler runs past its 0.6 s lease, nobody else can claim it.
+        while status_of(watch, task_id) == TaskStatus.PROCESSING:
+            assert watch.claim("thief", lease_seconds=60) == []
+            time.sleep(0.05)
+    task = watch.get(task_id)
+    assert (task.status, task.attempts, task.locked_by) == (
+        TaskStatus.COMPLETED,
+        1,
+        engine.worker_id,
+    )
+    worker = watch.get_worker(engine.worker_id)
+    assert worker is not None and worker.capabilities["engine"] is True
+    watch.db.close()
+
+
+def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
+    db: QueueDatabase, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="queue_core.worker_engine")
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 1.0})
+    engine = WorkerEngine(
+        db, {"wait": engine_handlers.touch_and_wait}, concurrency=1, lease_seconds=600
+    )
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the handler to start")
+        # As if the engine's machine slept past the lease: it expired and a thief claimed it.
+        watch.db.execute(
+            "UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = ?",
+            (task_id,),
+        )
+        assert [t.id for t in watch.claim("thief", lease_seconds=600)] == [task_id]
+        wait_until(lambda: "discarded" in caplog.text, "the engine to discard its result")
+    task = watch.get(task_id)
+    assert (task.status, task.locked_by) == (TaskStatus.PROCESSING, "thief")
+    assert engine.completed == 0
+    watch.complete(task_id, "thief")
+    watch.db.close()
+
+
+def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
+    db: QueueDatabase, db_path: Path
+) -> None:
+    writes: list[float] = []
+
+    class CountingQueue(TaskQueue):
+        @contextmanager
+        def atomic(self) -> Iterator[None]:
+            writes.append(time.monotonic())
+            with super().atomic():
+                yield
+
+    engine = WorkerEngine(CountingQueue(db), {"noop": engine_handlers.noop}, concurrency=1)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(lambda: len(writes) >= 1, "the first claim")
+        time.sleep(0.5)  # idle: hundreds of data_version looks, no write
+        assert len(writes) == 1
+        task_id = watch.enqueue("noop", {})
+        wait_until(lambda: status_of(watch, task_id) == TaskStatus.COMPLETED, "new work")
+        soon = watch.enqueue("noop", {}, run_after=watch.now() + timedelta(seconds=1))
+        # Nothing else is committed: the engine wakes for the scheduled time by itself.
+        wait_until(lambda: status_of(watch, soon) == TaskStatus.COMPLETED, "scheduled work")
+    watch.db.close()
+
+
+def test_executors_killed_at_random_lose_no_task_and_complete_none_twice(
+    db: QueueDatabase, db_path: Path
+) -> None:
+    import os
+    import random
+    import signal
+
+    queue = TaskQueue(db, retry_backoff_seconds=0.01, retry_backoff_max_seconds=0.01)
+    ids = queue.enqueue_many(
+        [{"type": "sleep", "payload": {"ms": 2}, "max_attempts": 50} for _ in range(400)]
+    )
+    engine = WorkerEngine(queue, {"sleep": engine_handlers.sleep_ms}, concurrency=2)
+    watch = observer(db_path)
+    rng = random.Random(7)
+    kills = 0
+    with running(engine):
+        while watch.counts()[TaskStatus.COMPLETED] < len(ids) and kills < 5:
+            pids = [e.process.pid for e in list(engine._executors)]
+            time.sleep(0.1 + rng.random() * 0.2)
+            if pids and watch.counts()[TaskStatus.COMPLETED] > 0:
+                pid = rng.choice(pids)
+                if pid is not None:
+                    with_kill = getattr(signal, "SIGKILL", signal.SIGTERM)
+                    try:
+                        os.kill(pid, with_kill)
+                        kills += 1
+                    except ProcessLookupError:
+                        pass
+        wait_until(lambda: watch.counts()[TaskStatus.COMPLETED] == len(ids), "the drain")
+    assert engine.completed == len(ids)  # every complete matched exactly one held task
+    counts = watch.counts()
+    assert counts[TaskStatus.COMPLETED] == len(ids)
+    assert counts[TaskStatus.PROCESSING] == counts[TaskStatus.QUEUED] == 0
+    watch.db.close()
+
+
+class FakeSignalApi:
+    def __init__(self) -> None:
+        self.handlers: dict[int, Any] = {}
+
+    def getsignal(self, signalnum: int) -> Any:
+        return self.handlers.get(signalnum, "default")
+
+    def signal(self, signalnum: int, handler: Any) -> Any:
+        previous = self.handlers.get(signalnum)
+        self.handlers[signalnum] = handler
+        return previous
+
+
+def test_ctrl_break_on_windows_stops_the_engine_gracefully(
+    db: QueueDatabase, db_path: Path
+) -> None:
+    import signal
+
+    api = FakeSignalApi()
+    task_id = TaskQueue(db).enqueue("noop", {})
+    engine = WorkerEngine(
+        db,
+        {"noop": engine_handlers.noop},
+        concurrency=1,
+        signals=lambda on_stop: StopSignals(on_stop, os_name="nt", api=api),
+    )
+    watch = observer(db_path)
+    with running(engine) as thread:
+        wait_until(lambda: status_of(watch, task_id) == TaskStatus.COMPLETED, "the task")
+        breaks = getattr(signal, "SIGBREAK", SIGBREAK_NUMBER)
+        assert set(api.handlers) == {int(signal.SIGINT), breaks}
+        api.handlers[breaks](breaks, None)  # the console's Ctrl+Break
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive()
+    assert api.handlers == {int(signal.SIGINT): "default", breaks: "default"}  # restored
+    watch.db.close()
+
+
+def test_stop_signals_are_sigint_and_sigterm_on_posix_and_ctrl_c_break_on_windows() -> None:
+    import signal
+
+    calls: list[str] = []
+    posix, nt = FakeSignalApi(), FakeSignalApi()
+    with StopSignals(calls.append, os_name="posix", api=posix) as handled:
+        assert handled.names == ["SIGINT", "SIGTERM"]
+        posix.handlers[int(signal.SIGTERM)](int(signal.SIGTERM), None)
+    with StopSignals(calls.append, os_name="nt", api=nt) as handled:
+        assert handled.names == ["Ctrl+C", "Ctrl+Break"]
+        nt.handlers[int(signal.SIGINT)](int(signal.SIGINT), None)
+    assert calls == ["SIGTERM", "Ctrl+C"]
+
+
+def test_bad_arguments_are_refused_before_anything_runs(db: QueueDatabase) -> None:
+    with pytest.raises(ValueError, match="top level"):
+        WorkerEngine(db, {"noop": lambda task: None})
+    with pytest.raises(ValueError, match="cannot import"):
+        WorkerEngine(db, {"noop": "tests.engine_handlers:missing"})
+    with pytest.raises(ValueError, match="no handler"):
+        WorkerEngine(db, {"noop": engine_handlers.noop}, types=["other"])
+    with pytest.raises(ValueError, match="concurrency"):
+        WorkerEngine(db, {"noop": engine_handlers.noop}, concurrency=0)
+    with pytest.raises(ValueError, match="lease_seconds"):
+        WorkerEngine(db, {"noop": engine_handlers.noop}, lease_seconds=0)
+    with pytest.raises(TypeError):
+        WorkerEngine("queue.db", {"noop": engine_handlers.noop})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must not be negative"):
+        Retry(after=-1)
+    assert TaskQueue(db).counts()[TaskStatus.QUEUED] == 0
+
+
+def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
+    db: QueueDatabase, db_path: Path
+) -> None:
+    from queue_core import QueueCorruptError
+
+    class FailingOnce(TaskQueue):
+        failed = False
+
+        def complete_many(self, task_ids: Iterable[int], worker_id: str) -> list[int]:
+            ids = list(task_ids)
+            if ids and not FailingOnce.failed:
+                FailingOnce.failed = True
+                raise QueueCorruptError("disk image is malformed (simulated)")
+            return super().complete_many(ids, worker_id)
+
+    queue = FailingOnce(db)
+    queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(6)])
+    engine = WorkerEngine(queue, {"noop": engine_handlers.noop}, concurrency=1, prefetch=2)
+    with pytest.raises(QueueCorruptError):
+        engine.run()
+    counts = TaskQueue(db).counts()
+    assert counts[TaskStatus.PROCESSING] == 0
+    assert counts[TaskStatus.COMPLETED] + counts[TaskStatus.QUEUED] == 6
