@@ -128,17 +128,20 @@ _BULK_INSERT = """
 WITH RECURSIVE seq(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM seq WHERE n < ?)
 INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, run_after_utc,
                         idempotency_key, created_at_utc, updated_at_utc)
-SELECT 'bench', n % 10, json_object('n', n, 'format', 'webp', 'pad', ?), '{}', 5, ?, NULL, ?, ?
+SELECT 'bench', n % 10, json_object('n', n, 'format', 'webp', 'pad', ?), ?, 5, ?, NULL, ?, ?
 FROM seq
 """
 
 
-def bulk_load(path: Path, start: int, count: int, *, pad_bytes: int = 32) -> None:
+def bulk_load(
+    path: Path, start: int, count: int, *, pad_bytes: int = 32, region: str | None = None
+) -> None:
     """Append ``count`` queued tasks (ids ``start..``) in one transaction, fast.
 
     The rows are generated inside SQLite by a recursive CTE: about four times faster than
     ``executemany`` from Python (1M rows in roughly 15 s on a 2-core VM), with the same columns,
     indexes and generated columns. Priorities spread over 0..9 so the claim index has shape.
+    ``region`` goes into every task's ``compatibility`` (default: no region).
     """
     if count <= 0:
         return
@@ -146,7 +149,11 @@ def bulk_load(path: Path, start: int, count: int, *, pad_bytes: int = 32) -> Non
     conn = connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(_BULK_INSERT, (start, start + count - 1, "x" * pad_bytes, now, now, now))
+        compatibility = "{}" if region is None else json.dumps({"region": region})
+        conn.execute(
+            _BULK_INSERT,
+            (start, start + count - 1, "x" * pad_bytes, compatibility, now, now, now),
+        )
         conn.execute("COMMIT")
     finally:
         conn.close()

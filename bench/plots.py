@@ -299,7 +299,8 @@ def draw_latency(run: Run) -> Figure:
 
 def draw_busy_rate(run: Run) -> Figure:
     """SQLITE_BUSY rate against processes, one line per busy_timeout."""
-    series = needed(run, "busy", busy.Result).series
+    # The shipped configuration only; the run without the fair lock has its own plot.
+    series = [p for p in needed(run, "busy", busy.Result).series if p.fair_lock]
     if not series:
         raise SkipPlot("scenario 'busy' has no series")
     fig = new_figure(10, 6)
@@ -339,6 +340,54 @@ def draw_busy_rate(run: Run) -> Figure:
     ax.set_title("SQLITE_BUSY error rate against the number of processes")
     process_axis(ax, (p.processes for p in series))
     legend_right(ax)
+    return fig
+
+
+def draw_busy_fairness(run: Run) -> Figure:
+    """Longest lock wait and each process's share against processes, with and without the
+    fair lock, at the gated busy timeout."""
+    found = needed(run, "busy", busy.Result)
+    series = [p for p in found.series if p.busy_timeout_ms == busy.GATED_TIMEOUT_MS]
+    if {p.fair_lock for p in series} != {True, False}:
+        raise SkipPlot("scenario 'busy' did not run with and without the fair lock")
+    fig = new_figure(12, 5.5)
+    ax_wait, ax_share = fig.subplots(1, 2)
+    fig.suptitle(
+        f"Fair lock: lock waits and shares of the work (busy_timeout {busy.GATED_TIMEOUT_MS} ms)"
+    )
+    for fair in (True, False):
+        mine = sorted((p for p in series if p.fair_lock is fair), key=_by_processes)
+        xs = [p.processes for p in mine]
+        label = "fair lock" if fair else "busy handler only"
+        color = "C0" if fair else "C1"
+        waits = [p.lock_wait_ms.max or math.nan for p in mine]
+        p99 = [p.lock_wait_ms.p99 or math.nan for p in mine]
+        ax_wait.plot(xs, waits, marker="o", color=color, label=f"{label}: max")
+        ax_wait.plot(xs, p99, marker=".", linestyle=":", color=color, label=f"{label}: p99")
+        low = [p.share.min_over_mean or math.nan for p in mine]
+        high = [p.share.max_over_mean or math.nan for p in mine]
+        jain = mine[-1].share.jain if mine else None
+        ax_share.fill_between(xs, low, high, color=color, alpha=0.18)
+        last = f", Jain {jain:.2f} at {xs[-1]}" if jain is not None else ""
+        ax_share.plot(xs, low, marker="v", color=color, label=f"{label}: min/mean{last}")
+        ax_share.plot(xs, high, marker="^", color=color, label=f"{label}: max/mean")
+    ax_wait.axhline(
+        busy.FAIR_WAIT_GOAL_MS, **LIMIT_STYLE, label=f"goal: max <= {busy.FAIR_WAIT_GOAL_MS:g} ms"
+    )
+    ax_wait.set_yscale("log")
+    plain_log_ticks(ax_wait)
+    ax_wait.set_ylabel("lock wait (ms, log scale)")
+    ax_wait.set_title("Lock wait")
+    low_goal, high_goal = busy.FAIR_SHARE_GOAL
+    for bound in (low_goal, high_goal):
+        ax_share.axhline(bound, **LIMIT_STYLE)
+    ax_share.plot([], [], **LIMIT_STYLE, label=f"goal: {low_goal:g}x to {high_goal:g}x the mean")
+    ax_share.axhline(1.0, color="0.4", linewidth=0.8)
+    ax_share.set_ylabel("operations of a process / mean")
+    ax_share.set_title("Share of the operations")
+    for ax in (ax_wait, ax_share):
+        process_axis(ax, (p.processes for p in series))
+        legend_below(ax, ncols=2)
     return fig
 
 
@@ -456,6 +505,46 @@ def draw_claim_backlog(run: Run) -> Figure:
     suffix = f" (claim p50 grows x{growth:.3g})" if growth is not None else ""
     ax.set_title("Claim latency against the size of the backlog" + suffix)
     legend(ax, loc="best")
+    return fig
+
+
+def draw_claim_cases(run: Run) -> Figure:
+    """Filtered claims and claim strategies (p50) against the backlog, with the 2x goal."""
+    found = needed(run, "query", query.Result)
+    series = sorted((p for p in found.series if p.claims_ms), key=lambda p: p.backlog)
+    if not series:
+        raise SkipPlot("scenario 'query' has no per-case claim latencies")
+    fig = new_figure(10, 6)
+    ax = fig.subplots()
+    xs = [p.backlog for p in series]
+    names = sorted({name for p in series for name in p.claims_ms})
+    names.sort(key=lambda name: name != query.BASELINE_CASE)  # default first, then by name
+    for i, name in enumerate(names):
+        ys = [p.claims_ms[name].p50 if name in p.claims_ms else None for p in series]
+        points = [(float(x), y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
+        if points:
+            strategy = name in query.STRATEGY_CASES
+            ax.plot(
+                *xy(points),
+                marker="s" if strategy else "o",
+                linestyle="-." if strategy else "-",
+                color=f"C{i + (i >= 3)}",  # C3 is the red of the goal line
+                linewidth=2.2 if name == query.BASELINE_CASE else 1.3,
+                label=name,
+            )
+    goal = found.summary.claim_ratio_goal
+    base = [p.claims_ms[query.BASELINE_CASE].p50 for p in series]
+    limit = [(float(x), goal * y) for x, y in zip(xs, base, strict=True) if y]
+    if limit:
+        ax.plot(*xy(limit), **LIMIT_STYLE, label=f"{goal:g}x default (goal)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "x")
+    plain_log_ticks(ax)
+    ax.set_xlabel("backlog (queued tasks, log scale)")
+    ax.set_ylabel("claim p50 (ms, log scale)")
+    ax.set_title("Filtered claims and claim strategies against the size of the backlog")
+    legend_right(ax)
     return fig
 
 
@@ -675,6 +764,13 @@ PLOTS: tuple[PlotSpec, ...] = (
         draw_busy_rate,
     ),
     PlotSpec(
+        "busy_fairness.png",
+        "Fair lock: waits and shares",
+        "longest lock wait and each process's share of the work against processes, with and "
+        "without the fair lock",
+        draw_busy_fairness,
+    ),
+    PlotSpec(
         "checkpoint.png",
         "Commit latency and checkpoints",
         "commit latency over time with the WAL size overlaid and the checkpoints marked",
@@ -685,6 +781,13 @@ PLOTS: tuple[PlotSpec, ...] = (
         "Claim latency vs backlog",
         "claim latency against the size of the backlog",
         draw_claim_backlog,
+    ),
+    PlotSpec(
+        "claim_filters.png",
+        "Filtered claims and strategies vs backlog",
+        "claim p50 for a rare type, a region mismatch, both, and each strategy, against the "
+        "backlog, with the 2x-of-default goal",
+        draw_claim_cases,
     ),
     PlotSpec(
         "worker_throughput.png",

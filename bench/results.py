@@ -61,6 +61,17 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class Shares:
+    """How evenly processes shared the work: the smallest and largest count over the mean, and
+    Jain's fairness index (1 when all did the same, ``1/n`` when one did everything); None
+    when nothing was done."""
+
+    min_over_mean: float | None
+    max_over_mean: float | None
+    jain: float | None
+
+
+@dataclass(frozen=True)
 class Histogram:
     """Log-spaced (10 bins per decade) counts of raw samples: ``len(edges_ms) == len(counts)+1``."""
 

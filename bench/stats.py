@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.results import Histogram, Latency
+from bench.results import Histogram, Latency, Shares
 
 NS_PER_MS = 1_000_000
 
@@ -103,3 +103,20 @@ def downsample_indices(count: int, limit: int, keep: Sequence[int] = ()) -> list
 def rate(count: int, seconds: float) -> float:
     """``count / seconds`` rounded, or 0.0 for a zero span."""
     return round(count / seconds, 2) if seconds > 0 else 0.0
+
+
+def shares(operations: Sequence[int]) -> Shares:
+    """How evenly work was spread over processes (see :class:`~bench.results.Shares`).
+
+    Jain's fairness index is ``(sum x)^2 / (n * sum x^2)``: 1 when every process did the same,
+    ``1/n`` when one did everything.
+    """
+    if not operations or not any(operations):
+        return Shares(None, None, None)
+    mean = sum(operations) / len(operations)
+    squares = sum(x * x for x in operations)
+    return Shares(
+        min_over_mean=round(min(operations) / mean, 4),
+        max_over_mean=round(max(operations) / mean, 4),
+        jain=round(sum(operations) ** 2 / (len(operations) * squares), 4),
+    )

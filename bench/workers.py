@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from bench.baseline_sql import BareQueue, payload
 from queue_core import QueueDatabase, TaskQueue, maintenance
+from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.exceptions import QueueBusyError
 from queue_core.tracing import TraceEvent, TransactionBegan
 
@@ -115,6 +116,7 @@ class BusyProducerArgs:
     busy_timeout_ms: int
     pad_bytes: int
     index_base: int
+    fair_lock: bool = DEFAULT_FAIR_LOCK
 
     def run(self, ready: Ready) -> BusyOutcome:
         return busy_producer(self, ready)
@@ -128,6 +130,7 @@ class BusyWorkerArgs:
     duration_s: float
     busy_timeout_ms: int
     worker_id: str
+    fair_lock: bool = DEFAULT_FAIR_LOCK
 
     def run(self, ready: Ready) -> BusyOutcome:
         return busy_worker(self, ready)
@@ -496,7 +499,7 @@ def busy_producer(args: BusyProducerArgs, ready: Ready) -> BusyOutcome:
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = 0
-    with QueueDatabase(path, busy_timeout_ms=args.busy_timeout_ms) as db:
+    with QueueDatabase(path, busy_timeout_ms=args.busy_timeout_ms, fair_lock=args.fair_lock) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -552,6 +555,7 @@ def busy_worker(args: BusyWorkerArgs, ready: Ready) -> BusyOutcome:
     with QueueDatabase(
         path,
         busy_timeout_ms=args.busy_timeout_ms,
+        fair_lock=args.fair_lock,
         tracer=claim_waits,
         trace_statements=False,
     ) as db:
@@ -562,6 +566,7 @@ def busy_worker(args: BusyWorkerArgs, ready: Ready) -> BusyOutcome:
         while clock() < deadline:
             operations += 1
             t0 = clock()
+            claim_waits.last_ns = 0  # a claim that finds nothing takes no lock: it waits 0
             try:
                 task = queue.claim_one(worker_id)
             except QueueBusyError:

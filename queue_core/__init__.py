@@ -2,6 +2,7 @@
 
 - :class:`QueueDatabase` owns the connection, its PRAGMAs and IMMEDIATE transactions;
 - :class:`TaskQueue` holds the queue operations (enqueue, claim, complete, fail, ...);
+- :class:`ClaimStrategy` the orders a claim can take tasks in (:mod:`queue_core.claiming`);
 - :class:`WorkerEngine` runs handlers for claimed tasks in spawn child processes;
 - :mod:`queue_core.models` the Task, Worker and TaskLog dataclasses, checked by the same
   field rules (:mod:`queue_core.validation`) as the TaskQueue arguments;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 
+from queue_core.claiming import ClaimStrategy
 from queue_core.database import PRAGMAS, QueueDatabase, immediate_transaction
 from queue_core.exceptions import (
     BackupError,
@@ -53,6 +55,7 @@ __all__ = [
     "LOG_LEVELS",
     "PRAGMAS",
     "BackupError",
+    "ClaimStrategy",
     "LeaseLostError",
     "QueueBusyError",
     "QueueClosedError",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -35,6 +36,8 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
+from queue_core.wal_index import WalIndex
+from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
 
 if TYPE_CHECKING:
     from queue_core.location import SystemProbe
@@ -73,6 +76,12 @@ PER_CONNECTION_PRAGMAS: Final = (
     "journal_size_limit",
 )
 _TUNABLE_PRAGMAS: Final = frozenset(PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
+DEFAULT_FAIR_LOCK: Final = True
+"""Whether writers queue on the OS write gate by default (see :mod:`queue_core.write_gate`)."""
+# Statements that never write: they run without the write gate. Anything else (WITH included,
+# which may be an UPDATE) is treated as a write; that only costs an uncontended lock call.
+_WAL_CHECK_EVERY: Final = 4
+_READ_ONLY_KEYWORDS: Final = frozenset({"SELECT", "EXPLAIN", "VALUES", "PRAGMA"})
 _SQLITE_BUSY: Final = 5
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_CANTOPEN: Final = 14
@@ -258,6 +267,12 @@ class QueueDatabase:
         events, the costly part (SQLite expands each statement's text for them): a tracer that
         only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
+    :param fair_lock: queue writers of this file in the order they arrive, through an OS lock on
+        ``<database>-writer.lock`` taken before SQLite's write lock (see
+        :mod:`queue_core.write_gate`): bounded, fair lock waits under contention. Default
+        :data:`DEFAULT_FAIR_LOCK`. When the lock file cannot be created, writes go straight to
+        SQLite's busy handler (``fair_lock_active`` is then False).
+    :param lock_opener: the OS seam that opens the lock file (tests pass a fake).
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
     :raises QueueCorruptError: the file exists but is not a SQLite database.
@@ -275,7 +290,11 @@ class QueueDatabase:
         tracer: Tracer | None = None,
         trace_statements: bool = True,
         system: SystemProbe | None = None,
+        fair_lock: bool = DEFAULT_FAIR_LOCK,
+        lock_opener: LockOpener | None = None,
     ) -> None:
+        if not isinstance(fair_lock, bool):
+            raise TypeError(f"fair_lock must be a bool, not {type(fair_lock).__name__}")
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE_VERSION:
             raise QueueDatabaseError(
                 f"SQLite {sqlite3.sqlite_version} is too old; queue_core needs "
@@ -288,6 +307,12 @@ class QueueDatabase:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._savepoints = 0
+        self._fair_lock = fair_lock
+        self._lock_opener = lock_opener or open_file_lock
+        self._gate: WriteGate | None = None
+        self._gate_failure: str | None = None
+        self._wal_index = WalIndex(self._path)
+        self._writes_since_wal_check = 0
         self._tracer = _check_tracer(tracer)
         self._trace_statements = bool(trace_statements)
         with self._lock:
@@ -332,6 +357,23 @@ class QueueDatabase:
                 self._install_statement_trace(self._conn)
 
     @property
+    def fair_lock(self) -> bool:
+        """Whether this instance was asked to queue its writes on the OS write gate."""
+        return self._fair_lock
+
+    @property
+    def fair_lock_active(self) -> bool:
+        """Whether writes do go through the write gate (False if asked not to, or if the lock
+        file could not be opened; :attr:`fair_lock_failure` then says why)."""
+        with self._guard():
+            return self._write_gate() is not None
+
+    @property
+    def fair_lock_failure(self) -> str | None:
+        """Why the write gate could not be opened, or None."""
+        return self._gate_failure
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closed
@@ -363,6 +405,10 @@ class QueueDatabase:
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+            gate, self._gate = self._gate, None
+            if gate is not None:
+                gate.close()
+            self._wal_index.close()
 
     def __enter__(self) -> QueueDatabase:
         return self
@@ -377,7 +423,11 @@ class QueueDatabase:
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the configuration crosses a process boundary; the child opens its own connection.
-        return {"path": str(self._path), "pragmas": dict(self._pragmas)}
+        return {
+            "path": str(self._path),
+            "pragmas": dict(self._pragmas),
+            "fair_lock": self._fair_lock,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._path = Path(state["path"])
@@ -389,6 +439,12 @@ class QueueDatabase:
         self._savepoints = 0
         self._tracer = None
         self._trace_statements = True
+        self._fair_lock = bool(state.get("fair_lock", DEFAULT_FAIR_LOCK))
+        self._lock_opener = open_file_lock
+        self._gate = None
+        self._gate_failure = None
+        self._wal_index = WalIndex(self._path)
+        self._writes_since_wal_check = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -410,13 +466,22 @@ class QueueDatabase:
         with self._guard():
             conn = self._connection()
             started = time.perf_counter()
+            gate = None if conn.in_transaction or not _is_write(sql) else self._write_gate()
+            if gate is not None:
+                self._enter_gate(gate, started)
             try:
                 cursor = conn.cursor(BufferedCursor)
                 cursor.execute(sql, params)
-                return cursor.buffer()
+                result = cursor.buffer()
             except sqlite3.Error as exc:
                 waited = time.perf_counter() - started
                 raise translate_and_log(exc, _describe(sql), waited_seconds=waited) from exc
+            finally:
+                if gate is not None:
+                    gate.release()
+            if gate is not None:
+                self._checkpoint_outside_gate(conn)
+            return result
 
     def execute_many(
         self, sql: str, param_list: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -452,31 +517,45 @@ class QueueDatabase:
                     yield conn
                 return
             started = time.perf_counter()
+            gate = self._write_gate()
+            if gate is not None:
+                try:
+                    self._enter_gate(gate, started)
+                except QueueBusyError as exc:
+                    if self._tracer is not None:
+                        self._tracer(TransactionBegan(exc.waited_seconds, acquired=False))
+                    raise
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                waited = time.perf_counter() - started
-                if self._tracer is not None:
-                    self._tracer(TransactionBegan(waited, acquired=False))
-                raise translate_and_log(exc, "BEGIN IMMEDIATE", waited_seconds=waited) from exc
-            try:
-                # The one tracing check on this path; without a tracer it costs no clock read.
-                if self._tracer is not None:
-                    self._tracer(TransactionBegan(time.perf_counter() - started))
-                yield conn
-            except BaseException as exc:
-                _rollback_quietly(conn)
-                if isinstance(exc, sqlite3.Error):
-                    # Since BEGIN, the lock wait included; read only on this error path.
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    waited = time.perf_counter() - started
+                    if self._tracer is not None:
+                        self._tracer(TransactionBegan(waited, acquired=False))
+                    raise translate_and_log(exc, "BEGIN IMMEDIATE", waited_seconds=waited) from exc
+                try:
+                    # The one tracing check on this path; without a tracer it costs no clock read.
+                    if self._tracer is not None:
+                        self._tracer(TransactionBegan(time.perf_counter() - started))
+                    yield conn
+                except BaseException as exc:
+                    _rollback_quietly(conn)
+                    if isinstance(exc, sqlite3.Error):
+                        # Since BEGIN, the lock wait included; read only on this error path.
+                        spent = time.perf_counter() - started
+                        raise translate_and_log(exc, "transaction", waited_seconds=spent) from exc
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    _rollback_quietly(conn)
                     spent = time.perf_counter() - started
-                    raise translate_and_log(exc, "transaction", waited_seconds=spent) from exc
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback_quietly(conn)
-                spent = time.perf_counter() - started
-                raise translate_and_log(exc, "COMMIT", waited_seconds=spent) from exc
+                    raise translate_and_log(exc, "COMMIT", waited_seconds=spent) from exc
+            finally:
+                if gate is not None:
+                    gate.release()
+            if gate is not None:
+                self._checkpoint_outside_gate(conn)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -583,10 +662,63 @@ class QueueDatabase:
             if self._conn is not None:
                 _FORK_ORPHANS.append(self._conn)
             self._conn = None
+            # The inherited gate shares the parent's open file (and lock) and its helper thread
+            # does not exist here; open a fresh one on first use.
+            self._gate = None
+            self._wal_index.close()  # a read-only handle: closing the child's copy is harmless
+            self._wal_index = WalIndex(self._path)
             self._lock = threading.RLock()
             self._pid = pid
             self._savepoints = 0
         return self._lock
+
+    def _write_gate(self) -> WriteGate | None:
+        """The write gate, opened on first use; None when off or when it cannot be opened."""
+        if not self._fair_lock or self._gate_failure is not None:
+            return None
+        if self._gate is None:
+            if self._closed:
+                raise QueueClosedError(f"{self!r} is closed")
+            try:
+                self._gate = WriteGate(self._lock_opener(lock_path_for(self._path)))
+            except OSError as exc:
+                # Fall back to SQLite's busy handler: correct, only less fair.
+                self._gate_failure = f"cannot open {lock_path_for(self._path)}: {exc}"
+                return None
+        return self._gate
+
+    def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:
+        # SQLite checkpoints inside the COMMIT that crosses wal_autocheckpoint, which under the
+        # gate makes every writer wait for it; checkpoint here first (at 3/4 of it), after the
+        # gate is let go (see queue_core.wal_index). PASSIVE never waits for a lock or calls
+        # the busy handler.
+        threshold = int(self._pragmas["wal_autocheckpoint"]) * 3 // 4
+        if threshold <= 0:
+            return  # automatic checkpoints are off: the application runs its own
+        # Reading the WAL index costs two system calls; every 4th write is often enough (a write
+        # adds a handful of frames, and the threshold leaves a quarter of the PRAGMA's margin).
+        self._writes_since_wal_check = (self._writes_since_wal_check + 1) % _WAL_CHECK_EVERY
+        if self._writes_since_wal_check:
+            return
+        pending = self._wal_index.pending_frames()
+        if pending is not None and pending >= threshold:
+            with suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _enter_gate(self, gate: WriteGate, started: float) -> None:
+        try:
+            entered = gate.acquire(self.busy_timeout_ms / 1000)
+        except OSError as exc:
+            self._gate_failure = f"the write gate failed: {exc}"
+            self._gate = None
+            gate.close()
+            raise QueueDatabaseError(self._gate_failure) from exc
+        if not entered:
+            waited = time.perf_counter() - started
+            raise QueueBusyError(
+                "another process held the write gate for the whole busy timeout",
+                waited_seconds=waited,
+            )
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -739,3 +871,31 @@ def _merge_pragmas(
             raise ValueError("busy_timeout_ms must not be negative")
         pragmas["busy_timeout"] = busy_timeout_ms
     return pragmas
+
+
+def _is_write(sql: str) -> bool:
+    keyword = _first_keyword(sql)
+    if keyword == "VACUUM":
+        # VACUUM INTO only reads this database (it writes the copy); holding the write gate for
+        # the whole copy would stop every writer for the length of a backup.
+        return _VACUUM_INTO.match(sql) is None
+    return keyword not in _READ_ONLY_KEYWORDS
+
+
+_VACUUM_INTO: Final = re.compile(r"\s*VACUUM(\s+\w+)?\s+INTO\b", re.IGNORECASE)
+
+
+_FIRST_KEYWORDS: dict[str, str] = {}
+
+
+def _first_keyword(sql: str) -> str:
+    keyword = _FIRST_KEYWORDS.get(sql)
+    if keyword is None:
+        text = sql.lstrip()
+        while text.startswith(("--", "/*")):
+            end = text.find("\n") if text.startswith("--") else text.find("*/") + 1
+            text = text[end + 1 :].lstrip() if end > 0 else ""
+        keyword = text.split(None, 1)[0].upper() if text else ""
+        if len(_FIRST_KEYWORDS) < 4096:  # statements are few and fixed; ad-hoc ones are not kept
+            _FIRST_KEYWORDS[sql] = keyword
+    return keyword

@@ -29,6 +29,8 @@ INDEXES: Final = (
     "ix_logs_task",
     "ix_task_lease_expiry",
     "ix_task_finished",
+    "ix_task_queued_region",
+    "ix_task_queued_type_region",
 )
 TRIGGERS: Final = (
     "trg_task_finished_count_insert",

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from queue_core import sql
+from queue_core import claiming, sql
+from queue_core.claiming import ClaimStrategy
 from queue_core.database import QueueDatabase
 from queue_core.exceptions import (
     LeaseLostError,
@@ -55,7 +56,8 @@ _ENQUEUE_KEYS: Final = frozenset(
 )
 _QUERIES: Final = sql.queries()
 _SQL_ENQUEUE: Final = _QUERIES["enqueue"]
-_SQL_CLAIM: Final = _QUERIES["claim"]
+_SQL_CLAIM_BY_IDS: Final = _QUERIES["claim_by_ids"]
+_SQL_EXPIRED_LEASE_EXISTS: Final = _QUERIES["expired_lease_exists"]
 _SQL_COMPLETE: Final = _QUERIES["complete"]
 _SQL_RELEASE_EXPIRED: Final = _QUERIES["release_expired_leases"]
 # An enqueue that lost an idempotency race looks the winner up; prune may delete the winner in
@@ -91,6 +93,9 @@ class TaskQueue(MendingOperations):
     :param retry_jitter: up to this fraction of the delay is added at random, so tasks that
         failed together do not all retry in the same instant.
     :param default_lease_seconds: the lease :meth:`claim` grants when none is given.
+    :param claim_strategy: the order :meth:`claim` takes tasks in when the call names none:
+        ``"priority"`` (default), ``"fifo"``, ``"lifo"`` or ``"weighted_random"`` (see
+        :class:`~queue_core.claiming.ClaimStrategy`). ``rng`` also drives ``weighted_random``.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class TaskQueue(MendingOperations):
         retry_backoff_max_seconds: float = 3600.0,
         retry_jitter: float = 0.25,
         default_lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        claim_strategy: ClaimStrategy | str = ClaimStrategy.PRIORITY,
     ) -> None:
         if not isinstance(db, QueueDatabase):
             raise TypeError(f"db must be a QueueDatabase, not {type(db).__name__}")
@@ -119,6 +125,9 @@ class TaskQueue(MendingOperations):
         self.default_lease_seconds = positive_seconds(
             default_lease_seconds, "default_lease_seconds"
         )
+        self.claim_strategy = ClaimStrategy.parse(claim_strategy)
+        # Whether the next claim looks without a lock first: after a claim that found nothing.
+        self._look_first = True
 
     def now(self) -> datetime:
         """The current time of this queue's clock."""
@@ -243,49 +252,94 @@ class TaskQueue(MendingOperations):
         region: str | None = None,
         lease_seconds: float | None = None,
         limit: int = 1,
+        strategy: ClaimStrategy | str | None = None,
     ) -> list[Task]:
-        """Lease up to ``limit`` due tasks to ``worker_id`` and return them.
+        """Lease up to ``limit`` due tasks to ``worker_id`` and return them in claim order.
 
-        Tasks come in order of priority (lower first), then ``run_after_utc``, then id. The
-        claim is one ``BEGIN IMMEDIATE`` transaction: it first releases leases that expired
-        (their workers died) back to the queue, or fails them if that was their last attempt,
-        then runs one ``UPDATE ... RETURNING`` that sets ``status='processing'``, ``locked_by``,
-        the lease, the reservation and start times, and ``attempts + 1``.
+        The order is the ``strategy`` (default: this queue's ``claim_strategy``, ``priority``:
+        lower priority value first, then ``run_after_utc``, then id). The claim first looks
+        without any lock: when no task matches and no lease has expired it returns ``[]``
+        without taking the write lock. Otherwise one ``BEGIN IMMEDIATE`` transaction releases
+        expired leases (their workers died) back to the queue, or fails them on their last
+        attempt, and leases the tasks it saw (``status='processing'``, ``locked_by``, the lease,
+        the reservation and start times, ``attempts + 1``). When other workers took some of them
+        in between, it picks once more under the lock and returns what it got (possibly
+        ``[]``): no error and no retry loop. Expired leases are thus released by the first claim
+        after they expire, and a poll that finds nothing writes nothing. A claim right after
+        one that found tasks skips the look (the queue was not empty a moment ago, and the look
+        would cost two reads) and releases and picks under the lock; so at most one empty claim
+        in a row takes the write lock.
 
         :param types: only claim these task types (default: any).
         :param region: also claim tasks for this region; tasks with no region match everyone.
         :param lease_seconds: how long the worker may hold each task before it can be
             reclaimed; extend it with :meth:`extend_lease`.
-        :raises TypeError, ValueError: bad worker id, types, region, lease or limit.
+        :param strategy: ``"priority"``, ``"fifo"``, ``"lifo"`` or ``"weighted_random"``.
+        :raises TypeError, ValueError: bad worker id, types, region, lease, limit or strategy.
         :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
         """
         check_text(worker_id, "worker_id")
-        types_json = _types_json(types)
+        names = None if types is None else type_names(types)
         check_optional_text(region, "region")
         lease = self.default_lease_seconds if lease_seconds is None else lease_seconds
         lease = positive_seconds(lease, "lease_seconds")
         check_count(limit, "limit", 1)
+        order = self.claim_strategy if strategy is None else ClaimStrategy.parse(strategy)
+        arms = claiming.arms_for(names, region)
         now_moment = self._clock()
         now = to_db_text(now_moment)
         lease_until = to_db_text(now_moment + timedelta(seconds=lease))
+        if self._look_first:
+            # Look before locking: an empty poll reads a few index entries and writes nothing.
+            expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, {"now": now}).fetchone()
+            ids = claiming.pick(self.db.execute, order, arms, now, limit, self._rng)
+            if not ids and expired is None:
+                return []
+        else:
+            # The last claim found work, so this one most likely will too: the look would only
+            # add two reads. Release and pick under the lock, as the look would have.
+            expired, ids = True, []
+        lease_params = {"worker_id": worker_id, "lease_until": lease_until, "now": now}
+        rows: list[Any] = []
+        released = 0
+        self._look_first = True  # unless this claim gets tasks (an error leaves it looking)
         with self.db.transaction() as conn:
-            released = conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount
-            rows = conn.execute(
-                _SQL_CLAIM,
-                {
-                    "worker_id": worker_id,
-                    "lease_until": lease_until,
-                    "now": now,
-                    "types": types_json,
-                    "region": region,
-                    "limit": limit,
-                },
-            ).fetchall()
+            if expired is not None:
+                # Released tasks may come first in claim order: the look is stale, pick anew.
+                released = int(conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount)
+                if order is ClaimStrategy.PRIORITY and len(arms) == 1:
+                    # One arm in priority order: pick and lease in one statement.
+                    query = claiming.statement("claim_in_order", "type" in arms[0])
+                    cursor = conn.execute(query, {**arms[0], **lease_params, "limit": limit})
+                    rows = sorted(cursor, key=_priority_order)
+                    ids = [int(row["id"]) for row in rows]
+                else:
+                    ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
+            if ids and not rows:
+                rows = conn.execute(
+                    _SQL_CLAIM_BY_IDS, {**lease_params, "ids": json.dumps(ids)}
+                ).fetchall()
+            if len(rows) < len(ids):
+                # Other workers took some of the look's tasks: pick again under the lock, once,
+                # and take what is there now.
+                taken = {int(row["id"]) for row in rows}
+                more = [
+                    task_id
+                    for task_id in claiming.pick(conn.execute, order, arms, now, limit, self._rng)
+                    if task_id not in taken
+                ][: limit - len(rows)]
+                if more:
+                    rows += conn.execute(
+                        _SQL_CLAIM_BY_IDS, {**lease_params, "ids": json.dumps(more)}
+                    ).fetchall()
+                ids = [task_id for task_id in ids if task_id in taken] + more
         if released:
             _log_released(released, worker_id)
+        self._look_first = not rows
+        # RETURNING order is arbitrary; hand tasks out in the order they were picked.
+        rank = {task_id: position for position, task_id in enumerate(ids)}
         tasks = [Task.from_row(row) for row in rows]
-        # RETURNING order is arbitrary; hand tasks out in claim order.
-        tasks.sort(key=_claim_order)
+        tasks.sort(key=lambda task: rank[task.id])
         return tasks
 
     def claim_one(
@@ -295,10 +349,16 @@ class TaskQueue(MendingOperations):
         types: Iterable[str] | None = None,
         region: str | None = None,
         lease_seconds: float | None = None,
+        strategy: ClaimStrategy | str | None = None,
     ) -> Task | None:
         """Claim at most one task; return it, or None when nothing is due. See :meth:`claim`."""
         tasks = self.claim(
-            worker_id, types=types, region=region, lease_seconds=lease_seconds, limit=1
+            worker_id,
+            types=types,
+            region=region,
+            lease_seconds=lease_seconds,
+            limit=1,
+            strategy=strategy,
         )
         return tasks[0] if tasks else None
 
@@ -689,8 +749,8 @@ def _type_name(value: object) -> str:
     return value.__class__.__name__
 
 
-def _claim_order(task: Task) -> tuple[int, datetime | None, int]:
-    return (task.priority, task.run_after_utc, task.id)
+def _priority_order(row: Any) -> tuple[Any, ...]:
+    return (row["priority"], row["run_after_utc"], row["id"])
 
 
 def _types_json(types: Iterable[str] | None) -> str | None:

@@ -3,22 +3,28 @@
 The busy rate is every QueueBusyError that reached a caller divided by every call. SQLite's
 busy handler polls with sleeps of up to 100 ms (and a short Windows Sleep() rounds up to about
 15 ms), so with a long timeout contention shows in the lock-wait tail, not in errors.
+
+At the gated busy timeout (5000 ms) every process count runs twice, with the fair lock (the
+default, ``QueueDatabase(fair_lock=True)``) and without it, so the two are compared in the same
+run: the lock-wait tail, each process's share of the operations (min and max over the mean,
+Jain's fairness index) and the throughput.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bench.accounting import describe, exactly_once
 from bench.context import Job
-from bench.results import Accounting, Histogram, Latency
+from bench.results import Accounting, Histogram, Latency, Shares
 from bench.scenarios._common import create_database, span_seconds
 from bench.scenarios.claim import preload
-from bench.stats import histogram_ms, latency_ms
+from bench.stats import histogram_ms, latency_ms, shares
 from bench.workers import BusyOutcome, BusyProducerArgs, BusyWorkerArgs
 from queue_core import QueueDatabase, TaskQueue
+from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.models import TaskStatus
 
 if TYPE_CHECKING:
@@ -26,6 +32,12 @@ if TYPE_CHECKING:
 
 GATED_TIMEOUT_MS = 5000
 """The busy timeout at which the specification's busy-rate metric is judged (the default)."""
+FAIR_WAIT_GOAL_MS = 100.0
+"""The fair lock's goals at the largest process count: the longest lock wait at most this, ..."""
+FAIR_SHARE_GOAL = (0.5, 2.0)
+"""... every process's share of the operations within these multiples of the mean ..."""
+FAIR_THROUGHPUT_GOAL = 0.85
+"""... and at least this fraction of the throughput without the fair lock."""
 
 
 @dataclass(frozen=True)
@@ -35,14 +47,17 @@ class Params:
     duration_s: float
     backlog: int
     pad_bytes: int
+    compare_fair_lock: bool = True
 
 
 @dataclass(frozen=True)
 class Point:
     """One busy timeout at one process count: producers are ``processes // 2``, workers the
     rest. ``busy_rate`` is a fraction (0..1). For a claim the lock wait is that of the
-    ``TransactionBegan`` tracer event; for a single ``enqueue`` or ``complete`` (autocommit
-    statements) it is the whole call."""
+    ``TransactionBegan`` tracer event (0 for a claim that found nothing and took no lock); for
+    a single ``enqueue`` or ``complete`` (autocommit statements) it is the whole call.
+    ``fair_lock``: whether the processes used ``QueueDatabase(fair_lock=True)``;
+    ``share``: each process's operations over the mean, and Jain's fairness index."""
 
     busy_timeout_ms: int
     processes: int
@@ -57,6 +72,43 @@ class Point:
     enqueued: int
     completed: int
     exactly_once: Accounting
+    fair_lock: bool = True
+    operations_per_s: float | None = None
+    operations_by_process: tuple[int, ...] = ()
+    lock_wait_max_by_process_ms: tuple[float, ...] = ()
+    share: Shares = field(default_factory=lambda: shares(()))
+
+
+@dataclass(frozen=True)
+class FairLockFigures:
+    lock_wait_max_ms: float | None
+    lock_wait_p99_ms: float | None
+    operations_per_s: float | None
+    min_over_mean: float | None
+    max_over_mean: float | None
+    jain: float | None
+
+
+@dataclass(frozen=True)
+class FairLockGoalsMet:
+    lock_wait_max: bool
+    shares: bool
+    throughput: bool
+
+
+@dataclass(frozen=True)
+class FairLockComparison:
+    """With and without the fair lock at ``GATED_TIMEOUT_MS`` and the largest process count;
+    ``throughput_ratio`` is operations/s with over without."""
+
+    processes: int
+    with_fair_lock: FairLockFigures
+    without_fair_lock: FairLockFigures
+    throughput_ratio: float | None
+    goal_lock_wait_max_ms: float
+    goal_share_range: tuple[float, ...]
+    goal_throughput_ratio: float
+    goals_met: FairLockGoalsMet
 
 
 @dataclass(frozen=True)
@@ -76,6 +128,7 @@ class Summary:
     busy_rate_max_processes_5000: float | None
     max_processes: int
     at_max_processes: dict[str, AtMaxProcesses]
+    fair_lock: FairLockComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +137,13 @@ class Result:
     series: tuple[Point, ...]
 
 
-def _cell(context: ScenarioContext[Params], timeout_ms: int, processes: int) -> Point:
+def _cell(
+    context: ScenarioContext[Params], timeout_ms: int, processes: int, fair_lock: bool
+) -> Point:
     params = context.params
     producers = max(1, processes // 2)
     workers = max(1, processes - producers)
-    label = f"busy-{timeout_ms}ms-{processes}p"
+    label = f"busy-{timeout_ms}ms-{processes}p" + ("" if fair_lock else "-unfair")
     path = context.new_db_path(label)
     create_database(path)
     preloaded = preload(path, params.backlog, params.pad_bytes)
@@ -100,6 +155,7 @@ def _cell(context: ScenarioContext[Params], timeout_ms: int, processes: int) -> 
                 busy_timeout_ms=timeout_ms,
                 pad_bytes=params.pad_bytes,
                 index_base=10_000_000 * (p + 1),
+                fair_lock=fair_lock,
             ),
             "producer",
         )
@@ -112,6 +168,7 @@ def _cell(context: ScenarioContext[Params], timeout_ms: int, processes: int) -> 
                 duration_s=params.duration_s,
                 busy_timeout_ms=timeout_ms,
                 worker_id=f"w{w}",
+                fair_lock=fair_lock,
             ),
             "worker",
         )
@@ -147,6 +204,8 @@ def _cell(context: ScenarioContext[Params], timeout_ms: int, processes: int) -> 
     operations = sum(outcome.operations for outcome in outcomes)
     busy = sum(outcome.busy_errors for outcome in outcomes)
     waits = [w for outcome in outcomes for w in outcome.lock_wait_ns]
+    seconds = span_seconds(outcomes)
+    per_process = tuple(outcome.operations for outcome in outcomes)
     return Point(
         busy_timeout_ms=timeout_ms,
         processes=processes,
@@ -157,27 +216,42 @@ def _cell(context: ScenarioContext[Params], timeout_ms: int, processes: int) -> 
         busy_rate=round(busy / operations, 6) if operations else 0.0,
         lock_wait_ms=latency_ms(waits),
         lock_wait_hist=histogram_ms(waits),
-        seconds=round(span_seconds(outcomes), 4),
+        seconds=round(seconds, 4),
         enqueued=len(produced),
         completed=len(completed),
         exactly_once=accounting,
+        fair_lock=fair_lock,
+        operations_per_s=round(operations / seconds, 1) if seconds > 0 else None,
+        operations_by_process=per_process,
+        lock_wait_max_by_process_ms=tuple(
+            round(max(outcome.lock_wait_ns, default=0) / 1e6, 3) for outcome in outcomes
+        ),
+        share=shares(per_process),
     )
 
 
 def run(context: ScenarioContext[Params]) -> Result:
     series: list[Point] = []
     for timeout_ms in context.params.busy_timeouts_ms:
+        variants = [DEFAULT_FAIR_LOCK]
+        if timeout_ms == GATED_TIMEOUT_MS and context.params.compare_fair_lock:
+            variants.append(not DEFAULT_FAIR_LOCK)
         for processes in context.params.processes:
-            point = _cell(context, timeout_ms, processes)
-            series.append(point)
-            wait = point.lock_wait_ms
-            context.log(
-                f"timeout {timeout_ms:>4} ms, {processes:>2}p: {point.operations} ops, "
-                f"{point.busy_errors} busy ({point.busy_rate * 100:.2f} %), lock wait p50 "
-                f"{wait.p50} p99 {wait.p99} max {wait.max} ms"
-            )
+            for fair_lock in variants:
+                point = _cell(context, timeout_ms, processes, fair_lock)
+                series.append(point)
+                wait, share = point.lock_wait_ms, point.share
+                context.log(
+                    f"timeout {timeout_ms:>4} ms, {processes:>2}p, fair lock "
+                    f"{'on ' if fair_lock else 'off'}: {point.operations} ops "
+                    f"({point.operations_per_s}/s), {point.busy_errors} busy "
+                    f"({point.busy_rate * 100:.2f} %), lock wait p50 {wait.p50} p99 "
+                    f"{wait.p99} max {wait.max} ms, shares {share.min_over_mean}-"
+                    f"{share.max_over_mean} of the mean, Jain {share.jain}"
+                )
     top = max(context.params.processes, default=0)
-    gated = [p for p in series if p.busy_timeout_ms == GATED_TIMEOUT_MS]
+    shipped = [p for p in series if p.fair_lock == DEFAULT_FAIR_LOCK]
+    gated = [p for p in shipped if p.busy_timeout_ms == GATED_TIMEOUT_MS]
     summary = Summary(
         max_busy_rate_5000=max((p.busy_rate for p in gated), default=None),
         busy_rate_max_processes_5000=next((p.busy_rate for p in gated if p.processes == top), None),
@@ -189,8 +263,64 @@ def run(context: ScenarioContext[Params]) -> Result:
                 lock_wait_p99_ms=p.lock_wait_ms.p99,
                 lock_wait_max_ms=p.lock_wait_ms.max,
             )
-            for p in series
+            for p in shipped
             if p.processes == top
         },
+        fair_lock=_fairness(series, top),
     )
     return Result(summary, tuple(series))
+
+
+def _fairness(series: list[Point], top: int) -> FairLockComparison | None:
+    """The fair lock against none at the gated timeout and the largest process count."""
+
+    def pick(fair: bool) -> Point | None:
+        return next(
+            (
+                p
+                for p in series
+                if p.busy_timeout_ms == GATED_TIMEOUT_MS
+                and p.processes == top
+                and p.fair_lock is fair
+            ),
+            None,
+        )
+
+    def figures(point: Point) -> FairLockFigures:
+        return FairLockFigures(
+            lock_wait_max_ms=point.lock_wait_ms.max,
+            lock_wait_p99_ms=point.lock_wait_ms.p99,
+            operations_per_s=point.operations_per_s,
+            min_over_mean=point.share.min_over_mean,
+            max_over_mean=point.share.max_over_mean,
+            jain=point.share.jain,
+        )
+
+    fair, unfair = pick(True), pick(False)
+    if fair is None or unfair is None:
+        return None
+    on, off = figures(fair), figures(unfair)
+    ratio = (
+        round(on.operations_per_s / off.operations_per_s, 3)
+        if on.operations_per_s and off.operations_per_s
+        else None
+    )
+    low, high = FAIR_SHARE_GOAL
+    return FairLockComparison(
+        processes=top,
+        with_fair_lock=on,
+        without_fair_lock=off,
+        throughput_ratio=ratio,
+        goal_lock_wait_max_ms=FAIR_WAIT_GOAL_MS,
+        goal_share_range=FAIR_SHARE_GOAL,
+        goal_throughput_ratio=FAIR_THROUGHPUT_GOAL,
+        goals_met=FairLockGoalsMet(
+            lock_wait_max=on.lock_wait_max_ms is not None
+            and on.lock_wait_max_ms <= FAIR_WAIT_GOAL_MS,
+            shares=on.min_over_mean is not None
+            and on.max_over_mean is not None
+            and low <= on.min_over_mean
+            and on.max_over_mean <= high,
+            throughput=ratio is not None and ratio >= FAIR_THROUGHPUT_GOAL,
+        ),
+    )

@@ -56,11 +56,14 @@ SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
 WHERE status = 'processing' AND lease_until_utc <= :now;
 
 -- claim --
--- THE CLAIM QUERY. :types is a JSON array of type names, or NULL for any type; :region is a
--- region or NULL.
+-- The claim as one statement. :types is a JSON array of type names, or NULL for any type;
+-- :region is a region or NULL.
 -- Leases the first `limit` due tasks in order priority, run_after_utc, id, walking
 -- ix_task_status_prio_time in order and stopping after `limit` matches. A task with no region
 -- matches every worker; a task with a region matches only a worker asking for that region.
+-- The walk tests every queued task it passes against the filters, so a filter that matches
+-- little scans the backlog under the write lock: TaskQueue.claim uses the statements of the
+-- "claim:" section below instead. This one stays as the bare-sqlite3 baseline of the harness.
 UPDATE task_queue
 SET status = 'processing',
     locked_by = :worker_id,
@@ -309,3 +312,97 @@ DELETE FROM task_logs WHERE task_id IN (SELECT value FROM json_each(:ids));
 -- prune_tasks --
 -- :ids is a JSON array of task ids. The delete trigger keeps finished_task_counts right.
 DELETE FROM task_queue WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- claim: filters, strategies, the look before the lock --
+-- The statements below carry a /*filter*/ marker that queue_core.claiming replaces with one of
+-- two fixed filters, "AND region IS :region" or "AND type = :type AND region IS :region", served
+-- by migration 0003's partial indexes of queued tasks. One (type, region) pair is an "arm": a
+-- claim for types T1, T2 and region R runs the arms (T1, R), (T1, NULL), (T2, R), (T2, NULL) and
+-- merges their rows in Python, so every arm is a seek into an index in claim order and no filter
+-- makes SQLite scan the backlog. The statements only read; claim_by_ids then leases the pick.
+
+-- claim_due_in_order --
+-- :type / :region are the arm's (see above). The first :limit due tasks of one arm in
+-- priority order (priority, run_after_utc, id). Read-only: the look before the write lock, and
+-- the pick inside it.
+SELECT priority, run_after_utc, id FROM task_queue
+WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
+ORDER BY priority, run_after_utc, id
+LIMIT :limit;
+
+-- claim_bands --
+-- A part of the two statements below, not a statement: the distinct priorities ("bands") of the
+-- arm's queued tasks, found by a loose index scan (min(priority) above the last band found).
+WITH RECURSIVE bands(p) AS (
+  SELECT (SELECT min(priority) FROM task_queue WHERE status = 'queued' /*filter*/)
+  UNION ALL
+  SELECT (SELECT min(priority) FROM task_queue
+          WHERE status = 'queued' /*filter*/ AND priority > bands.p)
+  FROM bands WHERE bands.p IS NOT NULL
+)
+
+-- claim_band_heads_oldest --
+-- For every priority band the :limit due tasks that arrived first (run_after_utc, id). The cost
+-- grows with the number of distinct priorities, not with the backlog. Used by the fifo and
+-- weighted_random strategies.
+{claim_bands}
+SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id IN (
+  SELECT id FROM task_queue
+  WHERE status = 'queued' /*filter*/ AND priority = bands.p AND run_after_utc <= :now
+  ORDER BY run_after_utc, id
+  LIMIT :limit
+);
+
+-- claim_band_heads_newest --
+-- As claim_band_heads_oldest, but the :limit due tasks of each band that arrived last (the
+-- index walked backwards from :now). Used by the lifo strategy.
+{claim_bands}
+SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id IN (
+  SELECT id FROM task_queue
+  WHERE status = 'queued' /*filter*/ AND priority = bands.p AND run_after_utc <= :now
+  ORDER BY run_after_utc DESC, id DESC
+  LIMIT :limit
+);
+
+-- claim_by_ids --
+-- :ids is a JSON array of task ids. Leases the picked tasks
+-- that are still queued; one another worker took in the meantime is skipped, not an error.
+-- NOT INDEXED: the ids are looked up by rowid; left alone, the planner walks the status index
+-- over every queued task and tests each against the id list.
+UPDATE task_queue NOT INDEXED
+SET status = 'processing',
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
+    attempts = attempts + 1
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'queued'
+RETURNING {task_columns};
+
+-- claim_in_order --
+-- :limit and the arm's :type / :region as in claim_due_in_order. Picks and leases
+-- in one statement the first :limit due tasks of one arm in priority order: the claim under the
+-- lock when it did not look first (one statement instead of claim_due_in_order + claim_by_ids).
+UPDATE task_queue
+SET status = 'processing',
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
+    attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM task_queue
+    WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
+    ORDER BY priority, run_after_utc, id
+    LIMIT :limit
+)
+RETURNING {task_columns};
+
+-- expired_lease_exists --
+-- A read of one entry of ix_task_lease_expiry: tells a claim whether releasing
+-- expired leases (a write) is needed, so polls do not write when no lease ran out.
+SELECT 1 FROM task_queue INDEXED BY ix_task_lease_expiry
+WHERE status = 'processing' AND lease_until_utc <= :now
+LIMIT 1;

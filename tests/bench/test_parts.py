@@ -13,10 +13,18 @@ from typing import Any
 
 import pytest
 
-from bench import environment, gate
+from bench import environment, gate, stats
 from bench.accounting import exactly_once
 from bench.context import Job, run_processes
-from bench.results import Accounting, Check, Correctness, Latency, MetricVerdict, ScenarioRun
+from bench.results import (
+    Accounting,
+    Check,
+    Correctness,
+    Latency,
+    MetricVerdict,
+    ScenarioRun,
+    Shares,
+)
 from bench.runner import fold_pytest_benchmark, make_run_id
 from bench.sampler import ResourceSampler, file_size
 from bench.stats import describe_ms, downsample_indices, histogram_ms, latency_ms, percentile
@@ -141,6 +149,15 @@ def test_stats() -> None:
     assert sum(hist.counts) == 4
     assert len(hist.edges_ms) == len(hist.counts) + 1
     assert histogram_ms([]).n == 0
+
+
+def test_shares_of_the_work() -> None:
+    assert stats.shares([10, 10, 10]) == Shares(1.0, 1.0, 1.0)
+    spread = stats.shares([5, 10, 15])
+    assert (spread.min_over_mean, spread.max_over_mean) == (0.5, 1.5)
+    assert spread.jain == round(30**2 / (3 * (25 + 100 + 225)), 4)
+    assert stats.shares([0, 0, 30]).jain == round(1 / 3, 4)
+    assert stats.shares([]) == Shares(None, None, None)
 
 
 def test_downsample_keeps_stalls() -> None:

@@ -13,6 +13,7 @@ import pytest
 from bench import gate, results, scenarios
 from bench.commands import main
 from bench.runner import RunOptions, execute
+from bench.scenarios import query
 
 LATENCY_KEYS = {"p50", "p95", "p99", "max"}
 
@@ -148,7 +149,18 @@ def test_busy_counts_errors_per_timeout(tiny_run: dict[str, Any]) -> None:
         assert row["busy_rate"] == pytest.approx(row["busy_errors"] / row["operations"], abs=1e-5)
         assert row["exactly_once"]["ok"]
         assert set(row["lock_wait_ms"]) == LATENCY_KEYS
+        assert len(row["operations_by_process"]) == row["processes"]
+        assert 0 < row["share"]["jain"] <= 1
     assert entry["summary"]["max_busy_rate_5000"] is not None
+    # At 5000 ms each process count ran with and without the fair lock, compared in the summary.
+    assert [r["fair_lock"] for r in entry["series"] if r["busy_timeout_ms"] == 5000] == [
+        True,
+        False,
+    ]
+    fairness = entry["summary"]["fair_lock"]
+    assert fairness["processes"] == 2
+    assert fairness["throughput_ratio"] > 0
+    assert set(fairness["goals_met"]) == {"lock_wait_max", "shares", "throughput"}
 
 
 def test_checkpoint_variants(tiny_run: dict[str, Any]) -> None:
@@ -176,10 +188,15 @@ def test_query_uses_the_claim_index(tiny_run: dict[str, Any]) -> None:
     assert [r["backlog"] for r in entry["series"]] == [500, 2000]
     for row in entry["series"]:
         assert row["claim_uses_index"] is True
-        assert any("ix_task_status_prio_time" in line for line in row["claim_plan"])
+        assert any("ix_task_queued_region" in line for line in row["claim_plan"])
+        assert any("ix_task_queued_type_region" in line for line in row["claim_typed_plan"])
         assert row["count_plan"]
         assert row["claim_ms"]["p50"] > 0
+        assert set(row["claims_ms"]) == set(query.CASES)
+        assert row["claim_ratio"]["default"] == 1.0
     assert entry["summary"]["claim_p50_growth"] > 0
+    assert entry["summary"]["filtered_claim_max_ratio"] > 0
+    assert entry["summary"]["strategy_claim_max_ratio"] > 0
 
 
 def test_soak_accounts_for_every_task_and_keeps_a_timeline(tiny_run: dict[str, Any]) -> None:

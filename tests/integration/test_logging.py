@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from queue_core import LeaseLostError, QueueBusyError, QueueDatabase, QueueSchemaError, TaskQueue
+from queue_core import (
+    LeaseLostError,
+    QueueBusyError,
+    QueueDatabase,
+    QueueSchemaError,
+    TaskQueue,
+    schema,
+    sql,
+)
 from queue_core.database import sqlite_error_name
 from tests.conftest import FakeClock
 
@@ -97,8 +105,10 @@ def test_migrations_are_logged_at_info(db_path: Path, logs: pytest.LogCaptureFix
         db.initialize_schema()
         db.initialize_schema()  # already current: nothing to log
     applied = [r.getMessage() for r in _records(logs) if r.levelno == logging.INFO]
-    assert len(applied) == 3
-    assert applied[-1].endswith("applying migration 0004_operations")
+    names = [f"{m.version:04d}_{m.name}" for m in sql.migrations()]
+    assert len(applied) == len(names) == schema.latest_version()
+    for message, name in zip(applied, names, strict=True):
+        assert message.endswith(f"applying migration {name}")
 
 
 def test_sqlite_error_names_without_error_codes() -> None:

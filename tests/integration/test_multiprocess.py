@@ -225,3 +225,39 @@ def test_idempotency_race_between_processes_creates_one_task_per_key(tmp_path: P
     assert len(set(outcomes[0])) == 20
     with QueueDatabase(path) as db:
         assert db.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 20
+
+
+def _race_for_one(path: str, worker_id: str, rounds: int, barrier: Any, results: Any) -> None:
+    with QueueDatabase(path) as db:
+        queue = TaskQueue(db)
+        for _ in range(rounds):
+            barrier.wait(timeout=TIMEOUT)  # the parent has enqueued this round's one task
+            results.put([task.id for task in queue.claim(worker_id, limit=2)])
+            barrier.wait(timeout=TIMEOUT)
+
+
+def test_two_workers_racing_for_one_task_exactly_one_gets_it(tmp_path: Path) -> None:
+    """Both look, both may see the task; under the write lock only one leases it and the
+    other returns empty-handed, without an error."""
+    path = tmp_path / "race-one.db"
+    rounds = 15
+    barrier, results = SPAWN.Barrier(3), SPAWN.Queue()
+    with QueueDatabase(path) as db:
+        db.initialize_schema()
+        queue = TaskQueue(db)
+        children = [
+            SPAWN.Process(target=_race_for_one, args=(str(path), f"w{i}", rounds, barrier, results))
+            for i in range(2)
+        ]
+        for child in children:
+            child.start()
+        for _ in range(rounds):
+            task_id = queue.enqueue("work", {})
+            barrier.wait(timeout=TIMEOUT)
+            got = sorted((results.get(timeout=TIMEOUT), results.get(timeout=TIMEOUT)))
+            assert got == [[], [task_id]]
+            barrier.wait(timeout=TIMEOUT)
+        for child in children:
+            child.join(timeout=TIMEOUT)
+            assert child.exitcode == 0
+        assert queue.counts()[TaskStatus.PROCESSING] == rounds

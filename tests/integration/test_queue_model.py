@@ -4,7 +4,9 @@ Hypothesis drives enqueue, claim, complete, fail, extend_lease, cancel, retry an
 order; after every step the database must agree with the model on every task's status, holder
 and attempts, and counts() (partly kept by triggers) on the number of tasks in each status.
 Among other things this proves that a task is never held by two workers, that expired leases
-are released exactly when they should be, and that claims follow priority, run_after, id.
+are released exactly when they should be, and that claims follow their strategy (priority,
+run_after, id by default; arrival for fifo and lifo; the oldest of some band for
+weighted_random).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ class ModelTask:
     holder: str | None = None
     attempts: int = 0
     lease_until: datetime | None = None
+
+
+def arrival(task: ModelTask) -> tuple[datetime, int]:
+    """The order of arrival among due tasks (fifo and lifo): when it became due, then id."""
+    return (task.run_after, task.id)
 
 
 def held_by(task: ModelTask | None, worker: str) -> bool:
@@ -97,17 +104,34 @@ class QueueMachine(RuleBasedStateMachine):
         assert task_id not in self.model
         self.model[task_id] = ModelTask(task_id, priority, max_attempts, run_after)
 
-    @rule(worker=WORKERS, limit=st.integers(1, 3), lease=st.sampled_from([1, 5, 30]))
-    def claim(self, worker: str, limit: int, lease: int) -> None:
-        claimed = self.queue.claim(worker, limit=limit, lease_seconds=lease)
+    @rule(
+        worker=WORKERS,
+        limit=st.integers(1, 3),
+        lease=st.sampled_from([1, 5, 30]),
+        strategy=st.sampled_from(["priority", "priority", "fifo", "lifo", "weighted_random"]),
+    )
+    def claim(self, worker: str, limit: int, lease: int, strategy: str) -> None:
+        claimed = self.queue.claim(worker, limit=limit, lease_seconds=lease, strategy=strategy)
         self._release_expired()
-        due = sorted(
-            (t for t in self.model.values()
-             if t.status is TaskStatus.QUEUED and t.run_after <= self.clock.now),
-            key=lambda t: (t.priority, t.run_after, t.id),
-        )[:limit]  # fmt: skip
-        assert [t.id for t in claimed] == [t.id for t in due]
-        for task in due:
+        due = [
+            t for t in self.model.values()
+            if t.status is TaskStatus.QUEUED and t.run_after <= self.clock.now
+        ]  # fmt: skip
+        if strategy == "weighted_random":
+            # Any band may come first, but always the oldest due task left in it.
+            expected: list[ModelTask] = []
+            left = sorted(due, key=arrival)
+            for task in claimed:
+                oldest = next(t for t in left if t.priority == task.priority)
+                expected.append(oldest)
+                left.remove(oldest)
+            assert len(claimed) == min(limit, len(due))
+        elif strategy == "priority":
+            expected = sorted(due, key=lambda t: (t.priority, *arrival(t)))[:limit]
+        else:
+            expected = sorted(due, key=arrival, reverse=strategy == "lifo")[:limit]
+        assert [t.id for t in claimed] == [t.id for t in expected]
+        for task in expected:
             task.status, task.holder = TaskStatus.PROCESSING, worker
             task.attempts += 1
             task.lease_until = self.clock.now + timedelta(seconds=lease)

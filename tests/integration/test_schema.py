@@ -22,6 +22,15 @@ SEED_INDEXES = {
 }
 # Added by migration 0002: the leased tasks, by lease end, for releasing expired leases.
 LEASE_INDEX = "ON task_queue (lease_until_utc) WHERE status = 'processing'"
+# Added by migration 0003: queued tasks by region / type and region, in claim order.
+CLAIM_INDEXES = {
+    "ix_task_queued_region": (
+        "ON task_queue (region, priority, run_after_utc, id) WHERE status = 'queued'"
+    ),
+    "ix_task_queued_type_region": (
+        "ON task_queue (type, region, priority, run_after_utc, id) WHERE status = 'queued'"
+    ),
+}
 
 
 def schema_snapshot(path: Path) -> tuple[int, list[tuple[str, str, str]]]:
@@ -58,7 +67,11 @@ def test_schema_creation(db: QueueDatabase) -> None:
         for row in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
         if row[1]
     }
-    for name, definition in {**SEED_INDEXES, "ix_task_lease_expiry": LEASE_INDEX}.items():
+    for name, definition in {
+        **SEED_INDEXES,
+        "ix_task_lease_expiry": LEASE_INDEX,
+        **CLAIM_INDEXES,
+    }.items():
         assert name in ddl
         assert ddl[name].endswith(definition), ddl[name]
     fks = db.execute("PRAGMA foreign_key_list(task_logs)").fetchall()
@@ -114,6 +127,7 @@ def test_migrating_a_version_1_file_matches_a_fresh_one(tmp_path: Path) -> None:
         TaskQueue(db).enqueue("kept", {"n": 1})
         assert schema_snapshot(old)[0] == 1
         assert "ix_task_lease_expiry" not in str(schema_snapshot(old)[1])
+        assert "ix_task_queued_region" not in str(schema_snapshot(old)[1])
         assert db.initialize_schema() == schema_module.latest_version()
         assert TaskQueue(db).get(1).payload == {"n": 1}
     assert schema_snapshot(old) == schema_snapshot(fresh)

@@ -487,6 +487,7 @@ def test_constructor_validation(db: QueueDatabase) -> None:
 
 
 def test_busy_database_surfaces_as_queue_busy_error(queue: TaskQueue) -> None:
+    due = queue.enqueue("due", {})
     holder = sqlite3.connect(queue.db.path, isolation_level=None)
     short = TaskQueue(QueueDatabase(queue.db.path, busy_timeout_ms=50))
     try:
@@ -495,10 +496,13 @@ def test_busy_database_surfaces_as_queue_busy_error(queue: TaskQueue) -> None:
             short.enqueue("t", {})
         with pytest.raises(QueueBusyError):
             short.claim("w")
+        # A claim that finds nothing needs no write lock, so it answers while the lock is held.
+        assert short.claim("w", types=["other"]) == []
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert queue.counts()[TaskStatus.QUEUED] == 0
+    assert queue.counts()[TaskStatus.QUEUED] == 1
+    assert queue.get(due).status is TaskStatus.QUEUED
 
 
 def test_boundaries_a_lease_ending_now_is_expired_and_a_task_due_now_is_due(

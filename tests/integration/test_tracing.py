@@ -28,6 +28,12 @@ def test_a_tracer_sees_connect_pragmas_statements_and_transactions(db_path: Path
     events.clear()
     task = queue.claim_one("w1")
     assert task is not None and task.id == task_id
+    # The claim's look before the lock comes first: reads, no transaction.
+    begin = next(
+        i for i, e in enumerate(events) if isinstance(e, Statement) and e.sql == "BEGIN IMMEDIATE"
+    )
+    assert all(e.sql.startswith("SELECT") for e in events[:begin] if isinstance(e, Statement))
+    events = events[begin:]
     kinds = [type(event).__name__ for event in events]
     assert kinds[:2] == ["Statement", "TransactionBegan"]  # BEGIN IMMEDIATE, then its wait
     sqls = statements(events)
@@ -118,7 +124,8 @@ def test_trace_statements_false_keeps_connect_and_lock_wait_events_only(db_path:
     events: list[TraceEvent] = []
     db = QueueDatabase(db_path, tracer=events.append, trace_statements=False)
     db.initialize_schema()
-    TaskQueue(db).claim("w1")
+    TaskQueue(db).enqueue("t", {})  # an autocommit insert: no transaction, no lock-wait event
+    TaskQueue(db).claim("w1")  # finds the task, so it takes the write lock
     db.tracer = events.append  # setting the tracer again keeps the choice
     db.execute("SELECT 1")
     kinds = [type(event) for event in events]

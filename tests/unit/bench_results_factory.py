@@ -194,25 +194,34 @@ def _busy() -> dict[str, Any]:
     series: list[dict[str, Any]] = []
     for timeout in BUSY_TIMEOUTS:
         for p in PROCESSES:
-            ops = 1000 * p
-            rate = {0: 0.02 * p, 100: 0.001 * p, 5000: 0.0}[timeout]
-            series.append(
-                {
-                    "busy_timeout_ms": timeout,
-                    "processes": p,
-                    "producers": max(1, p // 2),
-                    "workers": max(1, p - p // 2),
-                    "operations": ops,
-                    "busy_errors": round(ops * rate),
-                    "busy_rate": rate,
-                    "lock_wait_ms": _latency(0.5 * p),
-                    "lock_wait_hist": _hist(ops),
-                    "seconds": 3.0,
-                    "enqueued": ops // 2,
-                    "completed": ops // 2,
-                    "exactly_once": _once(ops // 2),
-                }
-            )
+            for fair in (True, False) if timeout == 5000 else (True,):
+                ops = 1000 * p
+                rate = {0: 0.02 * p, 100: 0.001 * p, 5000: 0.0}[timeout]
+                spread = 0.02 * p if fair else 0.1 * p
+                series.append(
+                    {
+                        "busy_timeout_ms": timeout,
+                        "fair_lock": fair,
+                        "processes": p,
+                        "producers": max(1, p // 2),
+                        "workers": max(1, p - p // 2),
+                        "operations": ops,
+                        "busy_errors": round(ops * rate),
+                        "busy_rate": rate,
+                        "lock_wait_ms": _latency(0.5 * p if fair else 5.0 * p),
+                        "lock_wait_hist": _hist(ops),
+                        "seconds": 3.0,
+                        "enqueued": ops // 2,
+                        "completed": ops // 2,
+                        "exactly_once": _once(ops // 2),
+                        "operations_per_s": ops / 3.0,
+                        "share": {
+                            "min_over_mean": round(1 - spread / 2, 3),
+                            "max_over_mean": round(1 + spread, 3),
+                            "jain": round(1 - spread / 4, 3),
+                        },
+                    }
+                )
     top = max(PROCESSES)
     return {
         "status": "ok",
@@ -237,7 +246,7 @@ def _busy() -> dict[str, Any]:
                     "lock_wait_max_ms": r["lock_wait_ms"]["max"],
                 }
                 for r in series
-                if r["processes"] == top
+                if r["processes"] == top and r["fair_lock"]
             },
         },
         "series": series,
@@ -405,6 +414,18 @@ def _query() -> dict[str, Any]:
             "claim_plan": ["SEARCH tasks USING INDEX ix_tasks_claim (status=? AND run_at<?)"],
             "count_plan": ["SCAN tasks USING COVERING INDEX ix_tasks_status"],
             "claim_uses_index": True,
+            "claims_ms": {
+                name: _latency(round(factor * (0.2 + 0.01 * math.log10(b)), 4))
+                for name, factor in (
+                    ("default", 1.0),
+                    ("rare_type", 0.2),
+                    ("region_mismatch", 0.15),
+                    ("rare_type_region_mismatch", 0.15),
+                    ("fifo", 1.4),
+                    ("lifo", 1.5),
+                    ("weighted_random", 1.6),
+                )
+            },
         }
         for b in BACKLOGS
     ]

@@ -23,8 +23,10 @@ EXPECTED_SIZES = {
     "throughput.png": (1200, 550),
     "latency.png": (1200, 850),
     "busy_rate.png": (1000, 600),
+    "busy_fairness.png": (1200, 550),
     "checkpoint.png": (1200, 780),
     "claim_backlog.png": (1000, 600),
+    "claim_filters.png": (1000, 600),
     "resources.png": (1200, 750),
     "worker_throughput.png": (800, 550),
     "worker_pickup.png": (800, 550),
@@ -194,6 +196,7 @@ def test_a_single_scenario_run_gets_a_report(tmp_path: Path) -> None:
     folder = report.build_report(write_results(tmp_path / "run", results))
 
     assert png_size(folder / "busy_rate.png") == EXPECTED_SIZES["busy_rate.png"]
+    assert png_size(folder / "busy_fairness.png") == EXPECTED_SIZES["busy_fairness.png"]
     assert png_size(folder / "resources.png") == EXPECTED_SIZES["resources.png"]
     skipped = (
         "throughput.png",
@@ -203,6 +206,7 @@ def test_a_single_scenario_run_gets_a_report(tmp_path: Path) -> None:
         "worker_throughput.png",
         "worker_pickup.png",
         "soak.png",
+        "claim_filters.png",
     )
     for name in skipped:
         assert not (folder / name).exists()

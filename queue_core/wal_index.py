@@ -1,0 +1,126 @@
+"""How many WAL frames wait for a checkpoint, read from the ``-shm`` file (the WAL index).
+
+Why: SQLite runs its automatic checkpoint inside the ``COMMIT`` that pushes the WAL past
+``wal_autocheckpoint`` pages. With the fair lock (:mod:`queue_core.write_gate`) that ``COMMIT``
+still holds the gate, so every other writer waited for the whole checkpoint: measured at 16
+processes, the fair lock lost half its throughput that way. Without the gate SQLite has let the
+write lock go before it checkpoints, and writers carry on meanwhile. So a writer that holds the
+gate checks after letting it go whether 3/4 of ``wal_autocheckpoint`` frames wait, and then
+runs a ``PASSIVE`` checkpoint itself, outside the gate; SQLite's own automatic checkpoint (the
+PRAGMA is unchanged) stays as the backstop and rarely fires.
+
+The numbers come from the wal-index header, whose layout SQLite documents as a file format
+(https://sqlite.org/walformat.html): ``mxFrame`` is a 32-bit native-endian integer at byte 16,
+``nBackfill`` (frames already copied to the database) one at byte 96. Reading it without SQLite's
+locks can see a header mid-update; that only makes a checkpoint a little early or late.
+
+The handle is shared. On POSIX, closing ANY descriptor of a file drops every fcntl lock the
+process holds on it, SQLite's own locks on ``-shm`` included (its dead-man switch and read
+marks); another process could then take this one for gone and rebuild the WAL index under it.
+So each process opens ``-shm`` once per database, shares that handle between its ``WalIndex``
+objects, and closes it only when the last of them closes (every ``QueueDatabase`` of that file in
+the process has closed its connection by then). Windows locks byte ranges per handle, so closing
+ours never touches SQLite's; closing it when unused lets the file be deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import BinaryIO, Final
+
+_MX_FRAME: Final = struct.Struct("=I")
+_HEADER_BYTES: Final = 100
+_MX_FRAME_AT: Final = 16
+_BACKFILL_AT: Final = 96
+
+
+class _SharedHandles:
+    """One read handle of each ``-shm`` file per process, counted by its users."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._handles: dict[Path, tuple[BinaryIO, int]] = {}
+
+    def acquire(self, path: Path) -> BinaryIO:
+        """The process's handle of ``path``, opened on first use. :raises OSError: on open."""
+        with self._lock:
+            self._forget_after_fork()
+            handle, users = self._handles.get(path, (None, 0))
+            if handle is None:
+                handle = path.open("rb", buffering=0)
+            self._handles[path] = (handle, users + 1)
+            return handle
+
+    def release(self, path: Path) -> None:
+        """One user fewer; the last one closes the handle."""
+        with self._lock:
+            self._forget_after_fork()
+            handle, users = self._handles.get(path, (None, 0))
+            if handle is None:
+                return
+            if users > 1:
+                self._handles[path] = (handle, users - 1)
+                return
+            del self._handles[path]
+        handle.close()
+
+    def users(self, path: Path) -> int:
+        with self._lock:
+            self._forget_after_fork()
+            return self._handles.get(path, (None, 0))[1]
+
+    def _forget_after_fork(self) -> None:
+        # A forked child inherits the parent's handles but none of its locks: it starts afresh
+        # and leaves the inherited descriptors alone (closing them could not hurt, but there is
+        # no reason to).
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._handles = {}
+
+
+_SHARED: Final = _SharedHandles()
+_READ_LOCK: Final = threading.Lock()
+
+
+class WalIndex:
+    """Reads the frames waiting for a checkpoint of one database; never raises."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._path = db_path.with_name(db_path.name + "-shm")
+        self._file: BinaryIO | None = None
+        self._failed = False
+
+    def pending_frames(self) -> int | None:
+        """Frames in the WAL not yet copied to the database, or None if it cannot be read."""
+        if self._failed:
+            return None
+        try:
+            if self._file is None:
+                self._file = _SHARED.acquire(self._path)
+            header = os.pread(self._file.fileno(), _HEADER_BYTES, 0) if _HAS_PREAD else None
+            if header is None:
+                with _READ_LOCK:  # seek + read on a shared handle must not interleave
+                    self._file.seek(0)
+                    header = self._file.read(_HEADER_BYTES)
+        except OSError:
+            self._failed = True
+            self.close()
+            return None
+        if len(header) < _HEADER_BYTES:
+            return None
+        (mx_frame,) = _MX_FRAME.unpack_from(header, _MX_FRAME_AT)
+        (backfilled,) = _MX_FRAME.unpack_from(header, _BACKFILL_AT)
+        return max(int(mx_frame) - int(backfilled), 0)
+
+    def close(self) -> None:
+        """Give up this object's use of the shared ``-shm`` handle (see the module docstring)."""
+        handle, self._file = self._file, None
+        if handle is not None:
+            _SHARED.release(self._path)
+
+
+_HAS_PREAD: Final = hasattr(os, "pread")

@@ -1,0 +1,323 @@
+"""The write gate: an OS file lock that writers queue on before they take SQLite's write lock.
+
+SQLite's busy handler is not a queue. A writer that finds the database locked sleeps (1, 2, 5,
+10 ... up to 100 ms) and tries again, while the process that just committed takes the lock again
+at once: at 16 processes some calls wait more than a second and the shares of work spread
+threefold. The operating system's file locks do queue: a process blocked on one wakes as soon as
+the holder lets go, and a process that dies (even by SIGKILL) has its locks released by the OS.
+So every write transaction first takes an exclusive lock on a small side file
+(``<database>-writer.lock``) and lets it go after ``COMMIT``; the SQLite lock behind it is then
+almost always free.
+
+The OS calls are behind :class:`FileLock`, so the logic (the timeout, giving up a wait that timed
+out, falling back) runs and is tested anywhere with a fake: ``flock`` on POSIX, ``LockFileEx``
+through ctypes on Windows. Neither blocking call has a timeout, so a blocked wait runs on a
+helper thread and the caller waits for it at most the busy timeout; a wait given up that way
+releases the lock as soon as it gets it.
+
+If the side file cannot be created (a read-only directory, say) the gate stays open: writers
+fall back to SQLite's busy handler, which is correct, only less fair.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+__all__ = [
+    "FileLock",
+    "LockOpener",
+    "PosixFileLock",
+    "WindowsFileLock",
+    "WriteGate",
+    "lock_path_for",
+    "open_file_lock",
+]
+
+LOCK_SUFFIX: Final = "-writer.lock"
+
+# LockFileEx flags and the errors that mean "someone else holds it" (winbase.h, winerror.h).
+LOCKFILE_FAIL_IMMEDIATELY: Final = 0x00000001
+LOCKFILE_EXCLUSIVE_LOCK: Final = 0x00000002
+ERROR_LOCK_VIOLATION: Final = 33
+ERROR_IO_PENDING: Final = 997
+
+
+class FileLock(Protocol):
+    """An exclusive, process-owned OS lock on one open file (the seam tests replace)."""
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; return False at once if another holder has it."""
+
+    def acquire(self) -> None:
+        """Take the lock, blocking until it is free."""
+
+    def release(self) -> None:
+        """Let the lock go."""
+
+    def close(self) -> None:
+        """Close the file (releasing the lock if held)."""
+
+
+LockOpener = Callable[[Path], FileLock]
+"""Opens (creating if needed) the lock file at a path; raises ``OSError`` if it cannot."""
+
+
+def lock_path_for(db_path: Path) -> Path:
+    """The side file a database's writers lock: ``<database>-writer.lock``."""
+    return db_path.with_name(db_path.name + LOCK_SUFFIX)
+
+
+class PosixFileLock:
+    """``flock`` on a file descriptor: owned by the open file, so two connections of one
+    process exclude each other too (``fcntl`` record locks would merge them)."""
+
+    def __init__(self, fd: int) -> None:
+        import fcntl
+
+        self._fd = fd
+        # Any: typeshed declares no flock on Windows, where this class is never built.
+        self._fcntl: Any = fcntl
+
+    def try_acquire(self) -> bool:
+        try:
+            self._fcntl.flock(self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def acquire(self) -> None:
+        self._fcntl.flock(self._fd, self._fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        self._fcntl.flock(self._fd, self._fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class WindowsApi(Protocol):
+    """The kernel32 calls :class:`WindowsFileLock` makes (a fake in tests)."""
+
+    def lock_file_ex(self, handle: int, flags: int) -> bool:
+        """``LockFileEx(handle, flags, 0, 1, 0, &overlapped)`` on byte 0; True on success."""
+
+    def unlock_file_ex(self, handle: int) -> bool:
+        """``UnlockFileEx(handle, 0, 1, 0, &overlapped)`` on byte 0; True on success."""
+
+    def last_error(self) -> int:
+        """``GetLastError()`` of the calling thread after a failed call."""
+
+
+class WindowsFileLock:
+    """``LockFileEx`` on byte 0 of the file. Windows grants waiting lock requests in order and
+    releases the locks of a process that ends, however it ends."""
+
+    def __init__(self, handle: int, api: WindowsApi, close: Callable[[], None]) -> None:
+        self._handle = handle
+        self._api = api
+        self._close = close
+
+    def try_acquire(self) -> bool:
+        flags = LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY
+        if self._api.lock_file_ex(self._handle, flags):
+            return True
+        error = self._api.last_error()
+        if error in (ERROR_LOCK_VIOLATION, ERROR_IO_PENDING):
+            return False
+        raise OSError(error, f"LockFileEx failed (Windows error {error})")
+
+    def acquire(self) -> None:
+        if not self._api.lock_file_ex(self._handle, LOCKFILE_EXCLUSIVE_LOCK):
+            error = self._api.last_error()
+            raise OSError(error, f"LockFileEx failed (Windows error {error})")
+
+    def release(self) -> None:
+        if not self._api.unlock_file_ex(self._handle):
+            error = self._api.last_error()
+            raise OSError(error, f"UnlockFileEx failed (Windows error {error})")
+
+    def close(self) -> None:
+        self._close()
+
+
+def open_file_lock(path: Path) -> FileLock:
+    """Open (creating) ``path`` and return the running OS's :class:`FileLock` on it.
+
+    :raises OSError: the file cannot be created or opened, or the OS has no such lock.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            return WindowsFileLock(msvcrt.get_osfhandle(fd), _Kernel32(), lambda: os.close(fd))
+        else:  # noqa: RET505 - both branches must stay for mypy --platform win32
+            return PosixFileLock(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Kernel32:  # pragma: no cover - needs Windows; type-checked with mypy --platform win32
+    """:class:`WindowsApi` through ctypes."""
+
+    def __init__(self) -> None:
+        import ctypes
+        from ctypes import wintypes
+
+        class Overlapped(ctypes.Structure):
+            _fields_ = [
+                ("Internal", ctypes.c_void_p),
+                ("InternalHigh", ctypes.c_void_p),
+                ("Offset", wintypes.DWORD),
+                ("OffsetHigh", wintypes.DWORD),
+                ("hEvent", wintypes.HANDLE),
+            ]
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+        self._lock = kernel32.LockFileEx
+        self._lock.argtypes = [
+            wintypes.HANDLE,
+            wintypes.DWORD,
+            wintypes.DWORD,
+            wintypes.DWORD,
+            wintypes.DWORD,
+            ctypes.POINTER(Overlapped),
+        ]
+        self._lock.restype = wintypes.BOOL
+        self._unlock = kernel32.UnlockFileEx
+        self._unlock.argtypes = [
+            wintypes.HANDLE,
+            wintypes.DWORD,
+            wintypes.DWORD,
+            wintypes.DWORD,
+            ctypes.POINTER(Overlapped),
+        ]
+        self._unlock.restype = wintypes.BOOL
+        self._overlapped = Overlapped
+        self._byref = ctypes.byref
+        self._get_last_error: Callable[[], int] = ctypes.get_last_error  # type: ignore[attr-defined,unused-ignore]
+
+    def lock_file_ex(self, handle: int, flags: int) -> bool:
+        overlapped = self._overlapped()
+        return bool(self._lock(handle, flags, 0, 1, 0, self._byref(overlapped)))
+
+    def unlock_file_ex(self, handle: int) -> bool:
+        overlapped = self._overlapped()
+        return bool(self._unlock(handle, 0, 1, 0, self._byref(overlapped)))
+
+    def last_error(self) -> int:
+        return self._get_last_error()
+
+
+@dataclass
+class _Request:
+    done: threading.Event = field(default_factory=threading.Event)
+    granted: bool = False
+    abandoned: bool = False
+    error: OSError | None = None
+
+
+class WriteGate:
+    """One process's place in the queue of writers of one database.
+
+    Not for concurrent use: :class:`~queue_core.database.QueueDatabase` calls it under its own
+    lock, one write at a time.
+    """
+
+    def __init__(self, lock: FileLock) -> None:
+        self._lock = lock
+        self._mutex = threading.Lock()
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # Blocking waits handed to the helper thread and not finished; while one is, the file's
+        # lock may be granted to it at any moment, so no other attempt may touch the lock.
+        self._pending = 0
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        """True between a successful :meth:`acquire` and its :meth:`release`."""
+        return self._held
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the gate, waiting at most ``timeout`` seconds; return False if that ran out.
+
+        :raises OSError: the OS lock call failed (not merely busy).
+        """
+        if self._held:
+            raise RuntimeError("the write gate is already held")
+        with self._mutex:
+            idle = self._pending == 0
+        if idle and self._lock.try_acquire():
+            self._held = True
+            return True
+        if timeout <= 0:
+            return False
+        request = _Request()
+        with self._mutex:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="queue_core-write-gate", daemon=True
+                )
+                self._thread.start()
+        self._requests.put(request)
+        request.done.wait(timeout)
+        with self._mutex:
+            if request.error is not None:
+                raise request.error
+            if request.granted:
+                self._held = True
+                return True
+            request.abandoned = True
+            return False
+
+    def release(self) -> None:
+        """Let the gate go (nothing happens if it is not held)."""
+        if self._held:
+            self._held = False
+            self._lock.release()
+
+    def close(self) -> None:
+        """Release, stop the helper thread once its wait ends, and close the lock file."""
+        self.release()
+        if self._thread is not None:
+            self._requests.put(None)
+        with self._mutex:
+            if self._pending == 0:
+                self._lock.close()
+            else:
+                # The helper still waits on the file; it closes it when the wait ends.
+                self._close_when_idle = True
+
+    _close_when_idle = False
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            error: OSError | None = None
+            try:
+                self._lock.acquire()
+            except OSError as exc:
+                error = exc
+            with self._mutex:
+                self._pending -= 1
+                if error is not None:
+                    request.error = error
+                elif request.abandoned or self._close_when_idle:
+                    self._lock.release()
+                else:
+                    request.granted = True
+                if self._close_when_idle and self._pending == 0:
+                    self._lock.close()
+                request.done.set()

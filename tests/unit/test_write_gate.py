@@ -1,0 +1,214 @@
+"""The write gate's logic through its OS seam: timeouts, given-up waits, Windows calls, fallback."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from queue_core.database import _first_keyword
+from queue_core.write_gate import (
+    ERROR_IO_PENDING,
+    ERROR_LOCK_VIOLATION,
+    LOCKFILE_EXCLUSIVE_LOCK,
+    LOCKFILE_FAIL_IMMEDIATELY,
+    FileLock,
+    WindowsFileLock,
+    WriteGate,
+)
+
+WAIT = 10.0
+
+
+class SharedLock:
+    """One OS lock that several fake "processes" (FakeFileLock handles) contend for."""
+
+    def __init__(self) -> None:
+        self.owner: object | None = None
+        self.changed = threading.Condition()
+
+
+class FakeFileLock:
+    """A :class:`FileLock` handle on a :class:`SharedLock`, with the real blocking behaviour."""
+
+    def __init__(self, shared: SharedLock) -> None:
+        self.shared = shared
+        self.closed = False
+        self.blocking_calls = 0
+
+    def try_acquire(self) -> bool:
+        with self.shared.changed:
+            if self.shared.owner not in (None, self):
+                return False
+            self.shared.owner = self
+            return True
+
+    def acquire(self) -> None:
+        self.blocking_calls += 1
+        with self.shared.changed:
+            self.shared.changed.wait_for(lambda: self.shared.owner in (None, self), WAIT)
+            assert self.shared.owner in (None, self)
+            self.shared.owner = self
+
+    def release(self) -> None:
+        with self.shared.changed:
+            assert self.shared.owner is self
+            self.shared.owner = None
+            self.shared.changed.notify_all()
+
+    def close(self) -> None:
+        self.closed = True
+        with self.shared.changed:
+            if self.shared.owner is self:
+                self.shared.owner = None
+                self.shared.changed.notify_all()
+
+
+def test_an_idle_gate_is_taken_without_a_helper_thread() -> None:
+    lock = FakeFileLock(SharedLock())
+    gate = WriteGate(lock)
+    assert gate.acquire(1.0) and gate.held
+    gate.release()
+    assert not gate.held and lock.shared.owner is None
+    assert lock.blocking_calls == 0
+    gate.close()
+    assert lock.closed
+
+
+def test_a_waiter_gets_the_gate_as_soon_as_the_holder_lets_go() -> None:
+    shared = SharedLock()
+    other = FakeFileLock(shared)
+    assert other.try_acquire()
+    gate = WriteGate(FakeFileLock(shared))
+    releaser = threading.Timer(0.05, other.release)
+    releaser.start()
+    started = time.perf_counter()
+    assert gate.acquire(WAIT)
+    assert time.perf_counter() - started < WAIT / 2
+    assert gate.held
+    gate.release()
+    gate.close()
+    releaser.join()
+
+
+def test_a_wait_that_times_out_gives_up_its_place_and_releases_the_lock_later() -> None:
+    shared = SharedLock()
+    other = FakeFileLock(shared)
+    assert other.try_acquire()
+    mine = FakeFileLock(shared)
+    gate = WriteGate(mine)
+    assert gate.acquire(0.05) is False
+    assert not gate.held
+    assert gate.acquire(0) is False  # no fast path while the given-up wait is pending
+    other.release()
+    # The helper gets the lock for the wait that was given up, and lets it go at once.
+    with shared.changed:
+        assert shared.changed.wait_for(lambda: shared.owner is None and mine.blocking_calls, WAIT)
+    assert gate.acquire(WAIT) and gate.held
+    assert other.try_acquire() is False
+    gate.release()
+    assert other.try_acquire()
+    other.release()
+    gate.close()
+
+
+def test_an_os_error_while_waiting_is_raised() -> None:
+    class Broken(FakeFileLock):
+        def try_acquire(self) -> bool:
+            return False
+
+        def acquire(self) -> None:
+            raise OSError(37, "no locks available")
+
+    gate = WriteGate(Broken(SharedLock()))
+    with pytest.raises(OSError, match="no locks"):
+        gate.acquire(WAIT)
+    gate.close()
+
+
+def test_closing_during_a_wait_closes_the_file_when_the_wait_ends() -> None:
+    shared = SharedLock()
+    other = FakeFileLock(shared)
+    assert other.try_acquire()
+    mine = FakeFileLock(shared)
+    gate = WriteGate(mine)
+    assert gate.acquire(0.02) is False
+    gate.close()
+    assert not mine.closed  # the helper still waits on it
+    other.release()
+    deadline = time.monotonic() + WAIT
+    while not mine.closed and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert mine.closed
+    assert shared.owner is None
+
+
+# -- Windows: LockFileEx through ctypes, here with a fake kernel32 --------------------------
+
+
+class FakeKernel32:
+    def __init__(self, results: list[tuple[bool, int]]) -> None:
+        self.results = results
+        self.calls: list[tuple[str, int, int]] = []
+        self.error = 0
+
+    def lock_file_ex(self, handle: int, flags: int) -> bool:
+        self.calls.append(("lock", handle, flags))
+        ok, self.error = self.results.pop(0)
+        return ok
+
+    def unlock_file_ex(self, handle: int) -> bool:
+        self.calls.append(("unlock", handle, 0))
+        ok, self.error = self.results.pop(0)
+        return ok
+
+    def last_error(self) -> int:
+        return self.error
+
+
+def test_windows_lock_flags_and_errors() -> None:
+    closed: list[bool] = []
+    api = FakeKernel32(
+        [(True, 0), (False, ERROR_LOCK_VIOLATION), (False, ERROR_IO_PENDING), (False, 5)]
+    )
+    lock: FileLock = WindowsFileLock(42, api, lambda: closed.append(True))
+    assert lock.try_acquire() is True
+    assert lock.try_acquire() is False
+    assert lock.try_acquire() is False
+    with pytest.raises(OSError, match="Windows error 5"):
+        lock.try_acquire()
+    nowait = LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY
+    assert api.calls == [("lock", 42, nowait)] * 4
+    api.results = [(True, 0), (True, 0), (False, 6), (False, 158)]
+    api.calls.clear()
+    lock.acquire()
+    lock.release()
+    with pytest.raises(OSError, match="Windows error 6"):
+        lock.acquire()
+    with pytest.raises(OSError, match="UnlockFileEx"):
+        lock.release()
+    assert api.calls[0] == ("lock", 42, LOCKFILE_EXCLUSIVE_LOCK)  # blocking: no FAIL_IMMEDIATELY
+    lock.close()
+    assert closed == [True]
+
+
+def test_the_gate_logic_runs_on_the_windows_lock() -> None:
+    """A contended LockFileEx goes to the helper thread, which makes the blocking call."""
+    api = FakeKernel32([(False, ERROR_LOCK_VIOLATION), (True, 0), (True, 0)])
+    gate = WriteGate(WindowsFileLock(7, api, lambda: None))
+    assert gate.acquire(WAIT)
+    gate.release()
+    assert [c[2] for c in api.calls] == [
+        LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+        LOCKFILE_EXCLUSIVE_LOCK,
+        0,
+    ]
+    gate.close()
+
+
+def test_writes_are_told_from_reads() -> None:
+    assert _first_keyword("  -- a comment\n/* another */ UPDATE t SET x = 1") == "UPDATE"
+    assert _first_keyword("select 1") == "SELECT"
+    assert _first_keyword("WITH x AS (SELECT 1) SELECT * FROM x") == "WITH"
+    assert _first_keyword("-- only a comment") == ""
