@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from queue_core import QueueBusyError, QueueDatabase, TaskQueue
+from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.write_gate import FileLock, lock_path_for
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -20,7 +21,9 @@ TIMEOUT = 120
 
 def test_the_lock_file_sits_next_to_the_database(db_path: Path) -> None:
     assert lock_path_for(db_path) == db_path.with_name("queue.db-writer.lock")
-    with QueueDatabase(db_path) as db:
+    with QueueDatabase(db_path) as default:
+        assert default.fair_lock is DEFAULT_FAIR_LOCK is False
+    with QueueDatabase(db_path, fair_lock=True) as db:
         assert db.fair_lock and db.fair_lock_active
         db.initialize_schema()
         assert lock_path_for(db_path).exists()
@@ -36,7 +39,7 @@ def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(
     def refuse(path: Path) -> FileLock:
         raise PermissionError(13, "Permission denied", str(path))
 
-    with QueueDatabase(db_path, lock_opener=refuse) as db:
+    with QueueDatabase(db_path, lock_opener=refuse, fair_lock=True) as db:
         db.initialize_schema()
         queue = TaskQueue(db)
         task_id = queue.enqueue("t", {})
@@ -50,7 +53,10 @@ def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(
 def test_a_held_gate_times_out_as_queue_busy_error(db_path: Path) -> None:
     """Two connections of one process exclude each other through the gate (flock locks belong
     to the open file, not the process), and a wait longer than the busy timeout is refused."""
-    with QueueDatabase(db_path) as holder, QueueDatabase(db_path, busy_timeout_ms=100) as short:
+    with (
+        QueueDatabase(db_path, fair_lock=True) as holder,
+        QueueDatabase(db_path, busy_timeout_ms=100, fair_lock=True) as short,
+    ):
         holder.initialize_schema()
         queue = TaskQueue(short)
         with holder.transaction():
@@ -66,16 +72,17 @@ def test_a_held_gate_times_out_as_queue_busy_error(db_path: Path) -> None:
 def test_pickled_database_keeps_its_fair_lock_choice(db_path: Path) -> None:
     import pickle
 
-    with QueueDatabase(db_path, fair_lock=False) as db:
-        clone = pickle.loads(pickle.dumps(db))
-        try:
-            assert clone.fair_lock is False
-        finally:
-            clone.close()
+    for choice in (True, False):
+        with QueueDatabase(db_path, fair_lock=choice) as db:
+            clone = pickle.loads(pickle.dumps(db))
+            try:
+                assert clone.fair_lock is choice
+            finally:
+                clone.close()
 
 
 def _hold_the_write_lock(path: str, ready: Any) -> None:
-    with QueueDatabase(path) as db, db.transaction() as conn:
+    with QueueDatabase(path, fair_lock=True) as db, db.transaction() as conn:
         conn.execute("INSERT INTO workers (worker_id, capabilities) VALUES ('holder', '{}')")
         ready.set()
         time.sleep(TIMEOUT)  # killed by the parent long before
@@ -85,7 +92,7 @@ def _hold_the_write_lock(path: str, ready: Any) -> None:
 def test_a_killed_lock_holder_blocks_nobody_beyond_the_busy_timeout(db_path: Path) -> None:
     """The OS releases a dead process's file lock (and SQLite's): a writer that was queued
     behind a SIGKILLed holder goes on as soon as it dies, well inside the busy timeout."""
-    with QueueDatabase(db_path) as db:
+    with QueueDatabase(db_path, fair_lock=True) as db:
         db.initialize_schema()
     ready = SPAWN.Event()
     holder = SPAWN.Process(target=_hold_the_write_lock, args=(str(db_path), ready))
@@ -95,7 +102,7 @@ def test_a_killed_lock_holder_blocks_nobody_beyond_the_busy_timeout(db_path: Pat
         outcome: list[Any] = []
 
         def write() -> None:
-            with QueueDatabase(db_path, busy_timeout_ms=5000) as db:
+            with QueueDatabase(db_path, busy_timeout_ms=5000, fair_lock=True) as db:
                 started = time.perf_counter()
                 try:
                     outcome.append(TaskQueue(db).enqueue("after", {}))
@@ -115,7 +122,7 @@ def test_a_killed_lock_holder_blocks_nobody_beyond_the_busy_timeout(db_path: Pat
     task_id, waited = outcome
     assert task_id == 1
     assert 0.4 <= waited < 5.0
-    with QueueDatabase(db_path) as db:
+    with QueueDatabase(db_path, fair_lock=True) as db:
         assert db.execute("SELECT count(*) FROM workers").fetchone()[0] == 0  # rolled back
 
 
@@ -123,7 +130,7 @@ def test_the_wal_index_tells_the_frames_waiting_for_a_checkpoint(db_path: Path) 
     from queue_core.wal_index import WalIndex
 
     assert WalIndex(db_path.with_name("missing.db")).pending_frames() is None
-    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 0}) as db:
+    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 0}, fair_lock=True) as db:
         db.initialize_schema()
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         index = WalIndex(db_path)
@@ -144,7 +151,7 @@ def test_with_the_fair_lock_writers_checkpoint_after_letting_the_gate_go(db_path
     and SQLite's own (in-gate) checkpoint does not come."""
     from queue_core.wal_index import WalIndex
 
-    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 400}) as db:
+    with QueueDatabase(db_path, pragma_overrides={"wal_autocheckpoint": 400}, fair_lock=True) as db:
         db.initialize_schema()
         queue = TaskQueue(db)
         index = WalIndex(db_path)
@@ -172,9 +179,9 @@ def test_databases_of_one_file_share_one_shm_handle_until_the_last_closes(db_pat
     from queue_core.wal_index import _SHARED, WalIndex
 
     shm = db_path.with_name(db_path.name + "-shm")
-    with QueueDatabase(db_path) as first:
+    with QueueDatabase(db_path, fair_lock=True) as first:
         first.initialize_schema()
-        second = QueueDatabase(db_path)
+        second = QueueDatabase(db_path, fair_lock=True)
         readers = [WalIndex(db_path), WalIndex(db_path)]
         assert all(reader.pending_frames() is not None for reader in readers)
         assert _SHARED.users(shm) >= 2
