@@ -48,6 +48,7 @@ from datetime import datetime, timedelta
 from multiprocessing import connection as mp_connection
 from typing import TYPE_CHECKING, Any, Final
 
+from queue_core.claiming import ClaimStrategy
 from queue_core.database import QueueDatabase
 from queue_core.exceptions import LeaseLostError, QueueBusyError, QueueDatabaseError
 from queue_core.executor import Handler, executor_main, handler_reference
@@ -199,6 +200,9 @@ class WorkerEngine:
     :param concurrency: how many executor processes run handlers at once.
     :param region: also claim tasks for this region (tasks without a region always match).
     :param types: the task types to claim; default every type in ``handlers``.
+    :param strategy: the claim order (``"priority"``, ``"fifo"``, ``"lifo"`` or
+        ``"weighted_random"``; default: the queue's ``claim_strategy``, ``priority`` unless the
+        :class:`TaskQueue` passed in says otherwise).
     :param lease_seconds: the lease of each claimed task; the engine renews all of its leases
         every third of it, so only a stalled or dead engine lets one run out.
     :param prefetch: how many claimed tasks may wait for an executor beyond the running ones
@@ -223,6 +227,7 @@ class WorkerEngine:
         concurrency: int = 4,
         region: str | None = None,
         types: Iterable[str] | None = None,
+        strategy: ClaimStrategy | str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         prefetch: int | None = None,
         worker_id: str | None = None,
@@ -252,6 +257,9 @@ class WorkerEngine:
             raise ValueError(f"types {unknown} have no handler")
         check_optional_text(region, "region")
         self.region = region
+        self.strategy = (
+            self._queue.claim_strategy if strategy is None else ClaimStrategy.parse(strategy)
+        )
         self.lease_seconds = positive_seconds(lease_seconds, "lease_seconds")
         self.shutdown_grace = non_negative_seconds(shutdown_grace, "shutdown_grace")
         self.timeouts = {
@@ -724,6 +732,7 @@ class WorkerEngine:
                         region=self.region,
                         lease_seconds=self.lease_seconds,
                         limit=limit,
+                        strategy=self.strategy,
                     )
                     if len(claimed) < limit:
                         self._token = queue.change_token()

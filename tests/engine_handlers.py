@@ -45,6 +45,12 @@ def touch_and_wait(task: Task) -> None:
         time.sleep(0.01)
 
 
+def record(task: Task) -> None:
+    """Append the task's id to the file ``payload['log']``: the order handlers ran in."""
+    with Path(task.payload["log"]).open("a", encoding="utf-8") as log:
+        log.write(f"{task.id}\n")
+
+
 HANDLERS = {
     "noop": noop,
     "sleep": sleep_ms,
@@ -52,5 +58,6 @@ HANDLERS = {
     "die": die,
     "retry": retry_later,
     "wait": touch_and_wait,
+    "record": record,
 }
 NOT_A_MAPPING = [noop]

@@ -112,6 +112,7 @@ def test_a_second_ctrl_c_stops_at_once_and_requeues_the_running_task(
         ("tests.engine_handlers:HANDLERS", ["--concurrency", "0"], "concurrency"),
         ("tests.engine_handlers:HANDLERS", ["--types", "nope"], "no handler"),
         ("tests.engine_handlers:HANDLERS", ["--lease", "-1"], "--lease"),
+        ("tests.engine_handlers:HANDLERS", ["--strategy", "random"], "--strategy"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from queue_core import QueueDatabase, Retry, TaskQueue, TaskStatus, WorkerEngine
+from queue_core import ClaimStrategy, QueueDatabase, Retry, TaskQueue, TaskStatus, WorkerEngine
 from queue_core.stop_signals import SIGBREAK_NUMBER, StopSignals
 from tests import engine_handlers
 
@@ -401,6 +401,8 @@ def test_bad_arguments_are_refused_before_anything_runs(db: QueueDatabase) -> No
         WorkerEngine(db, {"noop": engine_handlers.noop}, concurrency=0)
     with pytest.raises(ValueError, match="lease_seconds"):
         WorkerEngine(db, {"noop": engine_handlers.noop}, lease_seconds=0)
+    with pytest.raises(ValueError, match="unknown claim strategy"):
+        WorkerEngine(db, {"noop": engine_handlers.noop}, strategy="random")
     with pytest.raises(TypeError):
         WorkerEngine("queue.db", {"noop": engine_handlers.noop})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must not be negative"):
@@ -431,3 +433,19 @@ def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
     counts = TaskQueue(db).counts()
     assert counts[TaskStatus.PROCESSING] == 0
     assert counts[TaskStatus.COMPLETED] + counts[TaskStatus.QUEUED] == 6
+
+
+def test_the_engine_claims_in_the_strategy_it_is_given(db: QueueDatabase, tmp_path: Path) -> None:
+    """One executor and no prefetch take one task per claim, so the run order is the claim
+    order: newest first under lifo."""
+    log = tmp_path / "order.txt"
+    queue = TaskQueue(db)
+    ids = [queue.enqueue("record", {"log": str(log)}) for _ in range(5)]
+    engine = WorkerEngine(
+        db, {"record": engine_handlers.record}, concurrency=1, prefetch=0, strategy="lifo"
+    )
+    assert engine.strategy is ClaimStrategy.LIFO
+    assert WorkerEngine(db, {"record": engine_handlers.record}).strategy is ClaimStrategy.PRIORITY
+    with running(engine):
+        wait_until(lambda: engine.completed == len(ids), "every task")
+    assert [int(line) for line in log.read_text(encoding="utf-8").split()] == ids[::-1]

@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from queue_core.claiming import ClaimStrategy
 from queue_core.cli.base import EXIT_OK, Command, UsageError, open_database, print_json
 from queue_core.executor import import_reference
 from queue_core.task_queue import DEFAULT_LEASE_SECONDS
@@ -39,6 +40,12 @@ class WorkerCommand(Command):
             help="claim only these types (default: every type in HANDLERS)",
         )
         parser.add_argument(
+            "--strategy",
+            default=None,
+            choices=[strategy.value for strategy in ClaimStrategy],
+            help="claim order (default: priority)",
+        )
+        parser.add_argument(
             "--lease",
             type=float,
             default=DEFAULT_LEASE_SECONDS,
@@ -50,7 +57,7 @@ class WorkerCommand(Command):
             type=int,
             default=None,
             metavar="N",
-            help="claimed tasks waiting beyond the running ones (default: --concurrency)",
+            help="claimed tasks waiting beyond the running ones (default: 4 per executor)",
         )
         parser.add_argument(
             "--grace",
@@ -79,6 +86,7 @@ class WorkerCommand(Command):
                     concurrency=args.concurrency,
                     region=args.region,
                     types=types,
+                    strategy=args.strategy,
                     lease_seconds=args.lease,
                     prefetch=args.prefetch,
                     worker_id=args.worker_id,
