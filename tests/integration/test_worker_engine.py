@@ -249,6 +249,36 @@ def test_leases_are_renewed_while_a_handler_runs(
     watch.db.close()
 
 
+def test_big_prefetched_payloads_behind_a_slow_handler_do_not_stall_the_engine(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    # Prefetched tasks queue in the pipe while the executor runs the slow one; 4 x 100 KB is
+    # more than any OS pipe buffer. Were the engine's send to wait for the busy child, no
+    # renewal would happen and the 1.5 s lease would run out under the 4 s handler.
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    fast = queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(20)])
+    slow = queue.enqueue("wait", {"started": str(started), "seconds": 4.0})
+    big = queue.enqueue_many([{"type": "noop", "payload": {"blob": "x" * 100_000}}] * 6)
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, lease_seconds=1.5)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the slow handler to start")
+        while status_of(watch, slow) == TaskStatus.PROCESSING:
+            stolen = watch.claim("thief", types=["wait"], lease_seconds=60)
+            assert stolen == [], "the slow task's lease ran out"
+            time.sleep(0.05)
+        wait_until(lambda: engine.completed == 27, "every task to complete")
+    for task_id in [*fast, slow, *big]:
+        task = watch.get(task_id)
+        assert (task.status, task.attempts, task.locked_by) == (
+            TaskStatus.COMPLETED,
+            1,
+            engine.worker_id,
+        )
+    watch.db.close()
+
+
 def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
     db: QueueDatabase, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
