@@ -502,6 +502,8 @@ class WorkerEngine:
             if executor.process.sentinel in ready:  # it exited: read its last words first
                 self._drain(executor)
                 self._on_exit(executor)
+            else:  # a task that lost its lease while queued may have just started
+                self._kill_if_head_lost(executor)
 
     def _drain(self, executor: _Executor) -> None:
         """Handle every message the executor has sent."""
@@ -782,16 +784,29 @@ class WorkerEngine:
     def _on_lost_leases(self, lost: set[int]) -> None:
         if not lost:
             return
-        for executor in self._executors:
+        for executor in list(self._executors):
             for task in executor.tasks:
                 if task.id in lost:
                     executor.lost.add(task.id)
                     LOG.warning("task %d: lease lost; its result will be discarded", task.id)
+            self._kill_if_head_lost(executor)
         kept = [task for task in self._buffer if task.id not in lost]
         if len(kept) != len(self._buffer):
             dropped = len(self._buffer) - len(kept)
             LOG.warning("dropped %d prefetched tasks whose lease was lost", dropped)
             self._buffer = deque(kept)
+
+    def _kill_if_head_lost(self, executor: _Executor) -> None:
+        """Terminate an executor running a task whose lease was lost (expired or cancelled).
+
+        Another worker may hold the task now: its handler must not run on beside that one.
+        The tasks queued behind it that still hold their lease go to other executors; those
+        that lost it are dropped.
+        """
+        if executor.tasks and executor.tasks[0].id in executor.lost:
+            task_id = executor.tasks[0].id
+            LOG.warning("task %d: lease lost while its handler ran; executor terminated", task_id)
+            self._kill(executor, f"task {task_id} lost its lease while its handler ran")
 
     def _final_write(self) -> None:
         for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from queue_core import ClaimStrategy, QueueDatabase, Retry, TaskQueue, TaskStatus, WorkerEngine
@@ -303,6 +304,29 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
     assert (task.status, task.locked_by) == (TaskStatus.PROCESSING, "thief")
     assert engine.completed == 0
     watch.complete(task_id, "thief")
+    watch.db.close()
+
+
+def test_a_running_task_cancelled_elsewhere_has_its_executor_terminated(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 60})
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, lease_seconds=0.9)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the handler to start")
+        wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
+        (pid,) = engine.busy_executor_pids()
+        assert watch.cancel(task_id).status == TaskStatus.CANCELLED
+        # The next renewal (every 0.3 s) finds the lease gone and terminates the handler,
+        # long before its 60 s would end; a fresh executor takes the next task.
+        wait_until(lambda: not psutil.pid_exists(pid), "the handler's process to end", 20)
+        after = watch.enqueue("noop", {})
+        wait_until(lambda: status_of(watch, after) == TaskStatus.COMPLETED, "the next task")
+    assert status_of(watch, task_id) == TaskStatus.CANCELLED
+    assert (engine.completed, engine.failed) == (1, 0)
     watch.db.close()
 
 
