@@ -9,7 +9,8 @@ the only writer among its processes; ``concurrency`` executor children (see
 2. writes, in ONE ``BEGIN IMMEDIATE`` transaction, the outcomes of every task that finished
    since the last write (completions in one statement), the lease renewal when it is due (all
    leases in one statement, plus the engine's ``workers`` heartbeat) and the next claim, sized
-   to refill executors and prefetch buffer;
+   to refill executors and prefetch buffer; a claim with nothing else to write runs alone, and
+   looks before it locks, so a commit by another connection costs an idle engine no lock;
 3. when the claim comes up short, stops claiming and waits: it reads ``PRAGMA data_version``
    (through :meth:`TaskQueue.change_token`, no lock) every few milliseconds and claims again
    only once another connection has committed something, or when the next scheduled task or
@@ -711,34 +712,34 @@ class WorkerEngine:
         )
 
     def _write(self) -> None:
-        """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim."""
+        """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim.
+
+        A claim alone goes without it: :meth:`TaskQueue.claim` looks before it locks.
+        """
         queue = self._queue
         renew = self._renew_at is not None and queue.now() >= self._renew_at
         limit = self._claim_limit() if self._maybe_work else 0
         outcomes, releases = self._outcomes, self._release
+        lost: list[int] = []
+        released_lost: list[int] = []
+        lost_leases: list[int] = []
+        claimed: list[Task] = []
         try:
-            with queue.atomic():
-                lost = self._write_outcomes(outcomes)
-                released_lost = queue.release_unstarted(releases, self.worker_id)
-                lost_leases: list[int] = []
-                if renew:
-                    lost_leases = queue.extend_leases(
-                        self._held_ids(), self.worker_id, self.lease_seconds
-                    )
-                    queue.worker_heartbeat(self.worker_id)
-                claimed: list[Task] = []
-                if limit:
-                    claimed = queue.claim(
-                        self.worker_id,
-                        types=self.types,
-                        region=self.region,
-                        lease_seconds=self.lease_seconds,
-                        limit=limit,
-                        strategy=self.strategy,
-                    )
-                    if len(claimed) < limit:
-                        self._token = queue.change_token()
-                        self._next_due = queue.next_due(types=self.types, region=self.region)
+            if outcomes or releases or renew:
+                with queue.atomic():
+                    lost = self._write_outcomes(outcomes)
+                    released_lost = queue.release_unstarted(releases, self.worker_id)
+                    if renew:
+                        lost_leases = queue.extend_leases(
+                            self._held_ids(), self.worker_id, self.lease_seconds
+                        )
+                        queue.worker_heartbeat(self.worker_id)
+                    if limit:
+                        claimed = self._claim(limit)
+            elif limit:
+                # Only a claim: outside atomic(), so it looks before it locks and an engine
+                # woken by another connection's commit takes no write lock when nothing is due.
+                claimed = self._claim(limit)
         except QueueBusyError as exc:
             LOG.warning("worker engine %s: write lock busy (%s); retrying", self.worker_id, exc)
             time.sleep(BUSY_RETRY_SECONDS)
@@ -755,6 +756,21 @@ class WorkerEngine:
                 self._last_work = time.monotonic()
             self._maybe_work = len(claimed) == limit
             self._buffer.extend(claimed)
+
+    def _claim(self, limit: int) -> list[Task]:
+        queue = self._queue
+        claimed = queue.claim(
+            self.worker_id,
+            types=self.types,
+            region=self.region,
+            lease_seconds=self.lease_seconds,
+            limit=limit,
+            strategy=self.strategy,
+        )
+        if len(claimed) < limit:
+            self._token = queue.change_token()
+            self._next_due = queue.next_due(types=self.types, region=self.region)
+        return claimed
 
     def _write_outcomes(self, outcomes: list[_Outcome]) -> list[int]:
         queue = self._queue
