@@ -22,6 +22,7 @@ from queue_core import ClaimStrategy, QueueDatabase, Retry, TaskQueue, TaskStatu
 from queue_core.stop_signals import SIGBREAK_NUMBER, StopSignals
 from queue_core.tracing import TransactionBegan
 from tests import engine_handlers
+from tests.integration.test_cli_worker import start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -403,6 +404,34 @@ class FakeSignalApi:
         previous = self.handlers.get(signalnum)
         self.handlers[signalnum] = handler
         return previous
+
+
+def test_executors_of_a_killed_engine_finish_the_running_task_and_start_no_other(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started, log = tmp_path / "started", tmp_path / "ran"
+    queue.enqueue("wait", {"started": str(started), "seconds": 1.5})
+    behind = queue.enqueue("record", {"log": str(log)})  # sent to the same executor, prefetched
+    engine = start_worker(db_path, "--concurrency", "1")
+    try:
+        wait_until(started.exists, "the handler to start")
+        executors = [
+            child
+            for child in psutil.Process(engine.pid).children(recursive=True)
+            if any("spawn_main" in part for part in child.cmdline())
+        ]
+        assert len(executors) == 1
+        engine.kill()  # as SIGKILL or a crash would: no cleanup, the pipe just closes
+        engine.wait(WAIT_SECONDS)
+        _, alive = psutil.wait_procs(executors, timeout=WAIT_SECONDS)
+        assert alive == [], "an executor outlived its engine"
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+        engine.communicate(timeout=WAIT_SECONDS)
+    assert not log.exists(), "the executor started a task after its engine died"
+    assert status_of(queue, behind) == TaskStatus.PROCESSING  # its lease runs out; then requeued
 
 
 def test_ctrl_break_on_windows_stops_the_engine_gracefully(
