@@ -332,6 +332,28 @@ def test_a_running_task_cancelled_elsewhere_has_its_executor_terminated(
     watch.db.close()
 
 
+def test_a_prefetched_task_cancelled_elsewhere_is_dropped_without_stopping_the_running_one(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    running_id = queue.enqueue("wait", {"started": str(started), "seconds": 1.5})
+    queued_id = queue.enqueue("wait", {"started": str(tmp_path / "other"), "seconds": 60})
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, lease_seconds=0.9)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the first handler to start")
+        wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
+        (pid,) = engine.busy_executor_pids()
+        watch.cancel(queued_id)  # it sits in the executor's pipe behind the running task
+        wait_until(lambda: status_of(watch, running_id) == TaskStatus.COMPLETED, "the first")
+        # Its executor would start the cancelled task next: it is terminated instead.
+        wait_until(lambda: not psutil.pid_exists(pid), "the executor to end", 20)
+    assert status_of(watch, queued_id) == TaskStatus.CANCELLED
+    assert (engine.completed, engine.failed) == (1, 0)
+    watch.db.close()
+
+
 def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
     db: QueueDatabase, db_path: Path
 ) -> None:
