@@ -401,19 +401,23 @@ class QueueDatabase:
     def close(self) -> None:
         """Close the connection. Calling it again does nothing.
 
-        Afterwards this process holds no handle on the database, ``-wal`` or ``-shm`` file, so
-        they can be deleted or renamed (Windows refuses that while a handle is open). An open
-        transaction is rolled back.
+        Afterwards this instance holds no handle on the database, ``-wal`` or ``-shm`` file, so
+        on Windows they can be deleted or renamed once every instance has closed. (On POSIX a
+        process that used the fair lock keeps one read handle of ``-shm``, see
+        :mod:`queue_core.wal_index`; POSIX lets such a file be deleted.) An open transaction is
+        rolled back.
         """
         with self._guard():
             self._closed = True
+            # Our -shm handle goes first: on Windows SQLite deletes -shm when its last
+            # connection closes, which a handle of ours without FILE_SHARE_DELETE would stop.
+            self._wal_index.close()
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
             gate, self._gate = self._gate, None
             if gate is not None:
                 gate.close()
-            self._wal_index.close()
 
     def __enter__(self) -> QueueDatabase:
         return self
@@ -596,14 +600,17 @@ class QueueDatabase:
         A commit that pushes the WAL past ``wal_autocheckpoint`` runs the checkpoint itself,
         inside the commit. A bulk job (prune) calls :meth:`checkpoint_passive` between its
         transactions instead, so its commits stay short and the copying happens while it pauses
-        rather than in its own or a worker's commit. The setting is restored afterwards.
+        rather than in its own or a worker's commit. The setting is restored afterwards. The
+        connection's lock is not held during the block, so other threads sharing this
+        ``QueueDatabase`` go on between the bulk job's transactions.
         """
         with self._guard():
             conn = self._connection()
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            try:
-                yield
-            finally:
+        try:
+            yield
+        finally:
+            with self._guard():
                 if self._conn is conn:
                     pages = int(self._pragmas["wal_autocheckpoint"])
                     conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")

@@ -32,7 +32,7 @@ from queue_core import sql
 from queue_core.exceptions import TaskNotFoundError, TaskStateError
 from queue_core.models import Task, TaskStatus
 from queue_core.timestamps import to_db_text
-from queue_core.validation import check_count, check_int, check_text
+from queue_core.validation import check_count, check_int, check_text, duration
 
 if TYPE_CHECKING:
     from queue_core.database import QueueDatabase
@@ -317,10 +317,8 @@ def _prune_cutoffs(
     now: datetime, completed: timedelta | None, failed: timedelta | None
 ) -> list[tuple[TaskStatus, str]]:
     for value, name in ((completed, "completed_older_than"), (failed, "failed_older_than")):
-        if value is not None and not isinstance(value, timedelta):
-            raise TypeError(f"{name} must be a timedelta or None, not {type(value).__name__}")
-        if value is not None and value < timedelta(0):
-            raise ValueError(f"{name} must not be negative, not {value}")
+        if value is not None:
+            duration(value, name, allow_zero=True)
     if completed is None and failed is None:
         raise ValueError("give completed_older_than, failed_older_than or both")
     cutoffs: list[tuple[TaskStatus, str]] = []

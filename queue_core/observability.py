@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from queue_core import sql
 from queue_core.models import TaskStatus, Worker
 from queue_core.timestamps import from_db_text, to_db_text
+from queue_core.validation import duration
 
 if TYPE_CHECKING:
     import sqlite3
@@ -108,10 +109,7 @@ def stats(
     :raises QueueDatabaseError: SQLite failed (``__cause__`` has why).
     """
     for value, name in ((window, "window"), (stale_after, "stale_after")):
-        if not isinstance(value, timedelta):
-            raise TypeError(f"{name} must be a timedelta, not {type(value).__name__}")
-        if value <= timedelta(0):
-            raise ValueError(f"{name} must be positive, not {value}")
+        duration(value, name)
     now_text = to_db_text(now)
     with db.snapshot() as conn:
         by_type = _counts_by_type(conn)

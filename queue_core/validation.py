@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 INT64_MIN: Final = -(2**63)
@@ -168,17 +168,41 @@ def check_log_level(value: Any, what: str) -> str:
     return level
 
 
+MAX_SECONDS: Final = 100 * 366 * 24 * 3600.0
+"""The longest delay, lease or age the queue accepts: 100 years. Far longer ones overflow
+``datetime`` and SQLite's date functions (which then return NULL)."""
+
+
 def seconds(value: Any, what: str) -> float:
-    """A finite number of seconds.
+    """A finite number of seconds, at most :data:`MAX_SECONDS` either way.
 
     :raises TypeError: not an ``int`` or ``float`` (or a ``bool``).
-    :raises ValueError: NaN or infinite.
+    :raises ValueError: NaN, infinite, or longer than 100 years.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
     if not math.isfinite(value):
         raise ValueError(f"{what} must be finite, not {value}")
+    if abs(value) > MAX_SECONDS:
+        raise ValueError(f"{what} must be at most 100 years ({MAX_SECONDS:.0f} s), not {value}")
     return float(value)
+
+
+def duration(value: Any, what: str, *, allow_zero: bool = False) -> timedelta:
+    """A ``timedelta`` above zero (or zero with ``allow_zero``), at most 100 years.
+
+    :raises TypeError: not a ``timedelta``.
+    :raises ValueError: negative, zero when not allowed, or longer than 100 years.
+    """
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{what} must be a timedelta, not {type(value).__name__}")
+    if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
+        raise ValueError(
+            f"{what} must be {'not negative' if allow_zero else 'positive'}, not {value}"
+        )
+    if value > timedelta(seconds=MAX_SECONDS):
+        raise ValueError(f"{what} must be at most 100 years, not {value}")
+    return value
 
 
 def positive_seconds(value: Any, what: str) -> float:

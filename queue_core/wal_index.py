@@ -17,10 +17,11 @@ locks can see a header mid-update; that only makes a checkpoint a little early o
 The handle is shared. On POSIX, closing ANY descriptor of a file drops every fcntl lock the
 process holds on it, SQLite's own locks on ``-shm`` included (its dead-man switch and read
 marks); another process could then take this one for gone and rebuild the WAL index under it.
-So each process opens ``-shm`` once per database, shares that handle between its ``WalIndex``
-objects, and closes it only when the last of them closes (every ``QueueDatabase`` of that file in
-the process has closed its connection by then). Windows locks byte ranges per handle, so closing
-ours never touches SQLite's; closing it when unused lets the file be deleted.
+So on POSIX each process opens ``-shm`` once per database, shares that handle between its
+``WalIndex`` objects and never closes it: other connections to the file in the process (plain
+``sqlite3`` ones included) cannot be counted, and the handle goes with the process. Windows locks
+byte ranges per handle, so closing ours never touches SQLite's; there the handle is closed when
+its last user closes, so the file can be deleted.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class _SharedHandles:
             return handle
 
     def release(self, path: Path) -> None:
-        """One user fewer; the last one closes the handle."""
+        """One user fewer; on Windows the last one closes the handle (see the module)."""
+        if not _CLOSE_WHEN_UNUSED:
+            return
         with self._lock:
             self._forget_after_fork()
             handle, users = self._handles.get(path, (None, 0))
@@ -82,6 +85,7 @@ class _SharedHandles:
             self._handles = {}
 
 
+_CLOSE_WHEN_UNUSED: Final = os.name == "nt"
 _SHARED: Final = _SharedHandles()
 _READ_LOCK: Final = threading.Lock()
 

@@ -97,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # point stdout at nothing so the flush at exit does not fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    except OSError as exc:
+        # A path the command was given cannot be used (a backup folder that is a file, say).
+        print(f"{PROG} {command.name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG} {command.name}: interrupted", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final, TextIO
 from queue_core.database import QueueDatabase
 from queue_core.location import resolve_db_path
 from queue_core.task_queue import TaskQueue
+from queue_core.validation import MAX_SECONDS
 
 PROG: Final = "python -m queue_core"
 EXIT_OK: Final = 0
@@ -135,10 +136,10 @@ def parse_duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration; use a number and a unit: 500ms, 90s, 15m, 12h, 7d, 2w"
         )
-    try:
-        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"{text!r} is too long a duration") from None
+    total = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if total > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is too long a duration (at most 100 years)")
+    return timedelta(seconds=total)
 
 
 def task_id(text: str) -> int:

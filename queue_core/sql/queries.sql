@@ -366,7 +366,9 @@ SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id
 
 -- claim_by_ids --
 -- :ids is a JSON array of task ids. Leases the picked tasks
--- that are still queued; one another worker took in the meantime is skipped, not an error.
+-- that are still queued and due; one another worker took in the meantime is skipped, not an
+-- error, and so is one that was taken, failed and rescheduled for later in between (the look
+-- saw it due, but its backoff must hold).
 -- NOT INDEXED: the ids are looked up by rowid; left alone, the planner walks the status index
 -- over every queued task and tests each against the id list.
 UPDATE task_queue NOT INDEXED
@@ -378,6 +380,7 @@ SET status = 'processing',
     updated_at_utc = :now,
     attempts = attempts + 1
 WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'queued'
+  AND run_after_utc <= :now
 RETURNING {task_columns};
 
 -- claim_in_order --

@@ -232,6 +232,26 @@ def test_a_claim_whose_look_was_taken_gets_the_next_task(db: QueueDatabase) -> N
     assert first.get(a).locked_by == "rival"
 
 
+def test_a_look_that_was_taken_failed_and_rescheduled_in_between_is_not_leased(
+    db: QueueDatabase,
+) -> None:
+    """The look saw the task due; by the time the claim holds the lock a rival has taken it,
+    failed it and pushed it an hour back. Its backoff must hold: the claim gets nothing."""
+    first = TaskQueue(db)
+    rival = TaskQueue(QueueDatabase(db.path))
+    task_id = first.enqueue("t", {})
+
+    def take_and_fail() -> None:
+        taken = rival.claim_one("rival")
+        assert taken is not None and taken.id == task_id
+        rival.fail(task_id, "rival", "remote said later", retry_in=3600)
+
+    with _first(take_and_fail, db):
+        assert first.claim("first") == []
+    task = first.get(task_id)
+    assert (task.status, task.attempts, task.locked_by) == (TaskStatus.QUEUED, 1, None)
+
+
 def test_an_empty_poll_writes_nothing(db: QueueDatabase, clock: FakeClock) -> None:
     queue = TaskQueue(db, clock=clock)
     queue.enqueue("t", {}, run_after=clock.now + timedelta(hours=1))

@@ -208,6 +208,10 @@ BAD_INPUT = [
     ["restore", "no-such-backup.db"],
     ["check", "--bogus"],
     ["workers", "--stale", "soon"],
+    # Longer than the queue's 100-year bound: refused, not an OverflowError traceback.
+    ["prune", "--older-than", "999999d"],
+    ["status", "--window", "999999d"],
+    ["status", "--stale", "999999d"],
 ]
 
 
@@ -233,3 +237,14 @@ def test_a_missing_database_is_bad_usage_and_is_not_created(tmp_path: Path, comm
     assert result.returncode == 2
     assert "no queue database" in result.stderr
     assert not missing.exists()
+
+
+def test_a_backup_folder_that_is_a_file_is_one_line_and_exit_2(
+    queue_file: Path, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x", encoding="utf-8")
+    result = run_cli("backup", str(not_a_folder / "sub"), "--db", str(queue_file))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m queue_core backup: error: "), lines

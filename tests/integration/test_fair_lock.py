@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -190,4 +191,6 @@ def test_databases_of_one_file_share_one_shm_handle_until_the_last_closes(db_pat
         assert _SHARED.users(shm) >= 1
         assert readers[1].pending_frames() is not None  # still readable: the handle is open
         readers[1].close()
-    assert _SHARED.users(shm) == 0
+    # POSIX keeps the one handle for the life of the process (other connections to the file,
+    # plain sqlite3 ones too, cannot be counted); Windows closes it with its last user.
+    assert (_SHARED.users(shm) == 0) is (os.name == "nt")

@@ -256,3 +256,17 @@ def test_counters_follow_every_transition(queue: TaskQueue, clock: FakeClock) ->
         TaskStatus.CANCELLED: 1,
     }
     assert integrity_check(queue.db) == []
+
+
+def test_the_bulk_block_does_not_hold_the_connection_lock(db: QueueDatabase) -> None:
+    """prune's pauses must let other threads sharing the QueueDatabase in."""
+    import threading
+
+    done = threading.Event()
+    with db.checkpoints_between_transactions():
+        other = threading.Thread(target=lambda: (db.execute("SELECT 1"), done.set()))
+        other.start()
+        other.join(30)
+        assert done.is_set(), "another thread waited for the whole bulk block"
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000

@@ -142,3 +142,25 @@ def test_text_rule_is_the_strip_rule(text: str) -> None:
     """check_text's isspace() test refuses exactly the strings that strip() empties."""
     refused = _raised(lambda: check_text(text, "x"))
     assert (refused is ValueError) == (not text.strip())
+
+
+def test_delays_leases_and_ages_beyond_100_years_are_refused(queue: TaskQueue) -> None:
+    """Far longer ones overflow datetime or SQLite's date functions (which return NULL)."""
+    from queue_core import Retry
+
+    task_id = queue.enqueue("t", {})
+    with pytest.raises(ValueError, match="100 years"):
+        queue.claim("w", lease_seconds=1e15)
+    task = queue.claim_one("w")
+    assert task is not None
+    with pytest.raises(ValueError, match="100 years"):
+        queue.extend_lease(task_id, "w", 1e15)
+    with pytest.raises(ValueError, match="100 years"):
+        queue.fail(task_id, "w", "later", retry_in=1e12)
+    with pytest.raises(ValueError, match="100 years"):
+        Retry(after=1e12)
+    with pytest.raises(ValueError, match="100 years"):
+        queue.prune(completed_older_than=timedelta(days=999_999), failed_older_than=None)
+    with pytest.raises(ValueError, match="100 years"):
+        TaskQueue(queue.db, retry_backoff_max_seconds=1e12)
+    assert queue.get(task_id).status is TaskStatus.PROCESSING  # nothing changed
