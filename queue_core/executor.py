@@ -3,7 +3,8 @@
 A handler is any importable callable that takes a :class:`~queue_core.models.Task`. The engine
 never pickles the function itself: it passes ``module:qualname`` references, and the child,
 started with the ``spawn`` method (the only one Windows has), imports them. The child then loops:
-receive tasks over its pipe, run their handlers in order, send back the outcomes.
+receive tasks over its pipe (a reader thread drains it at once, so the engine never waits to send),
+run their handlers in order, send back the outcomes.
 
 The engine sends lists of tasks, which the child runs in order, or ``None`` to stop. The child
 sends back (tuples, so they pickle small and fast):
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import importlib
 import signal
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final
 
 from queue_core.validation import non_negative_seconds
@@ -146,12 +149,67 @@ def ignore_stop_signals() -> None:
             signal.signal(number, signal.SIG_IGN)
 
 
+class _Inbox:
+    """The tasks the engine sent, read off the pipe by a thread as soon as they arrive.
+
+    The engine sends tasks ahead while a handler runs; if the child read its pipe only between
+    tasks, a pipe buffer full of queued payloads would block the engine's ``send`` (its only
+    thread) until the handler returned: no lease renewals, no outcome writes meanwhile. The
+    reader thread keeps the pipe empty, and notices at once when the engine is gone (EOF).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._ready = threading.Condition()
+        self._tasks: deque[Task] = deque()
+        self._stop = False  # the engine sent None: answer with the unstarted tasks, exit
+        self._closed = False  # the pipe closed (the engine died): run nothing more, exit
+
+    def read(self) -> None:
+        """The reader thread's body: move what arrives into the inbox until None or EOF."""
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                with self._ready:
+                    self._closed = True
+                    self._ready.notify()
+                return
+            with self._ready:
+                if message is None:
+                    self._stop = True
+                else:
+                    self._tasks.extend(message)
+                self._ready.notify()
+            if message is None:
+                return
+
+    def next_task(self) -> Task | None:
+        """Wait for the next task; None once the child must exit.
+
+        On a stop request it first sends the ids of the tasks it never started.
+        """
+        with self._ready:
+            while not (self._tasks or self._stop or self._closed):
+                self._ready.wait()
+            if self._closed:
+                return None
+            if self._stop:
+                unstarted = [task.id for task in self._tasks]
+                self._tasks.clear()
+                with suppress(OSError):  # the engine died meanwhile
+                    self._conn.send(("unstarted", unstarted))
+                return None
+            return self._tasks.popleft()
+
+
 def executor_main(conn: Connection, references: Mapping[str, str]) -> None:
     """The body of an executor process (the target of the spawn child).
 
     Receives lists of tasks and runs them in order, sending each outcome as soon as its
-    handler returns. On ``None`` it sends the ids of the tasks it never started and exits; it
-    also exits when its pipe closes.
+    handler returns. On ``None`` it sends the ids of the tasks it never started and exits
+    after the running one; when its pipe closes (the engine died) it starts no further task
+    and exits after the running one.
     """
     ignore_stop_signals()
     try:
@@ -160,20 +218,17 @@ def executor_main(conn: Connection, references: Mapping[str, str]) -> None:
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready",))
-    pending: deque[Task] = deque()
-    while True:
-        try:
-            while not pending or conn.poll():
-                message = conn.recv()
-                if message is None:
-                    conn.send(("unstarted", [task.id for task in pending]))
-                    return
-                pending.extend(message)
-        except (EOFError, OSError):
-            return
+    inbox = _Inbox(conn)
+    # A daemon thread: it may be blocked in recv() when the child exits after a stop.
+    threading.Thread(target=inbox.read, name="executor-inbox", daemon=True).start()
+    while (task := inbox.next_task()) is not None:
+        outcome = run_handler(handlers, task)
         # Sent before the next task starts: if that task kills the process, the engine knows
         # exactly which task was running, and no finished task's outcome dies with it.
-        conn.send(("outcomes", [run_handler(handlers, pending.popleft())]))
+        try:
+            conn.send(("outcomes", [outcome]))
+        except OSError:
+            return  # the engine is gone
 
 
 def run_handler(handlers: Mapping[str, Handler], task: Task) -> tuple[Any, ...]:

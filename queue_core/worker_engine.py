@@ -9,7 +9,8 @@ the only writer among its processes; ``concurrency`` executor children (see
 2. writes, in ONE ``BEGIN IMMEDIATE`` transaction, the outcomes of every task that finished
    since the last write (completions in one statement), the lease renewal when it is due (all
    leases in one statement, plus the engine's ``workers`` heartbeat) and the next claim, sized
-   to refill executors and prefetch buffer;
+   to refill executors and prefetch buffer; a claim with nothing else to write runs alone, and
+   looks before it locks, so a commit by another connection costs an idle engine no lock;
 3. when the claim comes up short, stops claiming and waits: it reads ``PRAGMA data_version``
    (through :meth:`TaskQueue.change_token`, no lock) every few milliseconds and claims again
    only once another connection has committed something, or when the next scheduled task or
@@ -502,6 +503,8 @@ class WorkerEngine:
             if executor.process.sentinel in ready:  # it exited: read its last words first
                 self._drain(executor)
                 self._on_exit(executor)
+            else:  # a task that lost its lease while queued may have just started
+                self._kill_if_head_lost(executor)
 
     def _drain(self, executor: _Executor) -> None:
         """Handle every message the executor has sent."""
@@ -709,34 +712,34 @@ class WorkerEngine:
         )
 
     def _write(self) -> None:
-        """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim."""
+        """One transaction: outcomes, releases, lease renewal and heartbeat, then a claim.
+
+        A claim alone goes without it: :meth:`TaskQueue.claim` looks before it locks.
+        """
         queue = self._queue
         renew = self._renew_at is not None and queue.now() >= self._renew_at
         limit = self._claim_limit() if self._maybe_work else 0
         outcomes, releases = self._outcomes, self._release
+        lost: list[int] = []
+        released_lost: list[int] = []
+        lost_leases: list[int] = []
+        claimed: list[Task] = []
         try:
-            with queue.atomic():
-                lost = self._write_outcomes(outcomes)
-                released_lost = queue.release_unstarted(releases, self.worker_id)
-                lost_leases: list[int] = []
-                if renew:
-                    lost_leases = queue.extend_leases(
-                        self._held_ids(), self.worker_id, self.lease_seconds
-                    )
-                    queue.worker_heartbeat(self.worker_id)
-                claimed: list[Task] = []
-                if limit:
-                    claimed = queue.claim(
-                        self.worker_id,
-                        types=self.types,
-                        region=self.region,
-                        lease_seconds=self.lease_seconds,
-                        limit=limit,
-                        strategy=self.strategy,
-                    )
-                    if len(claimed) < limit:
-                        self._token = queue.change_token()
-                        self._next_due = queue.next_due(types=self.types, region=self.region)
+            if outcomes or releases or renew:
+                with queue.atomic():
+                    lost = self._write_outcomes(outcomes)
+                    released_lost = queue.release_unstarted(releases, self.worker_id)
+                    if renew:
+                        lost_leases = queue.extend_leases(
+                            self._held_ids(), self.worker_id, self.lease_seconds
+                        )
+                        queue.worker_heartbeat(self.worker_id)
+                    if limit:
+                        claimed = self._claim(limit)
+            elif limit:
+                # Only a claim: outside atomic(), so it looks before it locks and an engine
+                # woken by another connection's commit takes no write lock when nothing is due.
+                claimed = self._claim(limit)
         except QueueBusyError as exc:
             LOG.warning("worker engine %s: write lock busy (%s); retrying", self.worker_id, exc)
             time.sleep(BUSY_RETRY_SECONDS)
@@ -753,6 +756,21 @@ class WorkerEngine:
                 self._last_work = time.monotonic()
             self._maybe_work = len(claimed) == limit
             self._buffer.extend(claimed)
+
+    def _claim(self, limit: int) -> list[Task]:
+        queue = self._queue
+        claimed = queue.claim(
+            self.worker_id,
+            types=self.types,
+            region=self.region,
+            lease_seconds=self.lease_seconds,
+            limit=limit,
+            strategy=self.strategy,
+        )
+        if len(claimed) < limit:
+            self._token = queue.change_token()
+            self._next_due = queue.next_due(types=self.types, region=self.region)
+        return claimed
 
     def _write_outcomes(self, outcomes: list[_Outcome]) -> list[int]:
         queue = self._queue
@@ -782,16 +800,29 @@ class WorkerEngine:
     def _on_lost_leases(self, lost: set[int]) -> None:
         if not lost:
             return
-        for executor in self._executors:
+        for executor in list(self._executors):
             for task in executor.tasks:
                 if task.id in lost:
                     executor.lost.add(task.id)
                     LOG.warning("task %d: lease lost; its result will be discarded", task.id)
+            self._kill_if_head_lost(executor)
         kept = [task for task in self._buffer if task.id not in lost]
         if len(kept) != len(self._buffer):
             dropped = len(self._buffer) - len(kept)
             LOG.warning("dropped %d prefetched tasks whose lease was lost", dropped)
             self._buffer = deque(kept)
+
+    def _kill_if_head_lost(self, executor: _Executor) -> None:
+        """Terminate an executor running a task whose lease was lost (expired or cancelled).
+
+        Another worker may hold the task now: its handler must not run on beside that one.
+        The tasks queued behind it that still hold their lease go to other executors; those
+        that lost it are dropped.
+        """
+        if executor.tasks and executor.tasks[0].id in executor.lost:
+            task_id = executor.tasks[0].id
+            LOG.warning("task %d: lease lost while its handler ran; executor terminated", task_id)
+            self._kill(executor, f"task {task_id} lost its lease while its handler ran")
 
     def _final_write(self) -> None:
         for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):

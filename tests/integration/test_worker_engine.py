@@ -15,11 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from queue_core import ClaimStrategy, QueueDatabase, Retry, TaskQueue, TaskStatus, WorkerEngine
 from queue_core.stop_signals import SIGBREAK_NUMBER, StopSignals
+from queue_core.tracing import TransactionBegan
 from tests import engine_handlers
+from tests.integration.test_cli_worker import start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -249,6 +252,36 @@ def test_leases_are_renewed_while_a_handler_runs(
     watch.db.close()
 
 
+def test_big_prefetched_payloads_behind_a_slow_handler_do_not_stall_the_engine(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    # Prefetched tasks queue in the pipe while the executor runs the slow one; 4 x 100 KB is
+    # more than any OS pipe buffer. Were the engine's send to wait for the busy child, no
+    # renewal would happen and the 1.5 s lease would run out under the 4 s handler.
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    fast = queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(20)])
+    slow = queue.enqueue("wait", {"started": str(started), "seconds": 4.0})
+    big = queue.enqueue_many([{"type": "noop", "payload": {"blob": "x" * 100_000}}] * 6)
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, lease_seconds=1.5)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the slow handler to start")
+        while status_of(watch, slow) == TaskStatus.PROCESSING:
+            stolen = watch.claim("thief", types=["wait"], lease_seconds=60)
+            assert stolen == [], "the slow task's lease ran out"
+            time.sleep(0.05)
+        wait_until(lambda: engine.completed == 27, "every task to complete")
+    for task_id in [*fast, slow, *big]:
+        task = watch.get(task_id)
+        assert (task.status, task.attempts, task.locked_by) == (
+            TaskStatus.COMPLETED,
+            1,
+            engine.worker_id,
+        )
+    watch.db.close()
+
+
 def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
     db: QueueDatabase, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -276,24 +309,68 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
     watch.db.close()
 
 
+def test_a_running_task_cancelled_elsewhere_has_its_executor_terminated(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 60})
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, lease_seconds=0.9)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the handler to start")
+        wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
+        (pid,) = engine.busy_executor_pids()
+        assert watch.cancel(task_id).status == TaskStatus.CANCELLED
+        # The next renewal (every 0.3 s) finds the lease gone and terminates the handler,
+        # long before its 60 s would end; a fresh executor takes the next task.
+        wait_until(lambda: not psutil.pid_exists(pid), "the handler's process to end", 20)
+        after = watch.enqueue("noop", {})
+        wait_until(lambda: status_of(watch, after) == TaskStatus.COMPLETED, "the next task")
+    assert status_of(watch, task_id) == TaskStatus.CANCELLED
+    assert (engine.completed, engine.failed) == (1, 0)
+    watch.db.close()
+
+
+def test_a_prefetched_task_cancelled_elsewhere_is_dropped_without_stopping_the_running_one(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    running_id = queue.enqueue("wait", {"started": str(started), "seconds": 1.5})
+    queued_id = queue.enqueue("wait", {"started": str(tmp_path / "other"), "seconds": 60})
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, lease_seconds=0.9)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the first handler to start")
+        wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
+        (pid,) = engine.busy_executor_pids()
+        watch.cancel(queued_id)  # it sits in the executor's pipe behind the running task
+        wait_until(lambda: status_of(watch, running_id) == TaskStatus.COMPLETED, "the first")
+        # Its executor would start the cancelled task next: it is terminated instead.
+        wait_until(lambda: not psutil.pid_exists(pid), "the executor to end", 20)
+    assert status_of(watch, queued_id) == TaskStatus.CANCELLED
+    assert (engine.completed, engine.failed) == (1, 0)
+    watch.db.close()
+
+
 def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
     db: QueueDatabase, db_path: Path
 ) -> None:
-    writes: list[float] = []
-
-    class CountingQueue(TaskQueue):
-        @contextmanager
-        def atomic(self) -> Iterator[None]:
-            writes.append(time.monotonic())
-            with super().atomic():
-                yield
-
-    engine = WorkerEngine(CountingQueue(db), {"noop": engine_handlers.noop}, concurrency=1)
+    writes: list[TransactionBegan] = []
+    db.tracer = lambda event: writes.append(event) if isinstance(event, TransactionBegan) else None
+    engine = WorkerEngine(db, {"noop": engine_handlers.noop}, concurrency=1)
     watch = observer(db_path)
     with running(engine):
-        wait_until(lambda: len(writes) >= 1, "the first claim")
+        assert engine.ready.wait(WAIT_SECONDS)
         time.sleep(0.5)  # idle: hundreds of data_version looks, no write
-        assert len(writes) == 1
+        assert writes == []
+        # Commits of tasks it does not run wake it, and its claim looks before it locks.
+        for n in range(10):
+            watch.enqueue("other", {"n": n})
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert writes == []
         task_id = watch.enqueue("noop", {})
         wait_until(lambda: status_of(watch, task_id) == TaskStatus.COMPLETED, "new work")
         soon = watch.enqueue("noop", {}, run_after=watch.now() + timedelta(seconds=1))
@@ -349,6 +426,34 @@ class FakeSignalApi:
         previous = self.handlers.get(signalnum)
         self.handlers[signalnum] = handler
         return previous
+
+
+def test_executors_of_a_killed_engine_finish_the_running_task_and_start_no_other(
+    db: QueueDatabase, db_path: Path, tmp_path: Path
+) -> None:
+    queue = TaskQueue(db)
+    started, log = tmp_path / "started", tmp_path / "ran"
+    queue.enqueue("wait", {"started": str(started), "seconds": 1.5})
+    behind = queue.enqueue("record", {"log": str(log)})  # sent to the same executor, prefetched
+    engine = start_worker(db_path, "--concurrency", "1")
+    try:
+        wait_until(started.exists, "the handler to start")
+        executors = [
+            child
+            for child in psutil.Process(engine.pid).children(recursive=True)
+            if any("spawn_main" in part for part in child.cmdline())
+        ]
+        assert len(executors) == 1
+        engine.kill()  # as SIGKILL or a crash would: no cleanup, the pipe just closes
+        engine.wait(WAIT_SECONDS)
+        _, alive = psutil.wait_procs(executors, timeout=WAIT_SECONDS)
+        assert alive == [], "an executor outlived its engine"
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+        engine.communicate(timeout=WAIT_SECONDS)
+    assert not log.exists(), "the executor started a task after its engine died"
+    assert status_of(queue, behind) == TaskStatus.PROCESSING  # its lease runs out; then requeued
 
 
 def test_ctrl_break_on_windows_stops_the_engine_gracefully(
