@@ -15,6 +15,17 @@ id, type, payload, priority, compatibility, status, attempts, max_attempts, run_
 lease_until_utc, reserved_at_utc, processing_started_utc, finished_at_utc, locked_by,
 error_message, idempotency_key, created_at_utc, updated_at_utc
 
+-- lease_to_worker --
+-- The SET clause of every claim: leased to :worker_id until :lease_until, reserved and started
+-- :now, one more attempt. Included by claim, claim_by_ids and claim_in_order.
+SET status = 'processing',
+    locked_by = :worker_id,
+    lease_until_utc = :lease_until,
+    reserved_at_utc = :now,
+    processing_started_utc = :now,
+    updated_at_utc = :now,
+    attempts = attempts + 1
+
 -- enqueue --
 -- Insert one task; on a duplicate idempotency key insert nothing and return no row.
 -- The conflict target repeats the partial index's WHERE, or SQLite refuses to match it.
@@ -65,13 +76,7 @@ WHERE status = 'processing' AND lease_until_utc <= :now;
 -- little scans the backlog under the write lock: TaskQueue.claim uses the statements of the
 -- "claim:" section below instead. This one stays as the bare-sqlite3 baseline of the harness.
 UPDATE task_queue
-SET status = 'processing',
-    locked_by = :worker_id,
-    lease_until_utc = :lease_until,
-    reserved_at_utc = :now,
-    processing_started_utc = :now,
-    updated_at_utc = :now,
-    attempts = attempts + 1
+{lease_to_worker}
 WHERE id IN (
     SELECT id FROM task_queue
     WHERE status = 'queued'
@@ -372,13 +377,7 @@ SELECT t.priority, t.run_after_utc, t.id FROM bands JOIN task_queue AS t ON t.id
 -- NOT INDEXED: the ids are looked up by rowid; left alone, the planner walks the status index
 -- over every queued task and tests each against the id list.
 UPDATE task_queue NOT INDEXED
-SET status = 'processing',
-    locked_by = :worker_id,
-    lease_until_utc = :lease_until,
-    reserved_at_utc = :now,
-    processing_started_utc = :now,
-    updated_at_utc = :now,
-    attempts = attempts + 1
+{lease_to_worker}
 WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'queued'
   AND run_after_utc <= :now
 RETURNING {task_columns};
@@ -388,13 +387,7 @@ RETURNING {task_columns};
 -- in one statement the first :limit due tasks of one arm in priority order: the claim under the
 -- lock when it did not look first (one statement instead of claim_due_in_order + claim_by_ids).
 UPDATE task_queue
-SET status = 'processing',
-    locked_by = :worker_id,
-    lease_until_utc = :lease_until,
-    reserved_at_utc = :now,
-    processing_started_utc = :now,
-    updated_at_utc = :now,
-    attempts = attempts + 1
+{lease_to_worker}
 WHERE id IN (
     SELECT id FROM task_queue
     WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
