@@ -65,13 +65,16 @@ class Variant:
 def _objects(version: int) -> list[tuple[str, str]]:
     """(type, name) of every index and trigger a file of ``version`` has, in creation order,
     except unique indexes: they are rules (idempotency), not a cost to weigh."""
-    with tempfile.TemporaryDirectory(prefix="index-cost-objects-") as folder:
-        with QueueDatabase(Path(folder) / "objects.db") as db:
-            schema.migrate(db, sql.migrations()[:version])
-            rows = db.execute(
-                "SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger') "
-                "AND sql NOT LIKE 'CREATE UNIQUE %' AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY rowid"
-            ).fetchall()
+    with (
+        tempfile.TemporaryDirectory(prefix="index-cost-objects-") as folder,
+        QueueDatabase(Path(folder) / "objects.db") as db,
+    ):
+        schema.migrate(db, sql.migrations()[:version])
+        rows = db.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger')"
+            " AND sql NOT LIKE 'CREATE UNIQUE %' AND name NOT LIKE 'sqlite_autoindex_%'"
+            " ORDER BY rowid"
+        ).fetchall()
     return [(str(row[0]), str(row[1])) for row in rows]
 
 
@@ -114,7 +117,8 @@ def _work(queue: TaskQueue, tasks: int, clock: Callable[[], float]) -> dict[str,
     for i in range(tasks):
         queue.enqueue("bench", payload(i, PAD_BYTES))
     t1 = clock()
-    for _ in range(tasks * BATCHED_TASKS_PER_TASK // BATCH):
+    batches = max(1, tasks * BATCHED_TASKS_PER_TASK // BATCH)
+    for _ in range(batches):
         queue.enqueue_many(items)
     t2 = clock()
     for _ in range(tasks):
@@ -123,10 +127,9 @@ def _work(queue: TaskQueue, tasks: int, clock: Callable[[], float]) -> dict[str,
             raise RuntimeError("the claim found no task")
         queue.complete(task.id, WORKER)
     t3 = clock()
-    batched = tasks * BATCHED_TASKS_PER_TASK // BATCH * BATCH
     return {
         "enqueue": tasks / (t1 - t0),
-        "enqueue_many": batched / (t2 - t1),
+        "enqueue_many": batches * BATCH / (t2 - t1),
         "claim+complete": tasks / (t3 - t2),
     }
 

@@ -18,6 +18,7 @@ from queue_core.postgres import schema
 from queue_core.postgres.errors import translate_error
 
 FINAL = ("completed", "failed", "cancelled")
+LATEST = schema.latest_version()
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def insert_task(conn: Any, **fields: Any) -> int:
 
 def test_migrate_creates_the_schema_and_records_every_migration(conn: Any) -> None:
     assert schema.schema_version(conn) == 0
-    assert schema.migrate(conn) == schema.latest_version() == 4
+    assert schema.migrate(conn) == LATEST == len(sql.migrations())
     expected = {m.version: m.name for m in sql.postgres_migrations()}
     assert schema.applied_migrations(conn) == expected
     schema.verify(conn)
@@ -261,15 +262,23 @@ def counted(conn: Any) -> dict[tuple[str, str], int]:
     return {(t, s): n for t, s, n in rows}
 
 
+FINISH = "UPDATE task_queue SET status = %s, finished_at_utc = now() WHERE id = %s"
+REOPEN = "UPDATE task_queue SET status = 'queued', finished_at_utc = NULL WHERE id = %s"
+
+
 def test_finished_counters_follow_every_transition(migrated: Any) -> None:
+    """Transitions as the queue writes them: into a final status with finished_at_utc set, out
+    of one with it cleared (migration 0005's triggers fire on that column)."""
     a = insert_task(migrated, type="a")
-    b = insert_task(migrated, type="b", status="failed")  # inserted final
-    assert finished_totals(migrated) == {("b", "failed"): 1}
+    b = insert_task(migrated, type="b")
     migrated.execute("UPDATE task_queue SET status = 'processing' WHERE id = %s", (a,))
-    migrated.execute("UPDATE task_queue SET status = 'completed' WHERE id = %s", (a,))
+    assert finished_totals(migrated) == {}
+    migrated.execute(FINISH, ("completed", a))
+    migrated.execute(FINISH, ("failed", b))
+    assert finished_totals(migrated) == {("a", "completed"): 1, ("b", "failed"): 1}
     migrated.execute("UPDATE task_queue SET priority = 5 WHERE id = %s", (a,))  # not counted
-    migrated.execute("UPDATE task_queue SET status = 'queued' WHERE id = %s", (b,))  # retry
-    migrated.execute("UPDATE task_queue SET status = 'cancelled' WHERE id = %s", (b,))
+    migrated.execute(REOPEN, (b,))  # retry
+    migrated.execute(FINISH, ("cancelled", b))
     migrated.execute("UPDATE task_queue SET type = 'c' WHERE id = %s", (b,))
     assert (
         finished_totals(migrated)
@@ -290,10 +299,46 @@ def test_finished_counters_follow_every_transition(migrated: Any) -> None:
     assert finished_totals(migrated) == counted(migrated)
 
 
+def test_enqueue_and_claim_fire_no_counting_trigger(migrated: Any) -> None:
+    """Migration 0005: no insert trigger (tasks enter queued), and the update triggers are not
+    of status, so a claim does not even check them."""
+    triggers = {
+        name: (events, columns)
+        for name, events, columns in migrated.execute(
+            "SELECT t.tgname, t.tgtype,"
+            " array(SELECT a.attname FROM pg_attribute a"
+            "       WHERE a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr) ORDER BY a.attname)"
+            " FROM pg_trigger t WHERE t.tgrelid = 'task_queue'::regclass AND NOT t.tgisinternal"
+        )
+    }
+    assert set(triggers) == set(schema.TRIGGERS)
+    insert, delete, update = 4, 8, 16  # pg_trigger.tgtype event bits
+    assert not any(events & insert for events, _ in triggers.values())
+    for name in ("trg_task_finished_count_enter", "trg_task_finished_count_leave"):
+        assert triggers[name] == (triggers[name][0], ["finished_at_utc", "type"])
+        assert triggers[name][0] & update
+    assert triggers["trg_task_finished_count_delete"][0] & delete
+
+
+def test_a_version_4_database_keeps_its_counts(conn: Any) -> None:
+    assert schema.migrate(conn, sql.postgres_migrations()[:4]) == 4
+    done = insert_task(conn, type="t")
+    conn.execute(FINISH, ("completed", done))
+    insert_task(conn, type="t", status="failed")  # counted by 0004's insert trigger
+    conn.commit()
+    before = finished_totals(conn)
+    assert before == {("t", "completed"): 1, ("t", "failed"): 1}
+    conn.commit()
+    assert schema.migrate(conn) == LATEST
+    assert finished_totals(conn) == before == counted(conn)
+    conn.execute(REOPEN, (done,))
+    assert finished_totals(conn) == counted(conn) == {("t", "failed"): 1}
+
+
 def test_migrate_twice_changes_nothing(migrated: Any) -> None:
     before = migrated.execute("SELECT * FROM queue_schema_migrations ORDER BY version").fetchall()
     migrated.commit()
-    assert schema.migrate(migrated) == 4
+    assert schema.migrate(migrated) == LATEST
     after = migrated.execute("SELECT * FROM queue_schema_migrations ORDER BY version").fetchall()
     assert after == before
 
@@ -303,15 +348,15 @@ def test_an_older_database_gets_only_the_missing_migrations(conn: Any) -> None:
     assert schema.migrate(conn, chain[:2]) == 2
     insert_task(conn, type="t", status="completed")  # counted by 0004's backfill
     conn.commit()
-    assert schema.migrate(conn) == 4
-    assert sorted(schema.applied_migrations(conn)) == [1, 2, 3, 4]
+    assert schema.migrate(conn) == LATEST
+    assert sorted(schema.applied_migrations(conn)) == list(range(1, LATEST + 1))
     assert finished_totals(conn) == {("t", "completed"): 1}
 
 
 def test_a_newer_database_is_refused_unchanged(migrated: Any) -> None:
     migrated.execute("INSERT INTO queue_schema_migrations (version, name) VALUES (99, 'future')")
     migrated.commit()
-    with pytest.raises(QueueSchemaError, match="schema version 99, newer than the 4"):
+    with pytest.raises(QueueSchemaError, match=f"schema version 99, newer than the {LATEST}"):
         schema.migrate(migrated, sql.postgres_migrations())
     assert schema.schema_version(migrated) == 99
 
@@ -319,7 +364,7 @@ def test_a_newer_database_is_refused_unchanged(migrated: Any) -> None:
 def test_a_database_with_foreign_migrations_is_refused(migrated: Any) -> None:
     migrated.execute("UPDATE queue_schema_migrations SET name = 'other' WHERE version = 2")
     migrated.commit()
-    extra = sql.Migration(5, "next", ("CREATE TABLE next_step (a integer)",))
+    extra = sql.Migration(LATEST + 1, "next", ("CREATE TABLE next_step (a integer)",))
     with pytest.raises(QueueSchemaError, match="0002_other"):
         schema.migrate(migrated, (*sql.postgres_migrations(), extra))
     exists = migrated.execute("SELECT to_regclass('next_step')").fetchone()
@@ -328,13 +373,14 @@ def test_a_database_with_foreign_migrations_is_refused(migrated: Any) -> None:
 
 def test_a_failing_migration_leaves_the_database_as_it_was(migrated: Any) -> None:
     broken = sql.Migration(
-        5, "broken", ("CREATE TABLE half_done (a integer)", "SELECT no_such_function()")
+        LATEST + 1, "broken", ("CREATE TABLE half_done (a integer)", "SELECT no_such_function()")
     )
-    with pytest.raises(QueueSchemaError, match="migration 0005_broken failed") as caught:
+    failed = f"migration {LATEST + 1:04d}_broken failed"
+    with pytest.raises(QueueSchemaError, match=failed) as caught:
         schema.migrate(migrated, (*sql.postgres_migrations(), broken))
     assert isinstance(caught.value.__cause__, psycopg.Error)
     assert migrated.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
-    assert schema.schema_version(migrated) == 4
+    assert schema.schema_version(migrated) == LATEST
 
 
 def test_verify_names_what_is_missing(migrated: Any) -> None:
@@ -345,7 +391,7 @@ def test_verify_names_what_is_missing(migrated: Any) -> None:
         schema.verify(migrated)
     assert "index ix_task_finished" in str(caught.value)
     assert "trigger trg_task_finished_count_leave" in str(caught.value)
-    assert "schema version 4" in str(caught.value)
+    assert f"schema version {LATEST}" in str(caught.value)
 
 
 def test_migrate_refuses_a_connection_inside_a_transaction(conn: Any) -> None:
@@ -377,10 +423,10 @@ def test_two_processes_migrating_at_once_both_succeed_once_each(postgres_url: st
         for child in children:
             child.join(timeout=60)
     assert [child.exitcode for child in children] == [0, 0]
-    assert versions == [4, 4]
+    assert versions == [LATEST, LATEST]
     with psycopg.connect(postgres_url) as connection:
         rows = connection.execute(
             "SELECT version, count(*) FROM queue_schema_migrations GROUP BY version"
         ).fetchall()
-        assert sorted(rows) == [(1, 1), (2, 1), (3, 1), (4, 1)]
+        assert sorted(rows) == [(version, 1) for version in range(1, LATEST + 1)]
         schema.verify(connection)
