@@ -9,6 +9,9 @@
 --    status sets finished_at_utc and every one that moves it out (retry) clears it; the WHEN
 --    clauses are 0004's, so the counts are the same. count_finished_task() and the delta rows
 --    are unchanged, and so are the delete trigger and ix_task_finished.
+-- SQLite's 0005 also spells "status IN (...)" out as ORs in its WHEN clauses, because SQLite
+-- fills a temporary b-tree for an IN list of three constants on every trigger run; PostgreSQL
+-- tests an IN list as an array, so the WHEN clauses keep it.
 
 DROP TRIGGER IF EXISTS trg_task_finished_count_insert ON task_queue;
 
