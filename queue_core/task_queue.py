@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -175,9 +176,9 @@ class TaskQueue(MendingOperations):
             to_db_text(self._clock()),
         )
         for _ in range(_ENQUEUE_ROUNDS):
-            rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
-            if rows:
-                return int(rows[0][0])
+            cursor = self.db.execute(_SQL_ENQUEUE, params)
+            if cursor.rowcount == 1:
+                return _inserted_id(cursor)
             # The key exists; return its task, unless prune deleted it since the insert.
             rows = self.db.execute(
                 _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": idempotency_key}
@@ -234,11 +235,13 @@ class TaskQueue(MendingOperations):
                 return list(range(last - len(batch) + 1, last + 1))
             ids: list[int] = []
             for params in batch:
-                rows = conn.execute(_SQL_ENQUEUE, params).fetchall()
-                if not rows:
-                    rows = conn.execute(
-                        _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": params[6]}
-                    ).fetchall()
+                cursor = conn.execute(_SQL_ENQUEUE, params)
+                if cursor.rowcount == 1:
+                    ids.append(_inserted_id(cursor))
+                    continue
+                rows = conn.execute(
+                    _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": params[6]}
+                ).fetchall()
                 ids.append(int(rows[0][0]))
             return ids
 
@@ -704,6 +707,14 @@ class TaskQueue(MendingOperations):
             holder or "no worker",
         )
         raise LeaseLostError(task_id, worker_id, holder=holder, status=status)
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row the ``enqueue`` insert just added (it has no RETURNING: see
+    queries.sql)."""
+    if cursor.lastrowid is None:  # pragma: no cover - sqlite3 sets it after every INSERT
+        raise QueueDatabaseError("the insert reported no row id")
+    return cursor.lastrowid
 
 
 def _log_released(released: int, worker_id: str | None) -> None:

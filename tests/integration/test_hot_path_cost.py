@@ -127,6 +127,33 @@ def test_the_counting_triggers_build_no_temporary_btree(
     assert opcodes and "OpenEphemeral" not in opcodes, opcodes
 
 
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("enqueue", TASK),
+        ("enqueue_batch", TASK),
+        ("complete", {"now": NOW, "task_id": 1, "worker_id": "w"}),
+    ],
+)
+def test_enqueue_and_complete_fill_no_temporary_btree(
+    db: QueueDatabase, name: str, params: Any
+) -> None:
+    """No RETURNING (enqueue reads lastrowid), no IN list, no trigger WHEN that needs one."""
+    with QueueDatabase(db.path) as fresh:
+        opcodes = [row[1] for row in fresh.execute(f"EXPLAIN {sql.queries()[name]}", params)]
+    assert "OpenEphemeral" not in opcodes
+
+
+def test_enqueue_returns_the_new_id_or_the_key_holder(queue: TaskQueue) -> None:
+    first = queue.enqueue("t", 1)
+    keyed = queue.enqueue("t", 2, idempotency_key="k")
+    assert keyed == first + 1 and queue.enqueue("t", 3, idempotency_key="k") == keyed
+    assert queue.enqueue_many(
+        [{"type": "t", "payload": 4, "idempotency_key": "k"}, {"type": "t", "payload": 5}]
+    ) == [keyed, keyed + 1]
+    assert queue.get(keyed + 1).payload == 5
+
+
 def _assignments(statement: str) -> set[str]:
     """The columns a ``UPDATE task_queue ... SET`` statement assigns."""
     set_clause = re.split(r"\bWHERE\b", statement.split("SET", 1)[1], maxsplit=1)[0]
