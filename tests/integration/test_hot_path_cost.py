@@ -147,11 +147,12 @@ def test_enqueue_and_complete_fill_no_temporary_btree(
 def test_enqueue_returns_the_new_id_or_the_key_holder(queue: TaskQueue) -> None:
     first = queue.enqueue("t", 1)
     keyed = queue.enqueue("t", 2, idempotency_key="k")
-    assert keyed == first + 1 and queue.enqueue("t", 3, idempotency_key="k") == keyed
-    assert queue.enqueue_many(
+    assert keyed > first and queue.enqueue("t", 3, idempotency_key="k") == keyed
+    again, fresh = queue.enqueue_many(
         [{"type": "t", "payload": 4, "idempotency_key": "k"}, {"type": "t", "payload": 5}]
-    ) == [keyed, keyed + 1]
-    assert queue.get(keyed + 1).payload == 5
+    )
+    assert again == keyed and queue.get(fresh).payload == 5
+    assert [task.payload for task in queue.list_tasks()] == [5, 2, 1]
 
 
 def _assignments(statement: str) -> set[str]:
