@@ -1,11 +1,14 @@
-"""bench.index_cost: every droppable schema object and older version, measured against shipped."""
+"""bench.index_cost: every droppable schema object and older version, measured against shipped;
+bench.instruction_count: a fixed amount of one hot-path operation for callgrind."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench import index_cost
-from queue_core import schema
+from bench import index_cost, instruction_count
+from queue_core import QueueDatabase, TaskQueue, TaskStatus, schema
 
 
 def test_the_variants_drop_every_later_object_but_the_claims_own_index() -> None:
@@ -40,3 +43,23 @@ def test_profile_names_the_hot_paths(capsys: pytest.CaptureFixture[str]) -> None
     assert index_cost.main(["--profile", "--tasks", "3"]) == 0
     assert "claim+complete" in capsys.readouterr().out
     assert index_cost.main(["--profile", "--json"]) == 2
+
+
+@pytest.mark.parametrize("operation", instruction_count.OPERATIONS)
+def test_instruction_count_does_its_operation(tmp_path: Path, operation: str) -> None:
+    frames = instruction_count.run(tmp_path, operation, 3)
+    assert frames > 0  # every operation commits pages to the WAL
+    with QueueDatabase(tmp_path / "queue.db") as db:
+        counts = TaskQueue(db).counts()
+    if operation == "cc":
+        assert counts[TaskStatus.COMPLETED] == 4  # the warm-up and three counted
+    else:
+        assert counts[TaskStatus.COMPLETED] == 1
+
+
+def test_instruction_count_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert instruction_count.main(["cc", "2"]) == 0
+    assert "WAL frames per operation" in capsys.readouterr().err
+    assert instruction_count.main(["cc", "zero"]) == 2
+    assert instruction_count.main(["nope", "1"]) == 2
+    assert "error: bad arguments" in capsys.readouterr().err
