@@ -633,6 +633,11 @@ class QueueDatabase:
         return "sqlite"
 
     @property
+    def location(self) -> str:
+        """The database file's path, as text."""
+        return str(self._path)
+
+    @property
     def queries(self) -> Mapping[str, str]:
         """The named statements of ``queue_core/sql/queries.sql``."""
         return _queries()

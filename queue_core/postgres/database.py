@@ -233,6 +233,11 @@ class PostgresDatabase:
         """The URL, with any password masked."""
         return _masked(self._url)
 
+    @property
+    def location(self) -> str:
+        """:attr:`url`: the URL without its password."""
+        return _masked(self._url)
+
     def claimer(self, rng: random.Random) -> SkipLockedClaimer:
         """PostgreSQL's claim algorithm: one ``FOR UPDATE SKIP LOCKED`` statement."""
         return SkipLockedClaimer(self, rng)
