@@ -3,8 +3,9 @@
 SQLite has one write lock, so :class:`~queue_core.claiming.LookThenLockClaimer` looks without it
 first and keeps its hold short. PostgreSQL locks rows: concurrent claims each lock the first
 due tasks *nobody else holds* (``SKIP LOCKED``) and lease them in the same statement
-(``claim_in_order`` in ``sql/postgres/queries.sql``), so claims never wait for each other and
-never lease one task twice. The order, filters, lease and fencing are SQLite's: the same
+(``claim_in_order`` for ``priority``, ``claim_by_arrival`` for ``fifo`` and ``lifo``, in
+``sql/postgres/queries.sql``), so claims never wait for each other and never lease one task
+twice. The order, filters, lease and fencing are SQLite's: the same
 :class:`~queue_core.claiming.ClaimStrategy` orders, the region rule (a task without a region
 matches every worker), and the same columns set.
 
@@ -28,21 +29,23 @@ if TYPE_CHECKING:
 
 __all__ = ["SkipLockedClaimer", "statement"]
 
-_ORDERS: Final = {
-    ClaimStrategy.PRIORITY: "priority, run_after_utc, id",
-    ClaimStrategy.FIFO: "run_after_utc, id",
-    ClaimStrategy.LIFO: "run_after_utc DESC, id DESC",
+# The statement of each strategy, and the ORDER BY list its /*order*/ marker stands for.
+_STATEMENTS: Final = {
+    ClaimStrategy.PRIORITY: ("claim_in_order", "priority, run_after_utc, id"),
+    ClaimStrategy.FIFO: ("claim_by_arrival", "run_after_utc, id"),
+    ClaimStrategy.LIFO: ("claim_by_arrival", "run_after_utc DESC, id DESC"),
 }
 _MARKER: Final = "/*order*/"
 
 
 @cache
 def statement(strategy: ClaimStrategy) -> str:
-    """``claim_in_order`` with the ORDER BY of ``strategy`` (not ``weighted_random``).
+    """The one statement that claims in ``strategy``'s order (not ``weighted_random``).
 
     :raises KeyError: ``weighted_random``, which has no single order.
     """
-    return sql.postgres_queries()["claim_in_order"].replace(_MARKER, _ORDERS[strategy])
+    name, order = _STATEMENTS[strategy]
+    return sql.postgres_queries()[name].replace(_MARKER, order)
 
 
 class SkipLockedClaimer:
