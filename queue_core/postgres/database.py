@@ -54,6 +54,7 @@ DEFAULT_LOCK_TIMEOUT_MS: Final = 5000
 timeout has the same default)."""
 _RETRIES: Final = 4
 """How many more times a statement run on its own is tried after it lost a race."""
+_LOCK_NOT_AVAILABLE: Final = "55P03"
 # Connections inherited through fork: closing one in the child would end the parent's session
 # (the socket is shared), so the child keeps them referenced instead.
 _FORK_ORPHANS: list[psycopg.Connection[Any]] = []
@@ -311,8 +312,8 @@ class PostgresDatabase:
         """Execute one statement and return all of its rows.
 
         Outside a transaction it commits on its own, and is tried again (up to four times,
-        after a short random pause) when it lost a race: a serialization failure, a deadlock or
-        a lock wait longer than ``lock_timeout_ms``.
+        after a short random pause) when it lost a race: a serialization failure or a deadlock.
+        A row-lock wait longer than ``lock_timeout_ms`` is not tried again.
 
         :raises QueueBusyError: it kept losing races, or waited too long for a row lock.
         :raises QueueIntegrityError: it broke a constraint.
@@ -479,7 +480,7 @@ class PostgresDatabase:
                     rows = cursor.fetchall() if cursor.description is not None else []
                     return Rows(rows, cursor.rowcount)
             except psycopg.Error as exc:
-                if retry and attempt < _RETRIES and classify(exc) is ErrorKind.RETRY:
+                if retry and attempt < _RETRIES and _lost_a_race(exc):
                     attempt += 1
                     time.sleep(0.005 * 2**attempt * (0.5 + random.random()))
                     continue
@@ -550,6 +551,12 @@ class PostgresDatabase:
         if _log.isEnabledFor(level):
             _log.log(level, "%s failed after %.1f ms: %s", operation, waited * 1000, error)
         return error
+
+
+def _lost_a_race(exc: psycopg.Error) -> bool:
+    """A serialization failure or deadlock: the statement was rolled back whole and may run
+    again. A lock timeout is not one: it already waited the whole ``lock_timeout_ms``."""
+    return classify(exc) is ErrorKind.RETRY and exc.sqlstate != _LOCK_NOT_AVAILABLE
 
 
 def _masked(url: str) -> str:
