@@ -9,7 +9,8 @@ twice. The order, filters, lease and fencing are SQLite's: the same
 :class:`~queue_core.claiming.ClaimStrategy` orders, the region rule (a task without a region
 matches every worker), and the same columns set.
 
-A claim first releases expired leases (its own statement, also ``SKIP LOCKED``), then claims.
+A claim first releases expired leases (a statement of its own, also ``SKIP LOCKED``), then
+claims; both go in one round trip (a pipeline) and one transaction.
 ``weighted_random`` draws its priority bands in Python with the queue's random source, as on
 SQLite: it reads each band's oldest due tasks, picks, and leases the picked ids with
 ``claim_by_ids`` (``SKIP LOCKED`` again), picking once more if others took some meanwhile.
@@ -62,10 +63,6 @@ class SkipLockedClaimer:
         :raises QueueBusyError: a statement kept losing races or waited too long for a lock.
         :raises QueueDatabaseError: any other database error (a subclass says why).
         """
-        db = self._db
-        released = db.execute(
-            self._queries["release_expired_leases"], {"now": request.now}
-        ).rowcount
         params: dict[str, Any] = {
             "worker_id": request.worker_id,
             "lease_until": request.lease_until,
@@ -74,12 +71,17 @@ class SkipLockedClaimer:
             "region": request.region,
             "limit": request.limit,
         }
+        release = (self._queries["release_expired_leases"], {"now": request.now})
         if request.strategy is ClaimStrategy.WEIGHTED_RANDOM:
+            released = self._db.execute(*release).rowcount
             return ClaimResult(self._weighted(params, request.limit), released)
-        rows = db.execute(statement(request.strategy), params).fetchall()
+        # One round trip: the release and the claim, in one transaction (or the caller's), so
+        # the claim may lease what the release just put back, as on SQLite.
+        freed, claimed = self._db.execute_together([release, (statement(request.strategy), params)])
+        rows = claimed.fetchall()
         key, reverse = sort_key(request.strategy)
         rows.sort(key=key, reverse=reverse)  # RETURNING order is arbitrary
-        return ClaimResult(rows, released)
+        return ClaimResult(rows, freed.rowcount)
 
     def _weighted(self, params: dict[str, Any], limit: int) -> list[Any]:
         ids = self._pick(params, limit, set())

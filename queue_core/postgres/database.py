@@ -327,6 +327,21 @@ class PostgresDatabase:
             in_transaction = conn.info.transaction_status != pq.TransactionStatus.IDLE
             return self._run(conn, sql, params, retry=not in_transaction)
 
+    def execute_together(self, statements: Sequence[tuple[str, Params]]) -> list[Rows]:
+        """Execute several statements in one round trip (psycopg's pipeline mode); return the
+        rows of each, in order.
+
+        Outside a transaction they run as one transaction, tried again as a whole when it lost
+        a race (as :meth:`execute`); a failing statement undoes the ones before it and skips
+        the rest.
+
+        :raises QueueDatabaseError: as for :meth:`execute`.
+        """
+        with self._guard():
+            conn = self._connection()
+            in_transaction = conn.info.transaction_status != pq.TransactionStatus.IDLE
+            return self._run_all(conn, statements, retry=not in_transaction)
+
     def execute_many(self, sql: str, param_list: Iterable[Params]) -> None:
         """Execute ``sql`` once per parameter set, all in one transaction (or the caller's).
 
@@ -470,22 +485,41 @@ class PostgresDatabase:
         return conn
 
     def _run(self, conn: psycopg.Connection[Any], sql: str, params: Params, *, retry: bool) -> Rows:
+        return self._run_all(conn, ((sql, params),), retry=retry)[0]
+
+    def _run_all(
+        self,
+        conn: psycopg.Connection[Any],
+        statements: Sequence[tuple[str, Params]],
+        *,
+        retry: bool,
+    ) -> list[Rows]:
         started = time.perf_counter()
-        bound = params if params else None  # no parameters: send the text as it is
         attempt = 0
         while True:
             try:
-                with conn.cursor() as cursor:
-                    cursor.execute(sql, bound)
-                    rows = cursor.fetchall() if cursor.description is not None else []
-                    return Rows(rows, cursor.rowcount)
+                if len(statements) == 1:
+                    ((sql, params),) = statements
+                    with conn.cursor() as cursor:
+                        cursor.execute(sql, params if params else None)
+                        return [_rows_of(cursor)]
+                cursors = [conn.cursor() for _ in statements]
+                try:
+                    with conn.pipeline():
+                        for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                            cursor.execute(sql, params if params else None)
+                    return [_rows_of(cursor) for cursor in cursors]
+                finally:
+                    for cursor in cursors:
+                        cursor.close()
             except psycopg.Error as exc:
                 if retry and attempt < _RETRIES and _lost_a_race(exc):
                     attempt += 1
                     time.sleep(0.005 * 2**attempt * (0.5 + random.random()))
                     continue
                 waited = time.perf_counter() - started
-                raise self._translated(exc, describe_statement(sql), waited) from exc
+                operation = describe_statement(statements[0][0])
+                raise self._translated(exc, operation, waited) from exc
 
     def _control(self, conn: psycopg.Connection[Any], statement: str, started: float) -> None:
         """BEGIN, COMMIT: translated like any statement; a failed COMMIT is rolled back."""
@@ -551,6 +585,11 @@ class PostgresDatabase:
         if _log.isEnabledFor(level):
             _log.log(level, "%s failed after %.1f ms: %s", operation, waited * 1000, error)
         return error
+
+
+def _rows_of(cursor: psycopg.Cursor[Any]) -> Rows:
+    rows = cursor.fetchall() if cursor.description is not None else []
+    return Rows(rows, cursor.rowcount)
 
 
 def _lost_a_race(exc: psycopg.Error) -> bool:
