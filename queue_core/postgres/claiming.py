@@ -18,9 +18,10 @@ SQLite: it reads each band's oldest due tasks, picks, and leases the picked ids 
 
 from __future__ import annotations
 
+import json
 import random
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from queue_core import sql
 from queue_core.claiming import ClaimRequest, ClaimResult, ClaimStrategy, sort_key, weighted_pick
@@ -82,6 +83,12 @@ class SkipLockedClaimer:
         key, reverse = sort_key(request.strategy)
         rows.sort(key=key, reverse=reverse)  # RETURNING order is arbitrary
         return ClaimResult(rows, freed.rowcount)
+
+    def next_due(self, types: list[str] | None, region: str | None) -> str | None:
+        """When the first matching queued task becomes due (stored UTC text), or None."""
+        params = {"types": None if types is None else json.dumps(types), "region": region}
+        row = self._db.execute(self._queries["next_due_queued"], params).fetchone()
+        return cast("str | None", row[0])
 
     def _weighted(self, params: dict[str, Any], limit: int) -> list[Any]:
         ids = self._pick(params, limit, set())

@@ -267,6 +267,25 @@ class PostgresDatabase:
         row = self.execute(self.queries["change_token"]).fetchone()
         return hash(str(row[0]))
 
+    @property
+    def busy_timeout_ms(self) -> int:
+        """:attr:`lock_timeout_ms`, under the name SQLite's ``QueueDatabase`` gives its own."""
+        return self._lock_timeout_ms
+
+    @property
+    def lock_timeout_ms(self) -> int:
+        """How long a statement waits for a row lock before :class:`QueueBusyError`."""
+        return self._lock_timeout_ms
+
+    def without_busy_wait(self) -> nullcontext[None]:
+        """Nothing to change: PostgreSQL writers do not queue for one database lock.
+
+        SQLite's ``QueueDatabase.without_busy_wait()`` makes a transaction fail at once when
+        another connection holds the write lock. Here transactions only wait for the rows they
+        touch, which claims (``SKIP LOCKED``) never make them do for long.
+        """
+        return nullcontext()
+
     def checkpoints_between_transactions(self) -> nullcontext[None]:
         """Nothing to do: PostgreSQL's own checkpointer paces the log, not the writers."""
         return nullcontext()
