@@ -470,8 +470,9 @@ class PostgresDatabase:
         if self._closed:
             raise QueueClosedError(f"{self!r} is closed")
         conn = self._conn
-        if conn is not None and conn.closed:
-            conn = self._conn = None  # the server ended it; connect again
+        if conn is not None and (conn.closed or conn.broken):
+            self._forget(conn)  # the server or the network ended it: connect again
+            conn = None
         if conn is None:
             conn = self._open()
             self._conn = conn
