@@ -84,8 +84,8 @@ class BareQueue:
         self.close()
 
     def enqueue(self, index: int, pad_bytes: int) -> int:
-        cursor = self.conn.execute(_Q["enqueue"], task_params(index, pad_bytes))
-        return int(cursor.lastrowid or 0)
+        rows = self.conn.execute(_Q["enqueue"], task_params(index, pad_bytes)).fetchall()
+        return int(rows[0][0])
 
     def enqueue_many(self, indices: Iterable[int], pad_bytes: int) -> int:
         now = to_db_text(utc_now())

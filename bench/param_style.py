@@ -116,7 +116,7 @@ def _run_style(path: Path, style: str, tasks: int, pad: int) -> dict[str, float]
                 }
             else:
                 params = ("bench", 100, text, "{}", 5, now, None, now, now)
-            ids.append(int(conn.execute(q["enqueue"], params).lastrowid or 0))
+            ids.append(conn.execute(q["enqueue"], params).fetchall()[0][0])
         t1 = time.process_time()
         claimed: list[int] = []
         for _ in range(tasks):

@@ -27,17 +27,16 @@ SET status = 'processing',
     attempts = attempts + 1
 
 -- enqueue --
--- Insert one task; on a duplicate idempotency key insert nothing (rowcount 0). The new id is the
--- cursor's lastrowid: RETURNING would collect it in a temporary b-tree first, 10 % of a single
--- enqueue's CPU instructions.
+-- Insert one task; on a duplicate idempotency key insert nothing and return no row.
 -- The conflict target repeats the partial index's WHERE, or SQLite refuses to match it.
 INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, run_after_utc,
                         idempotency_key, created_at_utc, updated_at_utc)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id;
 
 -- enqueue_batch --
--- The same insert for executemany, without the conflict clause (a batch without keys).
+-- The same insert for executemany, which cannot return rows.
 INSERT INTO task_queue (type, priority, payload, compatibility, max_attempts, run_after_utc,
                         idempotency_key, created_at_utc, updated_at_utc)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);

@@ -130,7 +130,6 @@ def test_the_counting_triggers_build_no_temporary_btree(
 @pytest.mark.parametrize(
     ("name", "params"),
     [
-        ("enqueue", TASK),
         ("enqueue_batch", TASK),
         ("complete", {"now": NOW, "task_id": 1, "worker_id": "w"}),
     ],
@@ -138,7 +137,7 @@ def test_the_counting_triggers_build_no_temporary_btree(
 def test_enqueue_and_complete_fill_no_temporary_btree(
     db: QueueDatabase, name: str, params: Any
 ) -> None:
-    """No RETURNING (enqueue reads lastrowid), no IN list, no trigger WHEN that needs one."""
+    """No IN list, and no trigger whose WHEN needs one."""
     with QueueDatabase(db.path) as fresh:
         opcodes = [row[1] for row in fresh.execute(f"EXPLAIN {sql.queries()[name]}", params)]
     assert "OpenEphemeral" not in opcodes
