@@ -37,7 +37,13 @@ from queue_core.exceptions import (
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
 from queue_core.wal_index import WalIndex
-from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
+from queue_core.write_gate import (
+    LockOpener,
+    WriteGate,
+    lock_path_for,
+    open_file_lock,
+    wait_path_for,
+)
 
 if TYPE_CHECKING:
     from queue_core.location import SystemProbe
@@ -692,11 +698,20 @@ class QueueDatabase:
             if self._closed:
                 raise QueueClosedError(f"{self!r} is closed")
             try:
-                self._gate = WriteGate(self._lock_opener(lock_path_for(self._path)))
+                lock = self._lock_opener(lock_path_for(self._path))
             except OSError as exc:
                 # Fall back to SQLite's busy handler: correct, only less fair.
                 self._gate_failure = f"cannot open {lock_path_for(self._path)}: {exc}"
                 return None
+            try:
+                starving = self._lock_opener(wait_path_for(self._path))
+            except OSError as exc:
+                # The gate still queues writers; only newcomers may overtake a long waiter.
+                _log.debug(
+                    "no bound on overtaking: cannot open %s: %s", wait_path_for(self._path), exc
+                )
+                starving = None
+            self._gate = WriteGate(lock, starving)
         return self._gate
 
     def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:
