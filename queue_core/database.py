@@ -278,12 +278,14 @@ class QueueDatabase:
         only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
     :param fair_lock: queue writers of this file in the order they arrive, through an OS lock on
-        ``<database>-writer.lock`` taken before SQLite's write lock (see
-        :mod:`queue_core.write_gate`): bounded, fair lock waits under contention, at a cost in
-        throughput when writers outnumber free cores. Default :data:`DEFAULT_FAIR_LOCK` (off;
-        the README gives the measured trade-off). When the lock file cannot be created, writes
-        go straight to SQLite's busy handler (``fair_lock_active`` is then False).
-    :param lock_opener: the OS seam that opens the lock file (tests pass a fake).
+        ``<database>-writer.lock`` taken before SQLite's write lock, with a second side file,
+        ``<database>-writer.wait``, that stops newcomers from overtaking a writer that has
+        waited 40 ms (see :mod:`queue_core.write_gate`): bounded, fair lock waits under
+        contention, at a cost in throughput when writers outnumber free cores. Default
+        :data:`DEFAULT_FAIR_LOCK` (off; the README gives the measured trade-off). When the lock
+        file cannot be created, writes go straight to SQLite's busy handler
+        (``fair_lock_active`` is then False); without the wait file the gate works unbounded.
+    :param lock_opener: the OS seam that opens the side files (tests pass a fake).
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
     :raises QueueCorruptError: the file exists but is not a SQLite database.

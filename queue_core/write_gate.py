@@ -114,18 +114,17 @@ class PosixFileLock:
         self._fcntl: Any = fcntl
 
     def try_acquire(self) -> bool:
-        try:
-            self._fcntl.flock(self._fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        return self._try(self._fcntl.LOCK_EX)
 
     def acquire(self) -> None:
         self._fcntl.flock(self._fd, self._fcntl.LOCK_EX)
 
     def try_acquire_shared(self) -> bool:
+        return self._try(self._fcntl.LOCK_SH)
+
+    def _try(self, mode: int) -> bool:
         try:
-            self._fcntl.flock(self._fd, self._fcntl.LOCK_SH | self._fcntl.LOCK_NB)
+            self._fcntl.flock(self._fd, mode | self._fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True

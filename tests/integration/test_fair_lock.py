@@ -40,6 +40,15 @@ def test_the_lock_file_sits_next_to_the_database(db_path: Path) -> None:
     assert not lock_path_for(db_path.with_name("off.db")).exists()
 
 
+def _enqueue_claim_complete(db: QueueDatabase) -> None:
+    db.initialize_schema()
+    queue = TaskQueue(db)
+    task_id = queue.enqueue("t", {})
+    task = queue.claim_one("w")
+    assert task is not None and task.id == task_id
+    queue.complete(task_id, "w")
+
+
 def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(
     db_path: Path,
 ) -> None:
@@ -47,12 +56,7 @@ def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(
         raise PermissionError(13, "Permission denied", str(path))
 
     with QueueDatabase(db_path, lock_opener=refuse, fair_lock=True) as db:
-        db.initialize_schema()
-        queue = TaskQueue(db)
-        task_id = queue.enqueue("t", {})
-        task = queue.claim_one("w")
-        assert task is not None and task.id == task_id
-        queue.complete(task_id, "w")
+        _enqueue_claim_complete(db)
         assert not db.fair_lock_active
         assert db.fair_lock_failure is not None and "Permission denied" in db.fair_lock_failure
 
@@ -64,12 +68,7 @@ def test_without_the_wait_file_the_gate_still_queues_writers(db_path: Path) -> N
         return open_file_lock(path)
 
     with QueueDatabase(db_path, lock_opener=no_wait_file, fair_lock=True) as db:
-        db.initialize_schema()
-        queue = TaskQueue(db)
-        task_id = queue.enqueue("t", {})
-        task = queue.claim_one("w")
-        assert task is not None and task.id == task_id
-        queue.complete(task_id, "w")
+        _enqueue_claim_complete(db)
         assert db.fair_lock_active and db.fair_lock_failure is None
         assert lock_path_for(db_path).exists() and not wait_path_for(db_path).exists()
 
