@@ -17,10 +17,10 @@ lets running processes overtake a sleeping one again and again on a busy machine
 overtaking is bounded: a writer that has waited ``STARVE_AFTER_S`` holds a shared lock on a second
 side file (``<database>-writer.wait``) for the rest of its wait, and while anyone does, writers
 queue instead of taking a free gate (one non-blocking probe of that file per write). Measured at
-16 processes on 2 cores: without the bound the longest waits were 130-220 ms, with it 60-100 ms,
-for about 10 % more CPU per operation (more hand-offs); 20 ms instead of 40 made the hand-offs
-(and the CPU) double, 60 ms let the tail back up. If the second file cannot be opened the gate
-works without the bound.
+16 processes on 2 busy cores (the bench's busy scenario): the longest waits were 86-180 ms with
+the bound and 174-342 ms without, for 5-25 % more CPU per operation (more hand-offs); 20 ms
+instead of 40 doubled the hand-offs, 60 ms let the tail grow back. If the second file cannot be
+opened the gate works without the bound.
 
 The OS calls are behind :class:`FileLock`, so the logic (the timeout, giving up a wait that timed
 out, falling back) runs and is tested anywhere with a fake: ``flock`` on POSIX, ``LockFileEx``
