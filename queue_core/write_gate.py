@@ -18,8 +18,8 @@ overtaking is bounded: a writer that has waited ``STARVE_AFTER_S`` holds a share
 side file (``<database>-writer.wait``) for the rest of its wait, and while anyone does, writers
 queue instead of taking a free gate (one non-blocking probe of that file per write). Measured at
 16 processes on 2 busy cores (the bench's busy scenario): the longest waits were 86-180 ms with
-the bound and 174-342 ms without, for 5-25 % more CPU per operation (more hand-offs); 20 ms
-instead of 40 doubled the hand-offs, 60 ms let the tail grow back. If the second file cannot be
+the bound and 174-342 ms without, for up to 25 % more CPU per operation (more hand-offs); 20 ms
+instead of 40 made 1.6 times as many hand-offs, 60 ms let the tail grow back. If the second file cannot be
 opened the gate works without the bound.
 
 The OS calls are behind :class:`FileLock`, so the logic (the timeout, giving up a wait that timed
