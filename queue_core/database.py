@@ -18,7 +18,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -88,14 +88,6 @@ DEFAULT_FAIR_LOCK: Final = False
 Off: measured on 2 cores with 4 writing processes, the gate cost a third to a half of the
 throughput (claim + complete 0.54 of bare sqlite3 against 0.75-0.85 without it), for a lock-wait
 tail of about 0.13 s instead of 1 s at 16 processes."""
-ESCALATE_AFTER_MS: Final = 30
-"""With the fair lock, how long a write waits for SQLite's lock in SQLite's busy handler before
-it queues on the OS lock (see :meth:`QueueDatabase.transaction`). Measured with 4 and 16
-processes on 2 cores: queuing every contended write cost 1.4-1.7 context switches per operation
-at 4 processes (0.2-0.4 without the fair lock) and half again the CPU; waiting 30 ms first
-brought both back to the level without it, with the same tail at 16; 10 ms queued too often."""
-_RETRY_FIRST_S: Final = 0.0002
-_RETRY_MAX_S: Final = 0.002
 # Statements that never write: they run without the write gate. Anything else (WITH included,
 # which may be an UPDATE) is treated as a write; that only costs an uncontended lock call.
 _WAL_CHECK_EVERY: Final = 4
@@ -492,14 +484,11 @@ class QueueDatabase:
             conn = self._connection()
             started = time.perf_counter()
             gate = None if conn.in_transaction or not _is_write(sql) else self._write_gate()
+            if gate is not None:
+                self._enter_gate(gate, started)
             try:
                 cursor = conn.cursor(BufferedCursor)
-                if gate is None:
-                    cursor.execute(sql, params)
-                else:
-                    # An autocommit write takes SQLite's lock in its first step and fails there
-                    # (with nothing done) when it cannot, so the whole statement is retried.
-                    self._take_write_lock(conn, gate, lambda: cursor.execute(sql, params), started)
+                cursor.execute(sql, params)
                 result = cursor.buffer()
             except sqlite3.Error as exc:
                 waited = time.perf_counter() - started
@@ -546,18 +535,16 @@ class QueueDatabase:
                 return
             started = time.perf_counter()
             gate = self._write_gate()
-            try:
+            if gate is not None:
                 try:
-                    if gate is None:
-                        conn.execute("BEGIN IMMEDIATE")
-                    else:
-                        self._take_write_lock(
-                            conn, gate, lambda: conn.execute("BEGIN IMMEDIATE"), started
-                        )
+                    self._enter_gate(gate, started)
                 except QueueBusyError as exc:
                     if self._tracer is not None:
                         self._tracer(TransactionBegan(exc.waited_seconds, acquired=False))
                     raise
+            try:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
                     waited = time.perf_counter() - started
                     if self._tracer is not None:
@@ -747,47 +734,9 @@ class QueueDatabase:
             with suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def _take_write_lock(
-        self,
-        conn: sqlite3.Connection,
-        gate: WriteGate,
-        attempt: Callable[[], object],
-        started: float,
-    ) -> None:
-        """Run ``attempt`` (``BEGIN IMMEDIATE`` or an autocommit write) under the fair lock.
-
-        While nobody queues on the gate, SQLite's busy handler waits for its lock, as without the
-        fair lock, but only for :data:`ESCALATE_AFTER_MS`: contention that short costs no
-        hand-off between processes. A write that is still locked out then queues on the gate,
-        and holds it until it commits; while it is held (or a queued writer has waited long),
-        every other write queues too instead of trying first. The gate's holder waits for
-        SQLite's lock with its own short sleeps, not the busy handler's (up to 100 ms).
-        Connection-wide settings are restored, whatever happens; the caller releases the gate.
-
-        :raises sqlite3.OperationalError: SQLITE_BUSY at the deadline, or any other error.
-        :raises QueueBusyError: the gate was not free within the busy timeout.
-        """
-        full = self.busy_timeout_ms
-        deadline = started + full / 1000
-        first = min(full, ESCALATE_AFTER_MS)
+    def _enter_gate(self, gate: WriteGate, started: float) -> None:
         try:
-            if gate.idle():
-                conn.execute(f"PRAGMA busy_timeout = {first}")
-                try:
-                    attempt()
-                    return
-                except sqlite3.OperationalError as exc:
-                    if not is_busy_error(exc) or first >= full:
-                        raise
-            self._enter_gate(gate, started, max(deadline - time.perf_counter(), 0.0))
-            conn.execute("PRAGMA busy_timeout = 0")
-            _retry_while_busy(attempt, deadline)
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {full}")
-
-    def _enter_gate(self, gate: WriteGate, started: float, timeout: float) -> None:
-        try:
-            entered = gate.acquire(timeout)
+            entered = gate.acquire(self.busy_timeout_ms / 1000)
         except OSError as exc:
             self._gate_failure = f"the write gate failed: {exc}"
             self._gate = None
@@ -915,21 +864,6 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         _rollback_quietly(conn)
         raise
     conn.execute("COMMIT")
-
-
-def _retry_while_busy(attempt: Callable[[], object], deadline: float) -> None:
-    # Only the gate's holder runs this loop, so one process at a time polls SQLite's lock.
-    delay = _RETRY_FIRST_S
-    while True:
-        try:
-            attempt()
-            return
-        except sqlite3.OperationalError as exc:
-            now = time.perf_counter()
-            if not is_busy_error(exc) or now >= deadline:
-                raise
-        time.sleep(min(delay * (0.5 + random.random()), deadline - now))
-        delay = min(delay * 2, _RETRY_MAX_S)
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:

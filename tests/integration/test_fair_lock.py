@@ -6,14 +6,13 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from queue_core import QueueBusyError, QueueDatabase, TaskQueue
-from queue_core.database import DEFAULT_FAIR_LOCK, ESCALATE_AFTER_MS
+from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.write_gate import (
     FileLock,
     WriteGate,
@@ -74,94 +73,39 @@ def test_without_the_wait_file_the_gate_still_queues_writers(db_path: Path) -> N
         assert lock_path_for(db_path).exists() and not wait_path_for(db_path).exists()
 
 
-def _observer(db_path: Path) -> WriteGate:
-    """Another handle on the database's two side files, as another process would have."""
-    return WriteGate(open_file_lock(lock_path_for(db_path)), open_file_lock(wait_path_for(db_path)))
-
-
-def _until(condition: Callable[[], bool]) -> bool:
-    """Poll state another thread changes, for at most WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def test_a_long_waiter_of_another_connection_is_seen_through_the_wait_file(db_path: Path) -> None:
     """The mark is a real shared lock: a third handle sees it while a writer waits longer than
-    the threshold for a held gate, and it is gone once that writer got through."""
-    with QueueDatabase(db_path, fair_lock=True) as waiter:
-        waiter.initialize_schema()
-        blocker, observer = open_file_lock(lock_path_for(db_path)), _observer(db_path)
+    the threshold behind a held gate, and it is gone once that writer got through."""
+    with (
+        QueueDatabase(db_path, fair_lock=True) as holder,
+        QueueDatabase(db_path, fair_lock=True) as waiter,
+    ):
+        holder.initialize_schema()
+        observer = WriteGate(
+            open_file_lock(lock_path_for(db_path)), open_file_lock(wait_path_for(db_path))
+        )
         try:
-            assert blocker.try_acquire()  # the gate, held as by a writer of another process
             assert not observer.starving_waiters
             outcome: list[int] = []
-            thread = threading.Thread(
-                target=lambda: outcome.append(TaskQueue(waiter).enqueue("t", {}))
-            )
-            thread.start()
-            assert _until(lambda: observer.starving_waiters)
-            blocker.release()
+            with holder.transaction():
+                thread = threading.Thread(
+                    target=lambda: outcome.append(TaskQueue(waiter).enqueue("t", {}))
+                )
+                thread.start()
+                deadline = time.monotonic() + WAIT
+                while not observer.starving_waiters and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                assert observer.starving_waiters
             thread.join(WAIT)
             assert outcome == [1]
             assert not observer.starving_waiters
         finally:
-            blocker.close()
             observer.close()
-
-
-def test_an_uncontended_write_leaves_the_gate_alone(db_path: Path) -> None:
-    with QueueDatabase(db_path, fair_lock=True) as db:
-        db.initialize_schema()
-        observer = _observer(db_path)
-        try:
-            with db.transaction():
-                assert observer.idle()  # no hand-off to pay for when nobody waits
-        finally:
-            observer.close()
-        assert db.pragma_values()["busy_timeout"] == 5000
-
-
-def test_a_write_locked_out_past_the_first_wait_queues_and_newcomers_queue_behind_it(
-    db_path: Path,
-) -> None:
-    """SQLite's busy handler waits the first ESCALATE_AFTER_MS; a write still locked out then
-    holds the gate (so every other writer queues instead of trying first) and gets through as
-    soon as SQLite's lock is free; the connection's busy timeout is restored afterwards."""
-    with (
-        QueueDatabase(db_path, fair_lock=True) as holder,
-        QueueDatabase(db_path, fair_lock=True) as writer,
-    ):
-        holder.initialize_schema()
-        observer = _observer(db_path)
-        try:
-            outcome: list[Any] = []
-
-            def write() -> None:
-                started = time.perf_counter()
-                outcome.append(TaskQueue(writer).enqueue("t", {}))
-                outcome.append(time.perf_counter() - started)
-
-            with holder.transaction():
-                thread = threading.Thread(target=write)
-                thread.start()
-                assert _until(lambda: not observer.idle())  # the writer queued on the gate
-                assert not observer.acquire(0)  # a newcomer finds it taken
-            thread.join(WAIT)
-            task_id, waited = outcome
-            assert task_id == 1 and waited >= ESCALATE_AFTER_MS / 1000
-            assert _until(observer.idle)
-        finally:
-            observer.close()
-        assert writer.pragma_values()["busy_timeout"] == 5000
 
 
 def test_a_held_gate_times_out_as_queue_busy_error(db_path: Path) -> None:
-    """Two connections of one process exclude each other (flock locks belong to the open file,
-    not the process), and a wait longer than the busy timeout is refused."""
+    """Two connections of one process exclude each other through the gate (flock locks belong
+    to the open file, not the process), and a wait longer than the busy timeout is refused."""
     with (
         QueueDatabase(db_path, fair_lock=True) as holder,
         QueueDatabase(db_path, busy_timeout_ms=100, fair_lock=True) as short,

@@ -218,28 +218,6 @@ def test_a_writer_that_waits_long_marks_itself_until_its_wait_ends() -> None:
     assert _eventually(lambda: gate_lock.owner is None)
 
 
-def test_a_gate_is_idle_only_while_nobody_holds_it_or_starves() -> None:
-    gate_lock, wait_lock = SharedLock(), SharedLock()
-    gate = WriteGate(FakeFileLock(gate_lock), FakeFileLock(wait_lock))
-    other = FakeFileLock(gate_lock)
-    starving_elsewhere = FakeFileLock(wait_lock)
-    assert gate.idle() and gate_lock.owner is None  # the probe let the lock go
-    assert other.try_acquire()
-    assert not gate.idle()
-    other.release()
-    assert starving_elsewhere.try_acquire_shared()
-    assert not gate.idle()
-    starving_elsewhere.release()
-    assert gate.acquire(WAIT)
-    assert not gate.idle()  # held by this very gate
-    gate.release()
-    assert other.try_acquire()
-    assert gate.acquire(0.02) is False
-    other.release()
-    assert _eventually(gate.idle)  # idle again once the given-up wait ended
-    gate.close()
-
-
 def test_a_wait_shorter_than_the_threshold_never_marks() -> None:
     gate_lock, wait_lock = SharedLock(), SharedLock()
     holder = FakeFileLock(gate_lock)
