@@ -19,8 +19,8 @@ side file (``<database>-writer.wait``) for the rest of its wait, and while anyon
 queue instead of taking a free gate (one non-blocking probe of that file per write). Measured at
 16 processes on 2 busy cores (the bench's busy scenario): the longest waits were 86-180 ms with
 the bound and 174-342 ms without, for up to 25 % more CPU per operation (more hand-offs); 20 ms
-instead of 40 made 1.6 times as many hand-offs, 60 ms let the tail grow back. If the second file cannot be
-opened the gate works without the bound.
+instead of 40 made 1.6 times as many hand-offs, 60 ms let the tail grow back. If the second
+file cannot be opened the gate works without the bound.
 
 The OS calls are behind :class:`FileLock`, so the logic (the timeout, giving up a wait that timed
 out, falling back) runs and is tested anywhere with a fake: ``flock`` on POSIX, ``LockFileEx``
