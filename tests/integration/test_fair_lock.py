@@ -78,7 +78,8 @@ def test_a_long_waiter_of_another_connection_is_seen_through_the_wait_file(db_pa
     the threshold behind a held gate, and it is gone once that writer got through."""
     with (
         QueueDatabase(db_path, fair_lock=True) as holder,
-        QueueDatabase(db_path, fair_lock=True) as waiter,
+        # A generous timeout: however slow the machine, the waiter outlasts the observation.
+        QueueDatabase(db_path, busy_timeout_ms=120_000, fair_lock=True) as waiter,
     ):
         holder.initialize_schema()
         observer = WriteGate(
