@@ -48,3 +48,10 @@ WHERE a.attrelid = to_regclass('task_queue') AND a.attgenerated = 's' AND NOT a.
 SELECT p.proname::text
 FROM pg_proc AS p
 WHERE p.pronamespace = current_schema()::regnamespace
+
+-- ==== Waking idle worker engines (LISTEN/NOTIFY; the triggers are migration 0007) ====
+
+-- listen_queued_tasks --
+-- On the watch's own autocommit connection: the triggers of 0007 notify this channel when a
+-- task enters 'queued'.
+LISTEN prismq_task_queue
