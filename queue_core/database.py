@@ -41,6 +41,8 @@ from queue_core.wal_index import WalIndex
 from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
 
 if TYPE_CHECKING:
+    from queue_core.backend import Session
+    from queue_core.claiming import LookThenLockClaimer
     from queue_core.location import SystemProbe
 
 MINIMUM_SQLITE_VERSION: Final = (3, 35, 0)
@@ -624,6 +626,39 @@ class QueueDatabase:
         row = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
+    # -- the queue_core.backend seam --------------------------------------------------------
+
+    @property
+    def backend_name(self) -> str:
+        """``"sqlite"``."""
+        return "sqlite"
+
+    @property
+    def queries(self) -> Mapping[str, str]:
+        """The named statements of ``queue_core/sql/queries.sql``."""
+        return _queries()
+
+    def claimer(self, rng: random.Random) -> LookThenLockClaimer:
+        """SQLite's claim algorithm for one queue: look before taking the write lock."""
+        from queue_core.claiming import LookThenLockClaimer
+
+        return LookThenLockClaimer(self, rng)
+
+    def insert_tasks(self, session: Session, batch: Sequence[Sequence[Any]]) -> list[int]:
+        """Insert tasks without keys in one ``executemany`` and return their ids in order.
+
+        The ids are consecutive: the transaction holds the write lock and AUTOINCREMENT never
+        reuses an id. Must run inside :meth:`transaction`.
+        """
+        queries = _queries()
+        session.executemany(queries["enqueue_batch"], batch)
+        last = int(session.execute(queries["last_insert_rowid"]).fetchone()[0])
+        return list(range(last - len(batch) + 1, last + 1))
+
+    def change_token(self) -> int:
+        """:meth:`data_version`: it changes when another connection commits to the file."""
+        return self.data_version()
+
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` of this connection.
 
@@ -863,6 +898,12 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _queries() -> dict[str, str]:
+    from queue_core import sql
+
+    return sql.queries()
 
 
 def _check_tracer(tracer: Any) -> Tracer | None:

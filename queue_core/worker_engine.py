@@ -51,8 +51,8 @@ from datetime import datetime, timedelta
 from multiprocessing import connection as mp_connection
 from typing import TYPE_CHECKING, Any, Final
 
+from queue_core.backend import QueueBackend
 from queue_core.claiming import ClaimStrategy
-from queue_core.database import QueueDatabase
 from queue_core.exceptions import LeaseLostError, QueueBusyError, QueueDatabaseError
 from queue_core.executor import Handler, executor_main, handler_reference
 from queue_core.stop_signals import StopSignals
@@ -221,7 +221,7 @@ class WorkerEngine:
 
     def __init__(
         self,
-        db: QueueDatabase | TaskQueue,
+        db: QueueBackend | TaskQueue,
         handlers: Mapping[str, Handler | str],
         *,
         concurrency: int = 4,
@@ -238,10 +238,13 @@ class WorkerEngine:
     ) -> None:
         if isinstance(db, TaskQueue):
             self._queue = db
-        elif isinstance(db, QueueDatabase):
+        elif isinstance(db, QueueBackend):
             self._queue = TaskQueue(db)
         else:
-            raise TypeError(f"db must be a QueueDatabase or TaskQueue, not {type(db).__name__}")
+            raise TypeError(
+                "db must be a QueueDatabase, PostgresDatabase or TaskQueue, "
+                f"not {type(db).__name__}"
+            )
         if not isinstance(handlers, Mapping) or not handlers:
             raise ValueError("handlers must be a non-empty mapping of task type to handler")
         self._references = {str(t): handler_reference(h) for t, h in handlers.items()}
