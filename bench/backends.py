@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.results import Backend, PostgresServer
 from queue_core import connect
 from queue_core.connecting import is_postgres_url
-
-from bench.results import Backend, PostgresServer
 
 if TYPE_CHECKING:
     from queue_core.backend import QueueBackend

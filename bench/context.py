@@ -12,13 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bench.backends import (
-    Backend,
-    create_postgres_database,
-    drop_postgres_database,
-    open_queue_db,
-)
-from bench.results import Check
+from bench.backends import create_postgres_database, drop_postgres_database, open_queue_db
+from bench.results import Backend, Check
 
 if TYPE_CHECKING:
     from bench.sampler import ResourceSampler
@@ -87,7 +82,7 @@ class ScenarioContext(Generic[P]):
             self._created.append(url)
             return url
         path = self.new_db_path(label)
-        with open_queue_db(str(path)) as db:
+        with contextlib.closing(open_queue_db(str(path))) as db:
             db.initialize_schema()
         return str(path)
 

@@ -50,6 +50,7 @@ __all__ = [
     "pick",
     "sort_key",
     "statement",
+    "weighted_pick",
 ]
 
 Rows = Callable[[str, Mapping[str, Any]], Iterable[Sequence[Any]]]
@@ -270,7 +271,7 @@ def pick(
     keyed = _gather(rows, "claim_band_heads_oldest", arms, now, limit)
     if strategy is ClaimStrategy.FIFO:
         return [row[2] for row in heapq.nsmallest(limit, keyed, key=_arrival)]
-    return _weighted_pick(keyed, limit, rng)
+    return weighted_pick(keyed, limit, rng)
 
 
 def _gather(
@@ -289,7 +290,11 @@ def _arrival(row: tuple[int, str, int]) -> tuple[str, int]:
     return (row[1], row[2])
 
 
-def _weighted_pick(keyed: list[tuple[int, str, int]], limit: int, rng: random.Random) -> list[int]:
+def weighted_pick(keyed: list[tuple[int, str, int]], limit: int, rng: random.Random) -> list[int]:
+    """``weighted_random``'s pick from (priority, run_after, id) rows: up to ``limit`` ids.
+
+    Each slot draws a band (see :func:`band_weights`) and takes that band's oldest task.
+    """
     bands: dict[int, list[tuple[int, str, int]]] = {}
     for row in keyed:
         bands.setdefault(row[0], []).append(row)
