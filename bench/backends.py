@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.baseline_sql import BareQueue
 from bench.results import Backend, PostgresServer
 from queue_core import connect
 from queue_core.connecting import is_postgres_url
 
 if TYPE_CHECKING:
+    from bench.baseline_pg import BarePostgresQueue
     from queue_core.backend import QueueBackend
 
 BACKENDS: Final[tuple[Backend, ...]] = ("sqlite", "postgres")
@@ -165,13 +167,14 @@ def open_queue_db(
     """Open the queue database ``target`` (a path or a ``postgresql://`` URL).
 
     ``busy_timeout_ms`` is SQLite's busy timeout, and PostgreSQL's ``lock_timeout``: on either,
-    how long a call waits for a lock before it raises QueueBusyError. ``fair_lock`` and
-    ``tracer`` are SQLite's and ignored on PostgreSQL.
+    how long a call waits for a lock before it raises QueueBusyError (0 becomes 1 ms on
+    PostgreSQL, where 0 would mean no limit). ``fair_lock`` and ``tracer`` are SQLite's and
+    ignored on PostgreSQL.
     """
     options: dict[str, Any] = {}
     if is_postgres_url(target):
         if busy_timeout_ms is not None:
-            options["lock_timeout_ms"] = busy_timeout_ms
+            options["lock_timeout_ms"] = max(1, busy_timeout_ms)
         return connect(target, **options)
     if busy_timeout_ms is not None:
         options["busy_timeout_ms"] = busy_timeout_ms
@@ -181,3 +184,13 @@ def open_queue_db(
         options["tracer"] = tracer
         options["trace_statements"] = False
     return connect(Path(target), **options)
+
+
+def bare_queue(target: str, *, busy_timeout_ms: int = 5000) -> BareQueue | BarePostgresQueue:
+    """The bare twin of the library on ``target``'s backend: bare sqlite3 or bare psycopg,
+    the same statements without the library around them."""
+    if is_postgres_url(target):
+        from bench.baseline_pg import BarePostgresQueue
+
+        return BarePostgresQueue(target, lock_timeout_ms=busy_timeout_ms)
+    return BareQueue(Path(target), busy_timeout_ms=busy_timeout_ms)
