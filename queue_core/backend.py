@@ -32,6 +32,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from queue_core.claiming import ClaimRequest, ClaimResult
@@ -88,6 +89,11 @@ class QueueBackend(Protocol):
     @property
     def backend_name(self) -> str:
         """``"sqlite"`` or ``"postgres"``: for messages and reports, never for branching."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the queue is, for people: the file path, or the URL without its password."""
         ...
 
     @property
@@ -154,3 +160,12 @@ class QueueBackend(Protocol):
     def close(self) -> None:
         """Close the connection; calling it again does nothing."""
         ...
+
+    def __enter__(self) -> QueueBackend: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...

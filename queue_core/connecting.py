@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any, Final
 
 from queue_core.exceptions import QueueDatabaseError
+from queue_core.location import ENV_VAR
 
 if TYPE_CHECKING:
     from queue_core.backend import QueueBackend
@@ -30,13 +31,16 @@ def connect(target: str | os.PathLike[str] | None = None, **options: Any) -> Que
     """Open the queue database ``target`` names; call ``initialize_schema()`` before use.
 
     :param target: a SQLite file path, a ``postgresql://`` URL, or None for
-        ``PRISMQ_QUEUE_DB_PATH`` (or the platform default path).
+        ``PRISMQ_QUEUE_DB_PATH`` (a path, or a ``postgresql://`` URL too) or else the
+        platform default path.
     :param options: keyword arguments of :class:`~queue_core.database.QueueDatabase` (SQLite)
         or ``PostgresDatabase`` (``lock_timeout_ms``, ``connect_timeout``).
     :raises TypeError: ``target`` is neither text, a path nor None, or an unknown option.
     :raises QueueLocationError: the SQLite path cannot be used (see ``QueueDatabase``).
     :raises QueueDatabaseError: a PostgreSQL URL was given but psycopg 3 is not installed.
     """
+    if target is None and is_postgres_url(os.environ.get(ENV_VAR)):
+        target = os.environ[ENV_VAR]
     if is_postgres_url(target):
         try:
             from queue_core.postgres.database import PostgresDatabase

@@ -187,7 +187,8 @@ def translate_and_log(
     return error
 
 
-def _describe(sql: str) -> str:
+def describe_statement(sql: str) -> str:
+    """The first words of a statement, which name it well enough for a log line."""
     # The statement's first words name the operation well enough for a log line
     # ("INSERT INTO task_queue", "UPDATE task_queue SET"), without its parameters.
     words = [word.strip("(),;") for word in sql.split(None, 3)[:3]]
@@ -487,7 +488,8 @@ class QueueDatabase:
                 result = cursor.buffer()
             except sqlite3.Error as exc:
                 waited = time.perf_counter() - started
-                raise translate_and_log(exc, _describe(sql), waited_seconds=waited) from exc
+                operation = describe_statement(sql)
+                raise translate_and_log(exc, operation, waited_seconds=waited) from exc
             finally:
                 if gate is not None:
                     gate.release()
@@ -632,6 +634,11 @@ class QueueDatabase:
     def backend_name(self) -> str:
         """``"sqlite"``."""
         return "sqlite"
+
+    @property
+    def location(self) -> str:
+        """The database file's path, as text."""
+        return str(self._path)
 
     @property
     def queries(self) -> Mapping[str, str]:

@@ -250,18 +250,16 @@ class TaskQueue(MendingOperations):
         """Lease up to ``limit`` due tasks to ``worker_id`` and return them in claim order.
 
         The order is the ``strategy`` (default: this queue's ``claim_strategy``, ``priority``:
-        lower priority value first, then ``run_after_utc``, then id). The claim first looks
-        without any lock: when no task matches and no lease has expired it returns ``[]``
-        without taking the write lock. Otherwise one ``BEGIN IMMEDIATE`` transaction releases
+        lower priority value first, then ``run_after_utc``, then id). The claim first releases
         expired leases (their workers died) back to the queue, or fails them on their last
-        attempt, and leases the tasks it saw (``status='processing'``, ``locked_by``, the lease,
-        the reservation and start times, ``attempts + 1``). When other workers took some of them
-        in between, it picks once more under the lock and returns what it got (possibly
-        ``[]``): no error and no retry loop. Expired leases are thus released by the first claim
-        after they expire, and a poll that finds nothing writes nothing. A claim right after
-        one that found tasks skips the look (the queue was not empty a moment ago, and the look
-        would cost two reads) and releases and picks under the lock; so at most one empty claim
-        in a row takes the write lock.
+        attempt, then leases the tasks (``status='processing'``, ``locked_by``, the lease, the
+        reservation and start times, ``attempts + 1``). Tasks other workers take at the same
+        moment are skipped, never leased twice: the call returns what it got (possibly
+        ``[]``), with no error and no retry loop. How is the backend's
+        (:meth:`QueueBackend.claimer`): SQLite looks without a lock first, so a poll that finds
+        nothing writes nothing, then leases under its one write lock
+        (:class:`~queue_core.claiming.LookThenLockClaimer`); PostgreSQL picks and leases in one
+        ``FOR UPDATE SKIP LOCKED`` statement (:mod:`queue_core.postgres.claiming`).
 
         :param types: only claim these task types (default: any).
         :param region: also claim tasks for this region; tasks with no region match everyone.
@@ -269,7 +267,8 @@ class TaskQueue(MendingOperations):
             reclaimed; extend it with :meth:`extend_lease`.
         :param strategy: ``"priority"``, ``"fifo"``, ``"lifo"`` or ``"weighted_random"``.
         :raises TypeError, ValueError: bad worker id, types, region, lease, limit or strategy.
-        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout
+            (SQLite), or a statement kept losing races (PostgreSQL); nothing was leased.
         """
         check_text(worker_id, "worker_id")
         names = None if types is None else type_names(types)

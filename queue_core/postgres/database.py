@@ -42,6 +42,7 @@ from psycopg.types.string import TextLoader
 from queue_core import sql
 from queue_core.backend import Params, Session
 from queue_core.connecting import is_postgres_url
+from queue_core.database import describe_statement
 from queue_core.exceptions import QueueBusyError, QueueClosedError, QueueDatabaseError
 from queue_core.postgres.claiming import SkipLockedClaimer
 from queue_core.postgres.errors import ErrorKind, classify, translate_error
@@ -232,6 +233,11 @@ class PostgresDatabase:
     @property
     def url(self) -> str:
         """The URL, with any password masked."""
+        return _masked(self._url)
+
+    @property
+    def location(self) -> str:
+        """:attr:`url`: the URL without its password."""
         return _masked(self._url)
 
     def claimer(self, rng: random.Random) -> SkipLockedClaimer:
@@ -484,7 +490,7 @@ class PostgresDatabase:
                     time.sleep(0.005 * 2**attempt * (0.5 + random.random()))
                     continue
                 waited = time.perf_counter() - started
-                raise self._translated(exc, _describe(sql), waited) from exc
+                raise self._translated(exc, describe_statement(sql), waited) from exc
 
     def _control(self, conn: psycopg.Connection[Any], statement: str, started: float) -> None:
         """BEGIN, COMMIT: translated like any statement; a failed COMMIT is rolled back."""
@@ -550,11 +556,6 @@ class PostgresDatabase:
         if _log.isEnabledFor(level):
             _log.log(level, "%s failed after %.1f ms: %s", operation, waited * 1000, error)
         return error
-
-
-def _describe(sql: str) -> str:
-    words = [word.strip("(),;") for word in sql.split(None, 3)[:3]]
-    return " ".join(word for word in words if word)
 
 
 def _masked(url: str) -> str:

@@ -69,3 +69,23 @@ def test_postgres_queries_are_named() -> None:
 def test_importing_queue_core_does_not_import_psycopg() -> None:
     code = "import sys, queue_core, queue_core.sql; sys.exit('psycopg' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# SQLite statements PostgreSQL does without: its claim is one statement (queue_core.postgres.
+# claiming), a batch insert returns its ids, and "claim" is the bare-sqlite3 bench baseline.
+SQLITE_ONLY_QUERIES = {
+    "claim",
+    "claim_band_heads_newest",
+    "claim_band_heads_oldest",
+    "claim_bands",
+    "claim_due_in_order",
+    "enqueue_batch",
+    "expired_lease_exists",
+    "last_insert_rowid",
+}
+
+
+def test_every_statement_the_queue_runs_has_a_postgres_version() -> None:
+    missing = set(sql.queries()) - SQLITE_ONLY_QUERIES - set(sql.postgres_queries())
+    assert not missing, f"postgres/queries.sql lacks {sorted(missing)}"
+    assert set(sql.queries()) >= SQLITE_ONLY_QUERIES

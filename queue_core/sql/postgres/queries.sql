@@ -121,7 +121,7 @@ SET status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
     run_after_utc = CASE WHEN attempts < max_attempts
         THEN %(now)s::timestamptz + make_interval(secs => round((coalesce(%(retry_in)s::float8,
              least(%(backoff_max)s::float8,
-                   %(backoff_base)s::float8 * (1::bigint << least(greatest(attempts - 1, 0), 40)))
+                   %(backoff_base)s::float8 * (1::bigint << least(greatest(attempts - 1, 0), 40)::integer))
              * (1 + %(jitter)s::float8)))::numeric, 3)::float8)
         ELSE run_after_utc END,
     finished_at_utc = CASE WHEN attempts < max_attempts THEN NULL
