@@ -27,7 +27,6 @@ from queue_core import connect
 from queue_core.connecting import is_postgres_url
 
 if TYPE_CHECKING:
-    from bench.baseline_pg import BarePostgresQueue
     from queue_core.backend import QueueBackend
 
 BACKENDS: Final[tuple[Backend, ...]] = ("sqlite", "postgres")
@@ -186,7 +185,7 @@ def open_queue_db(
     return connect(Path(target), **options)
 
 
-def bare_queue(target: str, *, busy_timeout_ms: int = 5000) -> BareQueue | BarePostgresQueue:
+def bare_queue(target: str, *, busy_timeout_ms: int = 5000) -> BareQueue:
     """The bare twin of the library on ``target``'s backend: bare sqlite3 or bare psycopg,
     the same statements without the library around them."""
     if is_postgres_url(target):

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 
-from bench.baseline_sql import claim_params, task_params
+from bench.baseline_sql import BareQueue, claim_params, task_params
 from queue_core import sql
 from queue_core.claiming import ClaimStrategy
 from queue_core.postgres.claiming import statement
@@ -24,21 +23,14 @@ _Q = sql.postgres_queries()
 _CLAIM = statement(ClaimStrategy.PRIORITY)
 
 
-class BarePostgresQueue:
+class BarePostgresQueue(BareQueue):
     """enqueue / enqueue_many / claim_one / complete on one bare psycopg connection."""
 
+    queries = _Q
+
     def __init__(self, url: str, *, lock_timeout_ms: int = 5000) -> None:
-        self.conn: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True)
+        self.conn = psycopg.connect(url, autocommit=True)
         self.conn.execute(_Q["session_settings"], {"lock_timeout": f"{lock_timeout_ms}ms"})
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> BarePostgresQueue:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def enqueue(self, index: int, pad_bytes: int) -> int:
         row = self.conn.execute(_Q["enqueue"], task_params(index, pad_bytes)).fetchone()
@@ -59,11 +51,3 @@ class BarePostgresQueue:
         self.conn.execute(_Q["release_expired_leases"], {"now": now})
         row = self.conn.execute(_CLAIM, claim_params(worker_id, until, now)).fetchone()
         return None if row is None else int(row[0])
-
-    def complete(self, task_id: int, worker_id: str) -> None:
-        now = to_db_text(utc_now())
-        cursor = self.conn.execute(
-            _Q["complete"], {"now": now, "task_id": task_id, "worker_id": worker_id}
-        )
-        if cursor.rowcount != 1:
-            raise RuntimeError(f"bare complete of task {task_id} by {worker_id} matched nothing")
