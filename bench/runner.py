@@ -169,7 +169,7 @@ def execute(options: RunOptions) -> tuple[int, Path, Run]:
 def _execute(
     options: RunOptions, server_url: str | None, server: PostgresServer | None
 ) -> tuple[int, Path, Run]:
-    params_all = load_profile(options.profile)
+    params_all = load_profile(options.profile, options.backend)
     chosen = [name for name in scenarios.NAMES if name in set(options.scenarios)]
     unknown = set(options.scenarios) - set(scenarios.NAMES)
     if unknown:

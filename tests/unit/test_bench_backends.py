@@ -168,3 +168,16 @@ def test_backends_command_refuses_two_sqlite_runs(
     assert main(["backends", str(first), str(second)]) == EXIT_USAGE
     (line,) = capsys.readouterr().err.splitlines()
     assert "need one SQLite and one PostgreSQL results file" in line
+
+
+def test_postgres_runs_use_smaller_task_counts_at_the_same_process_counts() -> None:
+    from bench.profiles import POSTGRES_SIZES, profile
+
+    for name, sizes in POSTGRES_SIZES.items():
+        lite, pg = profile(name), profile(name, "postgres")
+        for scenario, changed in sizes.items():
+            for field, value in changed.items():
+                assert getattr(pg[scenario], field) == value < getattr(lite[scenario], field)
+        assert pg["claim"].processes == lite["claim"].processes
+        assert pg["worker"].executors == lite["worker"].executors
+    assert profile("tiny", "postgres") == profile("tiny")
