@@ -81,6 +81,14 @@ class Claimer(Protocol):
         """
         ...
 
+    def next_due(self, types: list[str] | None, region: str | None) -> str | None:
+        """When the first queued task this claim could take becomes due (stored UTC text), or
+        None when there is none: how long an idle worker may sleep.
+
+        :raises QueueDatabaseError: the database failed (a subclass says why).
+        """
+        ...
+
 
 @runtime_checkable
 class QueueBackend(Protocol):

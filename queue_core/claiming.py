@@ -31,7 +31,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from queue_core import sql
 
@@ -218,6 +218,13 @@ class LookThenLockClaimer:
         rank = {task_id: position for position, task_id in enumerate(ids)}
         rows.sort(key=lambda row: rank[int(row["id"])])
         return ClaimResult(rows, released)
+
+    def next_due(self, types: list[str] | None, region: str | None) -> str | None:
+        """When the first matching queued task becomes due (stored UTC text), or None."""
+        params = {"types": None if types is None else json.dumps(types), "region": region}
+        return cast(
+            "str | None", self._db.execute(self._queries["next_due_queued"], params).fetchone()[0]
+        )
 
 
 @cache

@@ -509,11 +509,9 @@ class TaskQueue(MendingOperations):
 
         :raises TypeError, ValueError: bad types or region.
         """
-        types_json = _types_json(types)
+        names = None if types is None else type_names(types)
         check_optional_text(region, "region")
-        queued = self.db.execute(
-            self._queries["next_due_queued"], {"types": types_json, "region": region}
-        ).fetchone()[0]
+        queued = self._claimer.next_due(names, region)
         lease = self.db.execute(self._queries["next_lease_expiry"]).fetchone()[0]
         times = [text for text in (queued, lease) if text is not None]
         return optional_from_db_text(min(times)) if times else None
@@ -700,7 +698,3 @@ def _enqueue_params(
 
 def _type_name(value: object) -> str:
     return value.__class__.__name__
-
-
-def _types_json(types: Iterable[str] | None) -> str | None:
-    return None if types is None else json.dumps(type_names(types))

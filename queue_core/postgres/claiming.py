@@ -3,12 +3,14 @@
 SQLite has one write lock, so :class:`~queue_core.claiming.LookThenLockClaimer` looks without it
 first and keeps its hold short. PostgreSQL locks rows: concurrent claims each lock the first
 due tasks *nobody else holds* (``SKIP LOCKED``) and lease them in the same statement
-(``claim_in_order`` in ``sql/postgres/queries.sql``), so claims never wait for each other and
-never lease one task twice. The order, filters, lease and fencing are SQLite's: the same
+(``claim_in_order`` for ``priority``, ``claim_by_arrival`` for ``fifo`` and ``lifo``, in
+``sql/postgres/queries.sql``), so claims never wait for each other and never lease one task
+twice. The order, filters, lease and fencing are SQLite's: the same
 :class:`~queue_core.claiming.ClaimStrategy` orders, the region rule (a task without a region
 matches every worker), and the same columns set.
 
-A claim first releases expired leases (its own statement, also ``SKIP LOCKED``), then claims.
+A claim first releases expired leases (a statement of its own, also ``SKIP LOCKED``), then
+claims; both go in one round trip (a pipeline) and one transaction.
 ``weighted_random`` draws its priority bands in Python with the queue's random source, as on
 SQLite: it reads each band's oldest due tasks, picks, and leases the picked ids with
 ``claim_by_ids`` (``SKIP LOCKED`` again), picking once more if others took some meanwhile.
@@ -16,9 +18,10 @@ SQLite: it reads each band's oldest due tasks, picks, and leases the picked ids 
 
 from __future__ import annotations
 
+import json
 import random
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from queue_core import sql
 from queue_core.claiming import ClaimRequest, ClaimResult, ClaimStrategy, sort_key, weighted_pick
@@ -28,21 +31,23 @@ if TYPE_CHECKING:
 
 __all__ = ["SkipLockedClaimer", "statement"]
 
-_ORDERS: Final = {
-    ClaimStrategy.PRIORITY: "priority, run_after_utc, id",
-    ClaimStrategy.FIFO: "run_after_utc, id",
-    ClaimStrategy.LIFO: "run_after_utc DESC, id DESC",
+# The statement of each strategy, and the ORDER BY list its /*order*/ marker stands for.
+_STATEMENTS: Final = {
+    ClaimStrategy.PRIORITY: ("claim_in_order", "priority, run_after_utc, id"),
+    ClaimStrategy.FIFO: ("claim_by_arrival", "run_after_utc, id"),
+    ClaimStrategy.LIFO: ("claim_by_arrival", "run_after_utc DESC, id DESC"),
 }
 _MARKER: Final = "/*order*/"
 
 
 @cache
 def statement(strategy: ClaimStrategy) -> str:
-    """``claim_in_order`` with the ORDER BY of ``strategy`` (not ``weighted_random``).
+    """The one statement that claims in ``strategy``'s order (not ``weighted_random``).
 
     :raises KeyError: ``weighted_random``, which has no single order.
     """
-    return sql.postgres_queries()["claim_in_order"].replace(_MARKER, _ORDERS[strategy])
+    name, order = _STATEMENTS[strategy]
+    return sql.postgres_queries()[name].replace(_MARKER, order)
 
 
 class SkipLockedClaimer:
@@ -59,10 +64,6 @@ class SkipLockedClaimer:
         :raises QueueBusyError: a statement kept losing races or waited too long for a lock.
         :raises QueueDatabaseError: any other database error (a subclass says why).
         """
-        db = self._db
-        released = db.execute(
-            self._queries["release_expired_leases"], {"now": request.now}
-        ).rowcount
         params: dict[str, Any] = {
             "worker_id": request.worker_id,
             "lease_until": request.lease_until,
@@ -71,12 +72,23 @@ class SkipLockedClaimer:
             "region": request.region,
             "limit": request.limit,
         }
+        release = (self._queries["release_expired_leases"], {"now": request.now})
         if request.strategy is ClaimStrategy.WEIGHTED_RANDOM:
+            released = self._db.execute(*release).rowcount
             return ClaimResult(self._weighted(params, request.limit), released)
-        rows = db.execute(statement(request.strategy), params).fetchall()
+        # One round trip: the release and the claim, in one transaction (or the caller's), so
+        # the claim may lease what the release just put back, as on SQLite.
+        freed, claimed = self._db.execute_together([release, (statement(request.strategy), params)])
+        rows = claimed.fetchall()
         key, reverse = sort_key(request.strategy)
         rows.sort(key=key, reverse=reverse)  # RETURNING order is arbitrary
-        return ClaimResult(rows, released)
+        return ClaimResult(rows, freed.rowcount)
+
+    def next_due(self, types: list[str] | None, region: str | None) -> str | None:
+        """When the first matching queued task becomes due (stored UTC text), or None."""
+        params = {"types": None if types is None else json.dumps(types), "region": region}
+        row = self._db.execute(self._queries["next_due_queued"], params).fetchone()
+        return cast("str | None", row[0])
 
     def _weighted(self, params: dict[str, Any], limit: int) -> list[Any]:
         ids = self._pick(params, limit, set())

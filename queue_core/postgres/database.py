@@ -55,6 +55,7 @@ DEFAULT_LOCK_TIMEOUT_MS: Final = 5000
 timeout has the same default)."""
 _RETRIES: Final = 4
 """How many more times a statement run on its own is tried after it lost a race."""
+_LOCK_NOT_AVAILABLE: Final = "55P03"
 # Connections inherited through fork: closing one in the child would end the parent's session
 # (the socket is shared), so the child keeps them referenced instead.
 _FORK_ORPHANS: list[psycopg.Connection[Any]] = []
@@ -272,6 +273,25 @@ class PostgresDatabase:
         its own: an idle worker engine sleeps until a queued task's NOTIFY arrives."""
         return NotifyWatch(self._url)
 
+    @property
+    def busy_timeout_ms(self) -> int:
+        """:attr:`lock_timeout_ms`, under the name SQLite's ``QueueDatabase`` gives its own."""
+        return self._lock_timeout_ms
+
+    @property
+    def lock_timeout_ms(self) -> int:
+        """How long a statement waits for a row lock before :class:`QueueBusyError`."""
+        return self._lock_timeout_ms
+
+    def without_busy_wait(self) -> nullcontext[None]:
+        """Nothing to change: PostgreSQL writers do not queue for one database lock.
+
+        SQLite's ``QueueDatabase.without_busy_wait()`` makes a transaction fail at once when
+        another connection holds the write lock. Here transactions only wait for the rows they
+        touch, which claims (``SKIP LOCKED``) never make them do for long.
+        """
+        return nullcontext()
+
     def checkpoints_between_transactions(self) -> nullcontext[None]:
         """Nothing to do: PostgreSQL's own checkpointer paces the log, not the writers."""
         return nullcontext()
@@ -317,8 +337,8 @@ class PostgresDatabase:
         """Execute one statement and return all of its rows.
 
         Outside a transaction it commits on its own, and is tried again (up to four times,
-        after a short random pause) when it lost a race: a serialization failure, a deadlock or
-        a lock wait longer than ``lock_timeout_ms``.
+        after a short random pause) when it lost a race: a serialization failure or a deadlock.
+        A row-lock wait longer than ``lock_timeout_ms`` is not tried again.
 
         :raises QueueBusyError: it kept losing races, or waited too long for a row lock.
         :raises QueueIntegrityError: it broke a constraint.
@@ -331,6 +351,21 @@ class PostgresDatabase:
             conn = self._connection()
             in_transaction = conn.info.transaction_status != pq.TransactionStatus.IDLE
             return self._run(conn, sql, params, retry=not in_transaction)
+
+    def execute_together(self, statements: Sequence[tuple[str, Params]]) -> list[Rows]:
+        """Execute several statements in one round trip (psycopg's pipeline mode); return the
+        rows of each, in order.
+
+        Outside a transaction they run as one transaction, tried again as a whole when it lost
+        a race (as :meth:`execute`); a failing statement undoes the ones before it and skips
+        the rest.
+
+        :raises QueueDatabaseError: as for :meth:`execute`.
+        """
+        with self._guard():
+            conn = self._connection()
+            in_transaction = conn.info.transaction_status != pq.TransactionStatus.IDLE
+            return self._run_all(conn, statements, retry=not in_transaction)
 
     def execute_many(self, sql: str, param_list: Iterable[Params]) -> None:
         """Execute ``sql`` once per parameter set, all in one transaction (or the caller's).
@@ -441,8 +476,9 @@ class PostgresDatabase:
         if self._closed:
             raise QueueClosedError(f"{self!r} is closed")
         conn = self._conn
-        if conn is not None and conn.closed:
-            conn = self._conn = None  # the server ended it; connect again
+        if conn is not None and (conn.closed or conn.broken):
+            self._forget(conn)  # the server or the network ended it: connect again
+            conn = None
         if conn is None:
             conn = self._open()
             self._conn = conn
@@ -475,22 +511,41 @@ class PostgresDatabase:
         return conn
 
     def _run(self, conn: psycopg.Connection[Any], sql: str, params: Params, *, retry: bool) -> Rows:
+        return self._run_all(conn, ((sql, params),), retry=retry)[0]
+
+    def _run_all(
+        self,
+        conn: psycopg.Connection[Any],
+        statements: Sequence[tuple[str, Params]],
+        *,
+        retry: bool,
+    ) -> list[Rows]:
         started = time.perf_counter()
-        bound = params if params else None  # no parameters: send the text as it is
         attempt = 0
         while True:
             try:
-                with conn.cursor() as cursor:
-                    cursor.execute(sql, bound)
-                    rows = cursor.fetchall() if cursor.description is not None else []
-                    return Rows(rows, cursor.rowcount)
+                if len(statements) == 1:
+                    ((sql, params),) = statements
+                    with conn.cursor() as cursor:
+                        cursor.execute(sql, params if params else None)
+                        return [_rows_of(cursor)]
+                cursors = [conn.cursor() for _ in statements]
+                try:
+                    with conn.pipeline():
+                        for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                            cursor.execute(sql, params if params else None)
+                    return [_rows_of(cursor) for cursor in cursors]
+                finally:
+                    for cursor in cursors:
+                        cursor.close()
             except psycopg.Error as exc:
-                if retry and attempt < _RETRIES and classify(exc) is ErrorKind.RETRY:
+                if retry and attempt < _RETRIES and _lost_a_race(exc):
                     attempt += 1
                     time.sleep(0.005 * 2**attempt * (0.5 + random.random()))
                     continue
                 waited = time.perf_counter() - started
-                raise self._translated(exc, describe_statement(sql), waited) from exc
+                operation = describe_statement(statements[0][0])
+                raise self._translated(exc, operation, waited) from exc
 
     def _control(self, conn: psycopg.Connection[Any], statement: str, started: float) -> None:
         """BEGIN, COMMIT: translated like any statement; a failed COMMIT is rolled back."""
@@ -556,6 +611,17 @@ class PostgresDatabase:
         if _log.isEnabledFor(level):
             _log.log(level, "%s failed after %.1f ms: %s", operation, waited * 1000, error)
         return error
+
+
+def _rows_of(cursor: psycopg.Cursor[Any]) -> Rows:
+    rows = cursor.fetchall() if cursor.description is not None else []
+    return Rows(rows, cursor.rowcount)
+
+
+def _lost_a_race(exc: psycopg.Error) -> bool:
+    """A serialization failure or deadlock: the statement was rolled back whole and may run
+    again. A lock timeout is not one: it already waited the whole ``lock_timeout_ms``."""
+    return classify(exc) is ErrorKind.RETRY and exc.sqlstate != _LOCK_NOT_AVAILABLE
 
 
 def _masked(url: str) -> str:

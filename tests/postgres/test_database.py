@@ -245,3 +245,42 @@ def test_the_change_token_moves_when_another_connection_commits(
     with PostgresDatabase(postgres_queue_url) as other:
         TaskQueue(other).enqueue("t", {})
     assert pg.change_token() != token
+
+
+def test_the_cli_takes_a_url_and_refuses_file_commands_in_one_line(
+    postgres_queue_url: str,
+) -> None:
+    import json
+
+    from tests.conftest import empty_postgres_queue
+    from tests.integration.test_cli import run_cli
+
+    empty_postgres_queue(postgres_queue_url)
+    init = run_cli("init", "--db", postgres_queue_url, "--json")
+    assert init.returncode == 0, init.stderr
+    assert json.loads(init.stdout)["schema_version"] >= 4
+    for command in (["backup"], ["check"], ["backups"], ["restore", "x.db"]):
+        result = run_cli(*command, "--db", postgres_queue_url)
+        assert result.returncode == 2, (command, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert "works on a SQLite queue file" in line
+
+
+def test_the_readme_connect_example_runs(postgres_queue_url: str, tmp_path: Path) -> None:
+    import re
+
+    from tests.conftest import empty_postgres_queue
+
+    empty_postgres_queue(postgres_queue_url)
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    section = readme.read_text(encoding="utf-8").split("### SQLite or PostgreSQL: `connect()`")[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match, "the README lost its connect() example"
+    code = match[1].replace('"queue.db"', repr(str(tmp_path / "queue.db")))
+    code = code.replace('"postgresql://prismq:secret@db-host/prismq"', repr(postgres_queue_url))
+    namespace: dict[str, object] = {}
+    exec(compile(code, str(readme), "exec"), namespace)
+    queue = namespace["queue"]
+    assert isinstance(queue, TaskQueue) and isinstance(queue.db, PostgresDatabase)
+    queue.enqueue("t", {})
+    queue.db.close()

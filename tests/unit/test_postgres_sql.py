@@ -89,3 +89,11 @@ def test_every_statement_the_queue_runs_has_a_postgres_version() -> None:
     missing = set(sql.queries()) - SQLITE_ONLY_QUERIES - set(sql.postgres_queries())
     assert not missing, f"postgres/queries.sql lacks {sorted(missing)}"
     assert set(sql.queries()) >= SQLITE_ONLY_QUERIES
+
+
+def test_connect_without_psycopg_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from queue_core import QueueDatabaseError, connect
+
+    monkeypatch.setitem(sys.modules, "queue_core.postgres.database", None)  # import fails
+    with pytest.raises(QueueDatabaseError, match=r"pip install"):
+        connect("postgresql://nobody@127.0.0.1:1/none")

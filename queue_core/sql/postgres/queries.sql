@@ -307,13 +307,18 @@ DELETE FROM task_queue WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::js
 -- matches status = 'queued' when it is locked, so no task is leased twice. :types is a text
 -- array or NULL (any type); a task without a region matches every worker. /*order*/ is
 -- replaced by the strategy's ORDER BY list (queue_core.postgres.claiming).
+-- The region rule is written coalesce(region = :region, region IS NULL), not
+-- "region IS NULL OR region = :region": the same truth, but without statistics (a burst of
+-- enqueues before autovacuum analyzes the table) the planner guesses IS NULL matches 0.5% of
+-- rows and sorts every due task instead of walking ix_task_status_prio_time in claim order
+-- (4.5 ms rather than 0.2 ms per claim at 10,000 queued, measured).
 
 -- claim_in_order --
 WITH picked AS (
     SELECT id FROM task_queue
     WHERE status = 'queued' AND run_after_utc <= %(now)s::timestamptz
       AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
-      AND (region IS NULL OR region = %(region)s::text)
+      AND coalesce(region = %(region)s::text, region IS NULL)
     ORDER BY /*order*/
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -323,19 +328,69 @@ UPDATE task_queue
 WHERE id IN (SELECT id FROM picked)
 RETURNING {task_columns};
 
+-- claim_bands --
+-- A part of the statements below, not a statement: the distinct priorities ("bands") of the
+-- matching queued tasks, by a loose index scan of ix_task_status_prio_time (the next band is the
+-- least priority above the last one: one index descent each), so the cost grows with the number
+-- of bands, not with the backlog.
+WITH RECURSIVE bands(p) AS (
+    SELECT (SELECT min(priority) FROM task_queue
+            WHERE status = 'queued'
+              AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+              AND coalesce(region = %(region)s::text, region IS NULL))
+    UNION ALL
+    SELECT (SELECT min(priority) FROM task_queue
+            WHERE status = 'queued' AND priority > bands.p
+              AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+              AND coalesce(region = %(region)s::text, region IS NULL))
+    FROM bands WHERE bands.p IS NOT NULL
+)
+
+-- claim_by_arrival --
+-- fifo and lifo in one statement: in each band the :limit due tasks that arrived first (or
+-- last: /*order*/ is "run_after_utc, id" or "run_after_utc DESC, id DESC"), each band one seek
+-- into ix_task_status_prio_time, locked unless another claim holds them; of those the first
+-- :limit in arrival order are leased. Sorting every due task instead costs time in proportion
+-- to the backlog (15 ms for 20,000). The heads of a band that are locked but not leased are
+-- let go when the statement ends.
+{claim_bands},
+picked AS (
+    SELECT heads.id FROM bands, LATERAL (
+        SELECT id, run_after_utc FROM task_queue
+        WHERE status = 'queued' AND priority = bands.p
+          AND run_after_utc <= %(now)s::timestamptz
+          AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+          AND coalesce(region = %(region)s::text, region IS NULL)
+        ORDER BY /*order*/
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS heads
+    WHERE bands.p IS NOT NULL
+    ORDER BY /*order*/
+    LIMIT %(limit)s
+)
+UPDATE task_queue
+{lease_to_worker}
+WHERE id IN (SELECT id FROM picked)
+RETURNING {task_columns};
+
 -- claim_band_heads --
--- weighted_random's look: for each priority band of due matching tasks, its :limit oldest
--- (run_after_utc, id). The band is then drawn in Python with the queue's random source, as on
--- SQLite, and claim_by_ids leases the pick.
-SELECT priority, run_after_utc, id FROM (
-    SELECT priority, run_after_utc, id,
-           row_number() OVER (PARTITION BY priority ORDER BY run_after_utc, id) AS place
-    FROM task_queue
-    WHERE status = 'queued' AND run_after_utc <= %(now)s::timestamptz
+-- weighted_random's look: for each priority band with due matching tasks, its :limit oldest
+-- (run_after_utc, id), read as claim_by_arrival does but without locking. The band is then
+-- drawn in Python with the queue's random source, as on SQLite, and claim_by_ids leases the
+-- pick.
+{claim_bands}
+SELECT heads.priority, heads.run_after_utc, heads.id
+FROM bands, LATERAL (
+    SELECT priority, run_after_utc, id FROM task_queue
+    WHERE status = 'queued' AND priority = bands.p
+      AND run_after_utc <= %(now)s::timestamptz
       AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
-      AND (region IS NULL OR region = %(region)s::text)
+      AND coalesce(region = %(region)s::text, region IS NULL)
+    ORDER BY run_after_utc, id
+    LIMIT %(limit)s
 ) AS heads
-WHERE place <= %(limit)s;
+WHERE bands.p IS NOT NULL;
 
 -- claim_by_ids --
 -- Leases those of the picked tasks that are still queued and due, skipping any another claim
