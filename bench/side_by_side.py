@@ -139,6 +139,11 @@ def _busy_wait_p99(summary: busy.Summary) -> float | None:
     return None if found is None else found.lock_wait_p99_ms
 
 
+def _busy_wait_max(summary: busy.Summary) -> float | None:
+    found = summary.at_max_processes.get(str(busy.GATED_TIMEOUT_MS))
+    return None if found is None else found.lock_wait_max_ms
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else value * 100
 
@@ -194,6 +199,13 @@ FIGURES: tuple[Measure, ...] = (
         "ms",
         "<",
         _busy(_busy_wait_p99),
+    ),
+    Measure(
+        "busy_wait_max",
+        f"longest lock wait, most processes, {busy.GATED_TIMEOUT_MS} ms timeout",
+        "ms",
+        "<",
+        _busy(_busy_wait_max),
     ),
     *(
         Measure(
