@@ -64,10 +64,12 @@ def test_an_enqueue_wakes_the_handle_and_mark_consumes_it(
 
 
 def test_only_statements_that_queue_a_task_notify(watch: NotifyWatch, producer: Any) -> None:
-    task = enqueue(producer)
-    watch.mark()
     handle = watch.handle()
     assert handle is not None
+    task = enqueue(producer)
+    # Delivery is asynchronous: let the enqueue's notification arrive before marking.
+    assert readable_within(handle, WAIT_S)
+    watch.mark()
     producer.execute("UPDATE task_queue SET status = 'processing' WHERE id = %s", (task,))
     producer.execute("UPDATE task_queue SET priority = 3 WHERE id = %s", (task,))
     producer.execute("UPDATE task_queue SET status = 'completed' WHERE id = %s", (task,))
