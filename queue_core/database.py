@@ -36,6 +36,7 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
+from queue_core.waking import DataVersionWatch
 from queue_core.wal_index import WalIndex
 from queue_core.write_gate import (
     LockOpener,
@@ -688,6 +689,14 @@ class QueueDatabase:
                 return int(conn.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
                 raise translate_error(exc) from exc
+
+    def change_watch(self) -> DataVersionWatch:
+        """A :class:`~queue_core.waking.ChangeWatch` on this connection's ``data_version``.
+
+        The worker engine waits on it when it found nothing to claim; see
+        :mod:`queue_core.waking`.
+        """
+        return DataVersionWatch(self)
 
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
