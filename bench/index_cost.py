@@ -69,7 +69,7 @@ def _objects(version: int) -> list[tuple[str, str]]:
         tempfile.TemporaryDirectory(prefix="index-cost-objects-") as folder,
         QueueDatabase(Path(folder) / "objects.db") as db,
     ):
-        schema.migrate(db, sql.migrations()[:version])
+        schema.migrate(db, _chain(version))
         rows = db.execute(
             "SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger')"
             " AND sql NOT LIKE 'CREATE UNIQUE %' AND name NOT LIKE 'sqlite_autoindex_%'"
@@ -99,13 +99,20 @@ def variants(*, spec: bool = False) -> list[Variant]:
             continue
         statement = f"DROP {kind.upper()} {name}"
         found.append(Variant(f"without {name}", latest, (statement,)))
-    found += [Variant(f"schema {version}", version) for version in range(latest - 1, 1, -1)]
+    older = [m.version for m in sql.migrations() if 1 < m.version < latest]
+    found += [Variant(f"schema {version}", version) for version in reversed(older)]
     return found
+
+
+def _chain(version: int) -> tuple[sql.Migration, ...]:
+    """The migrations up to ``version`` (numbers may skip one that only the other backend
+    needed)."""
+    return tuple(m for m in sql.migrations() if m.version <= version)
 
 
 def _build(path: Path, variant: Variant) -> None:
     with QueueDatabase(path) as db:
-        schema.migrate(db, sql.migrations()[: variant.version])
+        schema.migrate(db, _chain(variant.version))
         for statement in variant.drop:
             db.execute(statement)
 

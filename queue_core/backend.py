@@ -18,7 +18,9 @@ What the queue needs, and no more:
 - **where the algorithm differs**: :meth:`~QueueBackend.claimer` (SQLite looks before it takes
   its one write lock; PostgreSQL claims in one ``FOR UPDATE SKIP LOCKED`` statement) and
   :meth:`~QueueBackend.insert_tasks` (how a batch insert learns its ids);
-- **waking**: :meth:`~QueueBackend.change_token`, a cheap number an idle worker compares;
+- **waking**: :meth:`~QueueBackend.change_token`, a cheap number an idle worker compares, and
+  :meth:`~QueueBackend.change_watch`, what an idle worker engine waits on (SQLite polls
+  ``data_version``; PostgreSQL LISTENs for a queued task's NOTIFY; see :mod:`queue_core.waking`);
 - **bulk-write pacing** (:meth:`~QueueBackend.checkpoints_between_transactions`,
   :meth:`~QueueBackend.checkpoint_passive`), which prune calls between its batches; a backend
   without a write-ahead log to keep short makes them cost nothing;
@@ -34,6 +36,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from queue_core.claiming import ClaimRequest, ClaimResult
+from queue_core.waking import ChangeWatch
 
 __all__ = ["ClaimRequest", "ClaimResult", "Claimer", "QueueBackend", "Result", "Session"]
 
@@ -143,6 +146,11 @@ class QueueBackend(Protocol):
 
     def change_token(self) -> int:
         """A number that changes when other connections commit (no lock, cheap)."""
+        ...
+
+    def change_watch(self) -> ChangeWatch:
+        """A new :class:`~queue_core.waking.ChangeWatch` for one idle worker to wait on; the
+        worker closes it."""
         ...
 
     def checkpoints_between_transactions(self) -> AbstractContextManager[None]:

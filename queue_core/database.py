@@ -36,8 +36,15 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
+from queue_core.waking import DataVersionWatch
 from queue_core.wal_index import WalIndex
-from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
+from queue_core.write_gate import (
+    LockOpener,
+    WriteGate,
+    lock_path_for,
+    open_file_lock,
+    wait_path_for,
+)
 
 if TYPE_CHECKING:
     from queue_core.backend import Session
@@ -275,12 +282,14 @@ class QueueDatabase:
         only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
     :param fair_lock: queue writers of this file in the order they arrive, through an OS lock on
-        ``<database>-writer.lock`` taken before SQLite's write lock (see
-        :mod:`queue_core.write_gate`): bounded, fair lock waits under contention, at a cost in
-        throughput when writers outnumber free cores. Default :data:`DEFAULT_FAIR_LOCK` (off;
-        the README gives the measured trade-off). When the lock file cannot be created, writes
-        go straight to SQLite's busy handler (``fair_lock_active`` is then False).
-    :param lock_opener: the OS seam that opens the lock file (tests pass a fake).
+        ``<database>-writer.lock`` taken before SQLite's write lock, with a second side file,
+        ``<database>-writer.wait``, that stops newcomers from overtaking a writer that has
+        waited 40 ms (see :mod:`queue_core.write_gate`): bounded, fair lock waits under
+        contention, at a cost in throughput when writers outnumber free cores. Default
+        :data:`DEFAULT_FAIR_LOCK` (off; the README gives the measured trade-off). When the lock
+        file cannot be created, writes go straight to SQLite's busy handler
+        (``fair_lock_active`` is then False); without the wait file the gate works unbounded.
+    :param lock_opener: the OS seam that opens the side files (tests pass a fake).
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
     :raises QueueCorruptError: the file exists but is not a SQLite database.
@@ -681,6 +690,14 @@ class QueueDatabase:
             except sqlite3.Error as exc:
                 raise translate_error(exc) from exc
 
+    def change_watch(self) -> DataVersionWatch:
+        """A :class:`~queue_core.waking.ChangeWatch` on this connection's ``data_version``.
+
+        The worker engine waits on it when it found nothing to claim; see
+        :mod:`queue_core.waking`.
+        """
+        return DataVersionWatch(self)
+
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
 
@@ -734,11 +751,20 @@ class QueueDatabase:
             if self._closed:
                 raise QueueClosedError(f"{self!r} is closed")
             try:
-                self._gate = WriteGate(self._lock_opener(lock_path_for(self._path)))
+                lock = self._lock_opener(lock_path_for(self._path))
             except OSError as exc:
                 # Fall back to SQLite's busy handler: correct, only less fair.
                 self._gate_failure = f"cannot open {lock_path_for(self._path)}: {exc}"
                 return None
+            try:
+                starving = self._lock_opener(wait_path_for(self._path))
+            except OSError as exc:
+                # The gate still queues writers; only newcomers may overtake a long waiter.
+                _log.debug(
+                    "no bound on overtaking: cannot open %s: %s", wait_path_for(self._path), exc
+                )
+                starving = None
+            self._gate = WriteGate(lock, starving)
         return self._gate
 
     def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:

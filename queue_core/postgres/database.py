@@ -46,6 +46,7 @@ from queue_core.database import describe_statement
 from queue_core.exceptions import QueueBusyError, QueueClosedError, QueueDatabaseError
 from queue_core.postgres.claiming import SkipLockedClaimer
 from queue_core.postgres.errors import ErrorKind, classify, translate_error
+from queue_core.postgres.waking import NotifyWatch
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT_MS", "PostgresDatabase", "Row", "Rows", "utc_text"]
 
@@ -266,6 +267,11 @@ class PostgresDatabase:
         """
         row = self.execute(self.queries["change_token"]).fetchone()
         return hash(str(row[0]))
+
+    def change_watch(self) -> NotifyWatch:
+        """A :class:`~queue_core.postgres.waking.NotifyWatch` on a listening connection of
+        its own: an idle worker engine sleeps until a queued task's NOTIFY arrives."""
+        return NotifyWatch(self._url)
 
     @property
     def busy_timeout_ms(self) -> int:

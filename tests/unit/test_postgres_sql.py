@@ -54,7 +54,9 @@ def test_every_sqlite_migration_has_a_postgres_translation() -> None:
     sqlite = [(m.version, m.name) for m in sql.migrations()]
     postgres = [(m.version, m.name) for m in sql.postgres_migrations()]
     assert postgres[: len(sqlite)] == sqlite or set(sqlite) <= set(postgres)
-    assert [version for version, _ in postgres] == list(range(1, len(postgres) + 1))
+    # Strictly increasing; numbers reserved for work in flight may leave a gap for a while.
+    versions = [version for version, _ in postgres]
+    assert versions == sorted(set(versions)) and versions[0] == 1
     assert all(m.statements for m in sql.postgres_migrations())
 
 
