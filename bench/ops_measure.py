@@ -61,6 +61,17 @@ def build(template: Path, completed: int, queued: int) -> dict[str, Any]:
                 """,
                 (completed,),
             )
+            # Tasks enter the queue unfinished and the counters follow their transitions, so
+            # rows inserted already completed are counted here, as migration 0004 counted the
+            # rows it found.
+            conn.execute(
+                """
+                INSERT INTO finished_task_counts (type, status, n)
+                SELECT type, status, count(*) FROM task_queue
+                WHERE status IN ('completed', 'failed', 'cancelled') GROUP BY type, status
+                ON CONFLICT (type, status) DO UPDATE SET n = n + excluded.n
+                """
+            )
             conn.execute(
                 """
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)

@@ -184,14 +184,26 @@ class LookThenLockClaimer:
         released = 0
         self._look_first = True  # unless this claim gets tasks (an error leaves it looking)
         with self._db.transaction() as conn:
+            # Released tasks may come first in claim order, and a claim that did not look has
+            # no pick: either way, pick anew under the lock.
+            pick_anew = expired is not None
+            if expired is True:
+                # It did not look. A read of the lease index costs less than the UPDATE that
+                # would find nothing to release (which opens a statement journal for its
+                # triggers): 3 % of a claim+complete's instructions.
+                expired = conn.execute(
+                    self._queries["expired_lease_exists"], {"now": now}
+                ).fetchone()
             if expired is not None:
-                # Released tasks may come first in claim order: the look is stale, pick anew.
                 released = int(
                     conn.execute(self._queries["release_expired_leases"], {"now": now}).rowcount
                 )
+            if pick_anew:
                 if order is ClaimStrategy.PRIORITY and len(arms) == 1:
-                    # One arm in priority order: pick and lease in one statement.
-                    query = statement("claim_in_order", "type" in arms[0])
+                    # One arm in priority order: pick and lease in one statement; for one task
+                    # by id = (subquery), which needs no temporary table for an IN list.
+                    name = "claim_first_in_order" if limit == 1 else "claim_in_order"
+                    query = statement(name, "type" in arms[0])
                     cursor = conn.execute(query, {**arms[0], **lease_params, "limit": limit})
                     rows = sorted(cursor, key=_priority_order)
                     ids = [int(row["id"]) for row in rows]

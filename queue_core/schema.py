@@ -33,7 +33,6 @@ INDEXES: Final = (
     "ix_task_queued_type_region",
 )
 TRIGGERS: Final = (
-    "trg_task_finished_count_insert",
     "trg_task_finished_count_enter",
     "trg_task_finished_count_leave",
     "trg_task_finished_count_delete",

@@ -68,6 +68,7 @@ def commands() -> Sequence[Command]:
         schema.COMMAND,
         paired.PARAM_STYLE,
         paired.TRACER_OVERHEAD,
+        paired.INDEX_COST,
         ops.COMMAND,
     )
 

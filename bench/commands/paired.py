@@ -1,11 +1,12 @@
-"""``python -m bench param-style`` and ``python -m bench tracer-overhead``: the standalone A/B
-measurements of the core (``bench.param_style``, ``bench.tracer_overhead``), each a module with
-``measure(rounds, tasks) -> dict`` and ``render(result) -> list[str]``."""
+"""``python -m bench param-style``, ``tracer-overhead`` and ``index-cost``: the standalone A/B
+measurements of the core (``bench.param_style``, ``bench.tracer_overhead``, ``bench.index_cost``),
+each a module with ``measure(rounds, tasks) -> dict`` and ``render(result) -> list[str]``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from typing import Any
 
 from bench.commands import Command
 
@@ -32,12 +33,48 @@ class PairedCommand(Command):
         if args.rounds < 1 or args.tasks < 1:
             return self.usage_error(args, "--rounds and --tasks must be at least 1")
         module = importlib.import_module(f"bench.{self.module}")
-        result = module.measure(args.rounds, args.tasks)
+        result = module.measure(args.rounds, args.tasks, **self.options(args))
         if args.json:
             self.print_json(result)
         else:
             print("\n".join(module.render(result)))
         return 0
+
+    def options(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Keyword arguments of ``measure`` from this command's own options (none here)."""
+        return {}
+
+
+class IndexCostCommand(PairedCommand):
+    """``index-cost``: the paired options plus ``--spec`` and ``--profile``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--spec",
+            action="store_true",
+            help="also drop each of the specification's own indexes in turn (for reference)",
+        )
+        parser.add_argument(
+            "--profile",
+            action="store_true",
+            help="instead, profile enqueue_many and claim+complete on the shipped schema",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        if not args.profile:
+            return super().run(args)
+        if args.tasks < 1:
+            return self.usage_error(args, "--tasks must be at least 1")
+        if args.json:
+            return self.usage_error(args, "--profile prints a text profile; drop --json")
+        from bench import index_cost
+
+        print(index_cost.profile(args.tasks), end="")
+        return 0
+
+    def options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"spec": args.spec}
 
 
 PARAM_STYLE = PairedCommand(
@@ -51,6 +88,13 @@ TRACER_OVERHEAD = PairedCommand(
     "tracer-overhead",
     "tracer_overhead",
     "what a QueueDatabase tracer costs, against bare sqlite3",
+    rounds=9,
+    tasks=1000,
+)
+INDEX_COST = IndexCostCommand(
+    "index-cost",
+    "index_cost",
+    "what each index and trigger costs enqueue, enqueue_many and claim+complete",
     rounds=9,
     tasks=1000,
 )

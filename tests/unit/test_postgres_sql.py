@@ -79,6 +79,7 @@ SQLITE_ONLY_QUERIES = {
     "claim_band_heads_oldest",
     "claim_bands",
     "claim_due_in_order",
+    "claim_first_in_order",
     "enqueue_batch",
     "expired_lease_exists",
     "last_insert_rowid",
