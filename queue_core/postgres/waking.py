@@ -1,6 +1,6 @@
 """The PostgreSQL change watch: LISTEN for the NOTIFY that a queued task sends.
 
-Migration 0007's triggers send ``NOTIFY prismq_task_queue`` when a statement puts a task in
+Migration 0006's triggers send ``NOTIFY prismq_task_queue`` when a statement puts a task in
 ``queued`` (an enqueue, a retry, a release); the notification is delivered when that
 transaction commits. :class:`NotifyWatch` LISTENs on a connection of its own (psycopg reads
 notifications on an autocommit connection that runs nothing else), and its socket is the
@@ -36,7 +36,7 @@ __all__ = ["CHANNEL", "RECONNECT_SECONDS", "SAFETY_POLL_SECONDS", "NotifyWatch"]
 
 LOG: Final = logging.getLogger("queue_core.postgres.waking")
 CHANNEL: Final = "prismq_task_queue"
-"""The channel migration 0007's triggers notify (``listen_queued_tasks`` LISTENs on it)."""
+"""The channel migration 0006's triggers notify (``listen_queued_tasks`` LISTENs on it)."""
 SAFETY_POLL_SECONDS: Final = 1.0
 """An idle engine claims at least this often even when no notification came."""
 RECONNECT_SECONDS: Final = 1.0

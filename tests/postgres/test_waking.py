@@ -1,4 +1,4 @@
-"""NotifyWatch: migration 0007's NOTIFY wakes a listener; a poll is the safety net."""
+"""NotifyWatch: migration 0006's NOTIFY wakes a listener; a poll is the safety net."""
 
 from __future__ import annotations
 

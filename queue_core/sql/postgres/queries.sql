@@ -419,9 +419,9 @@ SELECT set_config('TimeZone', 'UTC', false),
 -- The server's current snapshot: it changes whenever a transaction that writes starts or ends.
 SELECT pg_current_snapshot()::text;
 
--- ==== Waking idle worker engines (LISTEN/NOTIFY; the triggers are migration 0007) ====
+-- ==== Waking idle worker engines (LISTEN/NOTIFY; the triggers are migration 0006) ====
 
 -- listen_queued_tasks --
--- On the watch's own autocommit connection: the triggers of 0007 notify this channel when a
+-- On the watch's own autocommit connection: the triggers of 0006 notify this channel when a
 -- task enters 'queued'.
 LISTEN prismq_task_queue
