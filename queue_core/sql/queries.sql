@@ -265,9 +265,12 @@ ORDER BY id DESC LIMIT :limit;
 
 -- retry_task --
 -- A failed or cancelled task goes back to the queue, due now, with a fresh set of attempts.
--- error_message keeps the last error until the next attempt ends.
+-- error_message keeps the last error until the next attempt ends. A task cancelled while it
+-- ran kept its lease (cancel_task): its handler may still be running until its worker next
+-- renews and finds the task gone, so it is due only once that lease would have run out.
 UPDATE task_queue
-SET status = 'queued', attempts = 0, run_after_utc = :now, finished_at_utc = NULL,
+SET status = 'queued', attempts = 0,
+    run_after_utc = max(:now, coalesce(lease_until_utc, :now)), finished_at_utc = NULL,
     locked_by = NULL, lease_until_utc = NULL, updated_at_utc = :now
 WHERE id = :task_id AND status IN ('failed', 'cancelled')
 RETURNING {task_columns};
@@ -287,9 +290,10 @@ RETURNING id;
 -- cancel_task --
 -- A queued task, or one being processed, becomes cancelled. A worker still running it keeps
 -- going, but its complete/fail/extend_lease are refused (they are fenced on status
--- 'processing'); locked_by stays as the record of who held it.
+-- 'processing'); locked_by stays as the record of who held it, and lease_until_utc as the
+-- latest its handler may run on (retry_task waits for it; no lease index holds a cancelled task).
 UPDATE task_queue
-SET status = 'cancelled', finished_at_utc = :now, lease_until_utc = NULL, updated_at_utc = :now,
+SET status = 'cancelled', finished_at_utc = :now, updated_at_utc = :now,
     error_message = CASE WHEN status = 'processing'
         THEN 'cancelled while held by ' || locked_by ELSE error_message END
 WHERE id = :task_id AND status IN ('queued', 'processing')
