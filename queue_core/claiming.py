@@ -32,7 +32,16 @@ from typing import Any, Final
 
 from queue_core import sql
 
-__all__ = ["Arm", "ClaimStrategy", "any_due", "arms_for", "band_weights", "pick", "statement"]
+__all__ = [
+    "Arm",
+    "ClaimStrategy",
+    "any_due",
+    "arms_for",
+    "band_weights",
+    "next_due",
+    "pick",
+    "statement",
+]
 
 Rows = Callable[[str, Mapping[str, Any]], Iterable[Sequence[Any]]]
 """Runs one statement with named parameters and returns its rows (a connection's ``execute``)."""
@@ -99,6 +108,19 @@ def any_due(rows: Rows, arms: Sequence[Arm], now: str) -> bool:
         for _ in rows(query, {**arm, "now": now, "limit": 1}):
             return True
     return False
+
+
+def next_due(rows: Rows, arms: Sequence[Arm]) -> str | None:
+    """The earliest ``run_after_utc`` of a queued task in any arm (due or not), or None.
+
+    One seek per arm and priority band into the arm's index, whatever the backlog.
+    """
+    times = []
+    for arm in arms:
+        for (first,) in rows(statement("next_due_in_arm", "type" in arm), arm):
+            if first is not None:
+                times.append(str(first))
+    return min(times, default=None)
 
 
 def band_weights(bands: int) -> list[float]:

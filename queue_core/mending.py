@@ -12,7 +12,8 @@ called as ``queue.retry(7)``, ``queue.cancel(8)``, ``queue.prune(...)``. The SQL
   (final) at once. A worker that is running it is not interrupted (the queue cannot reach into
   another process), but from then on its ``complete``, ``fail`` and ``extend_lease`` are refused
   with :class:`~queue_core.exceptions.LeaseLostError`, exactly as for a lost lease, so its result
-  is discarded. The task keeps ``lease_until_utc``, the latest its handler may run on. Workers that want to stop early can check the status when they heartbeat.
+  is discarded. The task keeps ``lease_until_utc``, the latest its handler may run on. Workers
+  that want to stop early can check the status when they heartbeat.
 - **prune** deletes finished tasks (and their ``task_logs``) older than a cut-off, in short
   transactions. An idempotency key belongs to its task: once the task is pruned the key is free,
   and enqueueing it again creates a new task. Keys therefore deduplicate for as long as finished

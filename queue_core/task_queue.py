@@ -556,11 +556,9 @@ class TaskQueue(MendingOperations):
 
         :raises TypeError, ValueError: bad types or region.
         """
-        types_json = _types_json(types)
+        names = None if types is None else type_names(types)
         check_optional_text(region, "region")
-        queued = self.db.execute(
-            _QUERIES["next_due_queued"], {"types": types_json, "region": region}
-        ).fetchone()[0]
+        queued = claiming.next_due(self.db.execute, claiming.arms_for(names, region))
         lease = self.db.execute(_QUERIES["next_lease_expiry"]).fetchone()[0]
         times = [text for text in (queued, lease) if text is not None]
         return optional_from_db_text(min(times)) if times else None
@@ -751,7 +749,3 @@ def _type_name(value: object) -> str:
 
 def _priority_order(row: Any) -> tuple[Any, ...]:
     return (row["priority"], row["run_after_utc"], row["id"])
-
-
-def _types_json(types: Iterable[str] | None) -> str | None:
-    return None if types is None else json.dumps(type_names(types))

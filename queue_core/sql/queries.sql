@@ -190,14 +190,6 @@ WHERE status = 'processing' AND locked_by = :worker_id
   AND id IN (SELECT value FROM json_each(:task_ids))
 RETURNING id;
 
--- next_due_queued --
--- When the next task this claimer could take becomes due; NULL when there is none. Only called
--- after a claim came up short, when every matching queued task is scheduled later.
-SELECT min(run_after_utc) FROM task_queue
-WHERE status = 'queued'
-  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-  AND (region IS NULL OR region = :region);
-
 -- next_lease_expiry --
 -- When the first lease held by anyone runs out (a claim then releases it); the partial index of
 -- leased tasks makes this one index probe.
@@ -406,3 +398,16 @@ RETURNING {task_columns};
 SELECT 1 FROM task_queue INDEXED BY ix_task_lease_expiry
 WHERE status = 'processing' AND lease_until_utc <= :now
 LIMIT 1;
+
+-- ===== Worker engine (issue #9): when an engine that found nothing wakes up =====
+
+-- next_due_in_arm --
+-- When the first queued task of one arm (a (type, region) pair, see "claim:" above) becomes
+-- due; NULL when the arm has none. Per priority band (claim_bands, a loose index scan) the
+-- smallest run_after_utc is one seek into the arm's partial index of queued tasks, so the cost
+-- grows with the arms and the distinct priorities, not with the backlog: an engine calls it
+-- after every claim that came up short.
+{claim_bands}
+SELECT min((SELECT min(run_after_utc) FROM task_queue
+            WHERE status = 'queued' /*filter*/ AND priority = bands.p))
+FROM bands WHERE bands.p IS NOT NULL;
