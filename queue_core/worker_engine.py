@@ -51,7 +51,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from queue_core.claiming import ClaimStrategy
 from queue_core.database import QueueDatabase
-from queue_core.exceptions import LeaseLostError, QueueBusyError, QueueDatabaseError
+from queue_core.exceptions import (
+    LeaseLostError,
+    QueueBusyError,
+    QueueDatabaseError,
+    QueueIntegrityError,
+    TaskNotFoundError,
+)
 from queue_core.executor import Handler, executor_main, handler_reference
 from queue_core.stop_signals import StopSignals
 from queue_core.task_queue import DEFAULT_LEASE_SECONDS, TaskQueue
@@ -98,6 +104,21 @@ BUSY_RETRY_SECONDS: Final = 0.05
 """The retry interval once the write lock stayed taken for a whole busy timeout."""
 FINAL_WRITE_ATTEMPTS: Final = 3
 EXECUTOR_JOIN_SECONDS: Final = 10.0
+
+
+_REFUSED_OUTCOME: Final = (
+    ValueError,  # UnicodeEncodeError included
+    TypeError,
+    QueueIntegrityError,
+    TaskNotFoundError,
+)
+"""What writing one task's outcome may raise because of that outcome alone; anything else (a
+corrupt or vanished database) ends the engine, after it released what it could."""
+
+
+def _printable(text: str) -> str:
+    """``text`` with what SQLite cannot store as UTF-8 (lone surrogates) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class WorkerEngineError(QueueDatabaseError):
@@ -820,23 +841,61 @@ class WorkerEngine:
         return claimed
 
     def _write_outcomes(self, outcomes: list[_Outcome]) -> list[int]:
+        """Write the outcomes; return the ids whose lease was lost (their result discarded).
+
+        The completions are one fenced statement over task ids, which only a failing database
+        can break. Each failure carries what its handler produced (a message, a retry delay)
+        and goes in its own SAVEPOINT (see :meth:`_write_failure`), so one the queue refuses
+        cannot abort the batch.
+        """
         queue = self._queue
         lost = queue.complete_many([o.task_id for o in outcomes if o.error is None], self.worker_id)
         self.completed += sum(o.error is None for o in outcomes) - len(lost)
         for outcome in outcomes:
-            if outcome.error is None:
-                continue
-            try:
-                task = queue.fail(
-                    outcome.task_id, self.worker_id, outcome.error, retry_in=outcome.retry_in
-                )
-            except LeaseLostError:
+            if outcome.error is not None and self._write_failure(outcome):
                 lost.append(outcome.task_id)
+        return lost
+
+    def _write_failure(self, outcome: _Outcome) -> bool:
+        """Fail one task in a SAVEPOINT of the batch; True if its lease was lost.
+
+        An outcome the queue refuses (a ``Retry`` too far ahead, text SQLite cannot encode,
+        the task gone) is logged and written again as a plain failure with the text escaped and
+        the queue's backoff; if even that is refused, the task is left to its lease, which
+        runs out since the engine no longer renews it.
+        """
+        assert outcome.error is not None
+        queue = self._queue
+        tries = [(outcome.error, outcome.retry_in, outcome.log_message)]
+        for error, retry_in, log_message in tries:
+            try:
+                with queue.atomic():  # nested: a SAVEPOINT, undone alone if this outcome fails
+                    task = queue.fail(outcome.task_id, self.worker_id, error, retry_in=retry_in)
+                    if log_message is not None:
+                        queue.log(outcome.task_id, "ERROR", log_message)
+            except LeaseLostError:
+                return True
+            except _REFUSED_OUTCOME as exc:
+                LOG.error(
+                    "task %d: its outcome could not be written (%s: %s)",
+                    outcome.task_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                if len(tries) == 1:
+                    note = f"(the outcome could not be written as reported: {exc})"
+                    tries.append(
+                        (
+                            _printable(f"{outcome.error}\n{note}"),
+                            None,
+                            None if log_message is None else _printable(log_message),
+                        )
+                    )
                 continue
             self.failed += task.status.is_final
-            if outcome.log_message is not None:
-                queue.log(outcome.task_id, "ERROR", outcome.log_message)
-        return lost
+            return False
+        LOG.error("task %d: left to its lease, which runs out unrenewed", outcome.task_id)
+        return False
 
     def _held_ids(self) -> list[int]:
         ids = [task.id for task in self._buffer]

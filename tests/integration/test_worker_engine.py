@@ -543,6 +543,33 @@ def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
     assert counts[TaskStatus.COMPLETED] + counts[TaskStatus.QUEUED] == 6
 
 
+def test_an_outcome_that_cannot_be_written_does_not_abort_the_others(
+    db: QueueDatabase, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failure is written in its own SAVEPOINT: one the queue refuses (here a message
+    SQLite cannot encode) is logged and written again as a plain failure with its text
+    escaped, and the completions of the same batch commit; the engine runs on."""
+    caplog.set_level(logging.ERROR, logger="queue_core.worker_engine")
+    queue = TaskQueue(db)
+    bad = queue.enqueue("bad_text", {}, max_attempts=1)
+    ok = queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(10)])
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, prefetch=12)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(lambda: all(status_of(watch, i) == TaskStatus.COMPLETED for i in ok), "drain")
+        wait_until(lambda: status_of(watch, bad) == TaskStatus.FAILED, "the bad outcome")
+        late = watch.enqueue("noop", {})  # the engine still runs
+        wait_until(lambda: status_of(watch, late) == TaskStatus.COMPLETED, "a later task")
+    failed = watch.get(bad)
+    assert "\\udcff.txt" in str(failed.error_message)  # stored, escaped
+    assert "could not be written as reported" in str(failed.error_message)
+    [log] = watch.logs(bad)
+    assert "\\udcff.txt" in str(log.message)
+    assert "could not be written" in caplog.text
+    assert (engine.completed, engine.failed) == (11, 1)
+    watch.db.close()
+
+
 def test_the_engine_claims_in_the_strategy_it_is_given(db: QueueDatabase, tmp_path: Path) -> None:
     """One executor and no prefetch take one task per claim, so the run order is the claim
     order: newest first under lifo."""
