@@ -186,8 +186,16 @@ class _Executor:
         self.conn = conn
         self.tasks: deque[Task] = deque()
         self.head_since = 0.0
-        self.lost: set[int] = set()  # tasks whose lease was lost: their outcome is discarded
+        # The entries (by identity: the engine may hold a newer claim of the same task id) whose
+        # lease was lost: their outcome is discarded.
+        self._lost: set[int] = set()
         self.stopping = False  # told to stop: it answers with its unstarted tasks and exits
+
+    def mark_lost(self, task: Task) -> None:
+        self._lost.add(id(task))
+
+    def is_lost(self, task: Task) -> bool:
+        return id(task) in self._lost
 
     def send(self, tasks: list[Task]) -> None:
         self.conn.send(tasks)
@@ -195,11 +203,23 @@ class _Executor:
             self.head_since = time.monotonic()
         self.tasks.extend(tasks)
 
-    def pop_head(self, task_id: int) -> Task | None:
+    def pop_head(self, task_id: int) -> tuple[Task, bool] | None:
+        """Take the first task, which ``task_id``'s outcome is about; with whether it was lost."""
         if not self.tasks or self.tasks[0].id != task_id:
             return None
         self.head_since = time.monotonic()
-        return self.tasks.popleft()
+        task = self.tasks.popleft()
+        lost = id(task) in self._lost
+        self._lost.discard(id(task))
+        return task, lost
+
+    def take_all(self) -> tuple[Task | None, list[Task]]:
+        """Empty the executor: its head task if its lease holds, and the others whose do."""
+        kept = [task for task in self.tasks if id(task) not in self._lost]
+        head = self.tasks[0] if self.tasks and id(self.tasks[0]) not in self._lost else None
+        self.tasks.clear()
+        self._lost.clear()
+        return head, kept[1:] if head is not None else kept
 
     def deadline(self, timeouts: Mapping[str, float]) -> float | None:
         if not self.tasks:
@@ -560,8 +580,13 @@ class WorkerEngine:
                 self.ready.set()
         elif kind == "unstarted":
             unstarted = set(message[1])
-            self._release.extend(t.id for t in executor.tasks if t.id in unstarted)
-            executor.tasks = deque(t for t in executor.tasks if t.id not in unstarted)
+            kept: deque[Task] = deque()
+            for task in executor.tasks:
+                if task.id not in unstarted:
+                    kept.append(task)
+                elif not executor.is_lost(task):  # a lost one is no longer ours to release
+                    self._release.append(task.id)
+            executor.tasks = kept
         elif kind == "fatal":
             self._fatal = f"an executor could not load the handlers: {message[1]}"
             LOG.error("worker engine %s: %s", self.worker_id, self._fatal)
@@ -572,16 +597,15 @@ class WorkerEngine:
     def _on_outcome(self, executor: _Executor, outcome: tuple[Any, ...]) -> None:
         kind, task_id = outcome[0], outcome[1]
         took = time.monotonic() - executor.head_since
-        task = executor.pop_head(task_id)
-        if task is None:
+        popped = executor.pop_head(task_id)
+        if popped is None:
             LOG.error(
                 "executor %s sent an outcome for task %d out of turn", executor.process.pid, task_id
             )
             return
         previous = self._handler_seconds
         self._handler_seconds = took if previous is None else 0.8 * previous + 0.2 * took
-        if task_id in executor.lost:
-            executor.lost.discard(task_id)
+        if popped[1]:  # its lease was lost
             LOG.warning(
                 "task %d ended (%s) after its lease was lost; result discarded", task_id, kind
             )
@@ -614,12 +638,10 @@ class WorkerEngine:
         self, executor: _Executor, reason: str, *, retry_in: float | None = None
     ) -> None:
         """Fail the task an executor was running; give back the ones queued behind it."""
-        task = executor.tasks.popleft()
-        if task.id not in executor.lost:
+        task, rest = executor.take_all()
+        if task is not None:
             LOG.warning("task %d: %s", task.id, reason)
             self._outcomes.append(_Outcome(task.id, reason, retry_in))
-        rest = [t for t in executor.tasks if t.id not in executor.lost]
-        executor.tasks.clear()
         if self._stop_requests:
             self._release.extend(t.id for t in rest)
         else:  # still leased to this engine: another executor runs them
@@ -796,6 +818,7 @@ class WorkerEngine:
         if limit:
             if claimed:
                 self._last_work = time.monotonic()
+                self._drop_older_copies({task.id for task in claimed})
             self._maybe_work = len(claimed) == limit
             self._buffer.extend(claimed)
 
@@ -900,7 +923,7 @@ class WorkerEngine:
     def _held_ids(self) -> list[int]:
         ids = [task.id for task in self._buffer]
         for executor in self._executors:
-            ids.extend(task.id for task in executor.tasks if task.id not in executor.lost)
+            ids.extend(task.id for task in executor.tasks if not executor.is_lost(task))
         return ids
 
     def _on_lost_leases(self, lost: set[int]) -> None:
@@ -908,8 +931,8 @@ class WorkerEngine:
             return
         for executor in list(self._executors):
             for task in executor.tasks:
-                if task.id in lost:
-                    executor.lost.add(task.id)
+                if task.id in lost and not executor.is_lost(task):
+                    executor.mark_lost(task)
                     LOG.warning("task %d: lease lost; its result will be discarded", task.id)
             self._kill_if_head_lost(executor)
         kept = [task for task in self._buffer if task.id not in lost]
@@ -918,6 +941,34 @@ class WorkerEngine:
             LOG.warning("dropped %d prefetched tasks whose lease was lost", dropped)
             self._buffer = deque(kept)
 
+    def _drop_older_copies(self, claimed: set[int]) -> None:
+        """Treat as lost every copy the engine still holds of a task it just claimed again.
+
+        The database fences by ``locked_by``, which is the same for every claim of this engine;
+        the engine claims again a task it holds only when that claim's lease ran out and the
+        task went back to the queue (released by a claim, or cancelled and retried). The older
+        copy then has no lease: if it runs, its executor is terminated now, before the new copy
+        is handed out; queued in an executor, it is terminated when it starts; buffered, it is
+        dropped. Its outcome is discarded either way, so only the new claim's counts (outcomes
+        are written before the claim in the same transaction, so none of the older copy's can
+        be waiting). Without this, both copies would run and either one's completion count.
+        """
+        older = [task for task in self._buffer if task.id in claimed]
+        if older:
+            self._buffer = deque(task for task in self._buffer if task.id not in claimed)
+        for executor in list(self._executors):
+            for task in executor.tasks:
+                if task.id in claimed and not executor.is_lost(task):
+                    executor.mark_lost(task)
+                    older.append(task)
+            self._kill_if_head_lost(executor)
+        for task in older:
+            LOG.warning(
+                "task %d: claimed again after its earlier lease ran out; the earlier copy's "
+                "result will be discarded",
+                task.id,
+            )
+
     def _kill_if_head_lost(self, executor: _Executor) -> None:
         """Terminate an executor running a task whose lease was lost (expired or cancelled).
 
@@ -925,7 +976,7 @@ class WorkerEngine:
         The tasks queued behind it that still hold their lease go to other executors; those
         that lost it are dropped.
         """
-        if executor.tasks and executor.tasks[0].id in executor.lost:
+        if executor.tasks and executor.is_lost(executor.tasks[0]):
             task_id = executor.tasks[0].id
             LOG.warning("task %d: lease lost while its handler ran; executor terminated", task_id)
             self._kill(executor, f"task {task_id} lost its lease while its handler ran")

@@ -297,7 +297,7 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
         wait_until(started.exists, "the handler to start")
         # As if the engine's machine slept past the lease: it expired and a thief claimed it.
         # One transaction, so the engine's own next claim cannot release and retake it first
-        # (an engine retaking a task it still runs is a known gap, not what this test covers).
+        # (that case has its own test below).
         with watch.db.transaction() as conn:
             conn.execute(
                 "UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = ?",
@@ -309,6 +309,44 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
     assert (task.status, task.locked_by) == (TaskStatus.PROCESSING, "thief")
     assert engine.completed == 0
     watch.complete(task_id, "thief")
+    watch.db.close()
+
+
+def test_a_task_its_own_engine_claims_again_has_the_older_copy_terminated(
+    db: QueueDatabase, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease of a running task runs out and nobody else takes it: the engine's own next
+    claim releases it and claims it again under the same worker id, which the database's fence
+    (locked_by) cannot tell apart. The engine must stop the older copy, not run both."""
+    caplog.set_level(logging.WARNING, logger="queue_core.worker_engine")
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 60})
+    engine = WorkerEngine(
+        db, engine_handlers.HANDLERS, concurrency=2, lease_seconds=600, shutdown_grace=0
+    )
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the handler to start")
+        wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
+        (older,) = engine.busy_executor_pids()
+        started.unlink()
+        # As if the engine's machine slept past the lease; the commit wakes the engine.
+        watch.db.execute(
+            "UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = ?",
+            (task_id,),
+        )
+        wait_until(started.exists, "the new claim's handler to start")
+        wait_until(lambda: not psutil.pid_exists(older), "the older copy's executor to end", 20)
+        assert "claimed again" in caplog.text
+        task = watch.get(task_id)
+        assert (task.status, task.locked_by, task.attempts) == (
+            TaskStatus.PROCESSING,
+            engine.worker_id,
+            2,
+        )
+        assert len(engine.busy_executor_pids()) == 1
+    assert engine.completed == 0
     watch.db.close()
 
 
