@@ -58,7 +58,7 @@ class Command(ABC):
 
 def commands() -> Sequence[Command]:
     """Every subcommand, in the order ``--help`` lists them."""
-    from bench.commands import compare, ops, paired, report, run, schema
+    from bench.commands import compare, ops, paired, pickup, report, run, schema
 
     return (
         run.COMMAND,
@@ -67,6 +67,7 @@ def commands() -> Sequence[Command]:
         schema.COMMAND,
         paired.PARAM_STYLE,
         paired.TRACER_OVERHEAD,
+        pickup.COMMAND,
         ops.COMMAND,
     )
 

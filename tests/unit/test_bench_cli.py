@@ -19,6 +19,7 @@ def test_every_command_is_registered_once() -> None:
         "schema",
         "param-style",
         "tracer-overhead",
+        "pickup-trace",
         "ops",
     ]
     help_text = build_parser().format_help()
