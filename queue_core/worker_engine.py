@@ -882,8 +882,8 @@ class WorkerEngine:
     def _write_failure(self, outcome: _Outcome) -> bool:
         """Fail one task in a SAVEPOINT of the batch; True if its lease was lost.
 
-        An outcome the queue refuses (a ``Retry`` too far ahead, text SQLite cannot encode,
-        the task gone) is logged and written again as a plain failure with the text escaped and
+        An outcome the queue refuses (text SQLite cannot encode, a retry delay it does not
+        accept, the task gone) is logged and written again as a plain failure with the text escaped and
         the queue's backoff; if even that is refused, the task is left to its lease, which
         runs out since the engine no longer renews it.
         """
