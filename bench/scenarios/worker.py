@@ -311,6 +311,11 @@ def _pickup(context: ScenarioContext[Params], capacity: float) -> Pickup:
         f"(target {rate_per_s:.0f}/s, {producers} producers): p50 {pickup.latency_ms.p50} ms, "
         f"p99 {pickup.latency_ms.p99} ms; from the commit p99 {after_commit.p99} ms"
     )
+    if pickup.achieved_load is not None and pickup.achieved_load < 0.9 * params.load_fraction:
+        context.log(
+            f"pickup: the producers reached {pickup.achieved_load} of the drain, not "
+            f"{params.load_fraction}: the machine was too busy for this to be that load"
+        )
     return pickup
 
 
