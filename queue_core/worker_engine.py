@@ -883,9 +883,9 @@ class WorkerEngine:
         """Fail one task in a SAVEPOINT of the batch; True if its lease was lost.
 
         An outcome the queue refuses (text SQLite cannot encode, a retry delay it does not
-        accept, the task gone) is logged and written again as a plain failure with the text escaped and
-        the queue's backoff; if even that is refused, the task is left to its lease, which
-        runs out since the engine no longer renews it.
+        accept, the task gone) is logged and written again as a plain failure, its text
+        escaped, with the queue's backoff; if even that is refused, the task is left to its
+        lease, which runs out since the engine no longer renews it.
         """
         assert outcome.error is not None
         queue = self._queue
