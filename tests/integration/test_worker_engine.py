@@ -77,7 +77,10 @@ def test_handlers_complete_fail_retry_and_a_dead_executor_is_replaced(
     boom = queue.enqueue("boom", {}, max_attempts=1)
     die = queue.enqueue("die", {})
     retry = queue.enqueue("retry", {})
-    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=2)
+    # A long backoff: on a loaded machine the dead executor's task must not come round again
+    # (and die again) before the test has seen it requeued once.
+    slow_retry = TaskQueue(db, retry_backoff_seconds=600)
+    engine = WorkerEngine(slow_retry, engine_handlers.HANDLERS, concurrency=2)
     watch = observer(db_path)
     with running(engine):
         wait_until(
