@@ -5,7 +5,8 @@ once under killed executors and a stop mid-drain.
   with a no-op and with a 1 ms handler at each executor count, beside the bare twin (that many
   processes each looping one-at-a-time claim + handler + complete in bare sqlite3 on the same
   schema), in the same run;
-- pickup: producers enqueue single tasks, one transaction each, at ``load_fraction`` (half) of
+- pickup: ``pickup_producers`` (one in the profiles: two measured worse, as they also wait on
+  each other's write lock) enqueue single tasks, one transaction each, at ``load_fraction`` of
   the no-op drain rate this run measured with the same number of executors; no cap, and the
   rate they achieved is recorded beside it. A probe handler records the time from just before
   each enqueue to its handler's start; the producers record how long each enqueue took, so the
