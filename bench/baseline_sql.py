@@ -69,7 +69,14 @@ def claim_params(worker_id: str, lease_until: str, now: str, limit: int = 1) -> 
 
 
 class BareQueue:
-    """enqueue / enqueue_many / claim_one / complete on one bare connection."""
+    """enqueue / enqueue_many / claim_one / complete on one bare connection.
+
+    ``bench.baseline_pg.BarePostgresQueue`` is its PostgreSQL twin: it keeps ``close``, the
+    ``with`` block and ``complete``, and brings its own connection and statements.
+    """
+
+    queries: Mapping[str, str] = _Q
+    conn: Any
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000) -> None:
         self.conn = connect(path, busy_timeout_ms=busy_timeout_ms)
@@ -118,7 +125,7 @@ class BareQueue:
     def complete(self, task_id: int, worker_id: str) -> None:
         now = to_db_text(utc_now())
         cursor = self.conn.execute(
-            _Q["complete"], {"now": now, "task_id": task_id, "worker_id": worker_id}
+            self.queries["complete"], {"now": now, "task_id": task_id, "worker_id": worker_id}
         )
         if cursor.rowcount != 1:
             raise RuntimeError(f"bare complete of task {task_id} by {worker_id} matched nothing")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bench.results import Check
+from bench.backends import create_postgres_database, drop_postgres_database, open_queue_db
+from bench.results import Backend, Check
 
 if TYPE_CHECKING:
     from bench.sampler import ResourceSampler
@@ -50,6 +51,9 @@ class ScenarioContext(Generic[P]):
     progress: Callable[[str], None] = print
     checks: list[Check] = field(default_factory=list)
     process_timeout_s: float = 300.0
+    backend: Backend = "sqlite"
+    server_url: str | None = None  # PostgreSQL: the server new databases are created on
+    _created: list[str] = field(default_factory=list)
 
     def log(self, message: str) -> None:
         """A progress line under the scenario's name."""
@@ -62,6 +66,33 @@ class ScenarioContext(Generic[P]):
         path = folder / "queue.db"
         self.sampler.watch(path)
         return path
+
+    def new_database(self, label: str) -> str:
+        """A new queue database with its schema, named by its target: a file path on SQLite
+        (in a new sub-directory the sampler watches), a ``postgresql://`` URL on PostgreSQL
+        (a new database on the run's server, dropped by :meth:`cleanup`).
+
+        Created here, in the parent, before any child starts: processes racing
+        ``PRAGMA journal_mode=WAL`` on a new file get SQLITE_BUSY at once.
+        """
+        if self.backend == "postgres":
+            if self.server_url is None:
+                raise RuntimeError("a PostgreSQL scenario needs the run's server URL")
+            url = create_postgres_database(self.server_url, f"{self.name}_{label}")
+            self._created.append(url)
+            return url
+        path = self.new_db_path(label)
+        with contextlib.closing(open_queue_db(str(path))) as db:
+            db.initialize_schema()
+        return str(path)
+
+    def cleanup(self) -> None:
+        """Drop the PostgreSQL databases :meth:`new_database` created (SQLite's files go with
+        the scenario's directory)."""
+        while self._created:
+            url = self._created.pop()
+            if self.server_url is not None:
+                drop_postgres_database(self.server_url, url)
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         """Record a correctness check; any failing one fails the whole run."""

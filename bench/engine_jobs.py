@@ -12,11 +12,12 @@ import os
 import random
 import threading
 import time
-from pathlib import Path
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import psutil
 
+from bench.backends import open_queue_db
 from bench.baseline_sql import payload
 from bench.workers import (
     EngineDrainOutcome,
@@ -24,7 +25,7 @@ from bench.workers import (
     EngineServeOutcome,
     PacedProducerOutcome,
 )
-from queue_core import QueueDatabase, TaskQueue, WorkerEngine
+from queue_core import TaskQueue, WorkerEngine
 
 if TYPE_CHECKING:
     from bench.workers import (
@@ -35,8 +36,10 @@ if TYPE_CHECKING:
         PacedProducerArgs,
         Ready,
     )
+    from queue_core.backend import QueueBackend
 
 START_TIMEOUT_S = 120.0
+ENGINE_WORKER_ID = "bench-engine"
 POLL_S = 0.01  # coarse: the watching thread shares the GIL with the engine thread
 
 
@@ -55,7 +58,7 @@ class _EngineThread(threading.Thread):
             self.errors.append(exc)
 
 
-def _start_engine(db: QueueDatabase, args: EngineArgs) -> tuple[WorkerEngine, _EngineThread]:
+def _start_engine(db: QueueBackend, args: EngineArgs) -> tuple[WorkerEngine, _EngineThread]:
     # A fast backoff so tasks of killed executors come back at once in the kill variant.
     queue = TaskQueue(db, retry_backoff_seconds=0.01, retry_backoff_max_seconds=0.01)
     engine = WorkerEngine(
@@ -64,7 +67,7 @@ def _start_engine(db: QueueDatabase, args: EngineArgs) -> tuple[WorkerEngine, _E
         concurrency=args.executors,
         prefetch=args.prefetch,
         handle_signals=False,
-        worker_id="bench-engine",
+        worker_id=ENGINE_WORKER_ID,
     )
     thread = _EngineThread(engine)
     thread.start()
@@ -90,14 +93,13 @@ def _finish(engine: WorkerEngine, thread: _EngineThread) -> None:
 
 def engine_drain(args: EngineDrainArgs, ready: Ready) -> EngineDrainOutcome:
     """Enqueue the backlog in one transaction once the engine is up; time until drained."""
-    path = Path(args.db_path)
     kills_left = args.kills
     rng = random.Random(1)
     clock = time.perf_counter_ns
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(args.target)) as db:
         engine, thread = _start_engine(db, args)
         ready()
-        with QueueDatabase(path) as producer_db:
+        with closing(open_queue_db(args.target)) as producer_db:
             items = [
                 {"type": "bench", "payload": payload(i, args.pad_bytes)} for i in range(args.tasks)
             ]
@@ -130,7 +132,7 @@ def engine_drain(args: EngineDrainArgs, ready: Ready) -> EngineDrainOutcome:
 
 def engine_serve(args: EngineServeArgs, ready: Ready) -> EngineServeOutcome:
     """Run an engine until ``expected`` tasks completed (or ``serve_s`` ran out)."""
-    with QueueDatabase(Path(args.db_path)) as db:
+    with closing(open_queue_db(args.target)) as db:
         engine, thread = _start_engine(db, args)
         ready()
         deadline = time.monotonic() + args.serve_s
@@ -142,7 +144,7 @@ def engine_serve(args: EngineServeArgs, ready: Ready) -> EngineServeOutcome:
 
 def engine_idle(args: EngineIdleArgs, ready: Ready) -> EngineIdleOutcome:
     """CPU of an engine (its process and its executors) with nothing to do."""
-    with QueueDatabase(Path(args.db_path)) as db:
+    with closing(open_queue_db(args.target)) as db:
         engine, thread = _start_engine(db, args)
         ready()
         time.sleep(args.settle_s)
@@ -179,7 +181,7 @@ def paced_producer(args: PacedProducerArgs, ready: Ready) -> PacedProducerOutcom
     clock = time.perf_counter_ns
     ids: list[int] = []
     took: list[int] = []
-    with QueueDatabase(Path(args.db_path)) as db:
+    with closing(open_queue_db(args.target)) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()

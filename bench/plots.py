@@ -95,6 +95,11 @@ def limit_of(run: Run, metric_id: str) -> float | None:
     return None if metric is None else metric.limit
 
 
+def bare_name(run: Run) -> str:
+    """What the run's bare twin used: sqlite3, or psycopg on PostgreSQL."""
+    return "bare psycopg" if run.backend == "postgres" else "bare sqlite3"
+
+
 # --------------------------------------------------------------------------- drawing helpers
 
 
@@ -185,7 +190,7 @@ def draw_throughput(run: Run) -> Figure:
                 "x:",
                 color=color,
                 alpha=0.7,
-                label=f"{mode} (bare sqlite3)",
+                label=f"{mode} ({bare_name(run)})",
             )
         ax_insert.set_yscale("log")
         ax_insert.set_ylabel("tasks/s (log scale)")
@@ -203,7 +208,7 @@ def draw_throughput(run: Run) -> Figure:
         ax_claim.plot(xs, [p.tasks_per_s for p in series], "s-", color="C0", label="tasks")
         bare = [p.bare_tasks_per_s for p in series]
         if bare:
-            ax_claim.plot(xs, bare, "x:", color="C0", alpha=0.7, label="tasks (bare sqlite3)")
+            ax_claim.plot(xs, bare, "x:", color="C0", alpha=0.7, label=f"tasks ({bare_name(run)})")
         limit = limit_of(run, TX_PER_S)
         if limit is not None:
             ax_claim.axhline(limit, **LIMIT_STYLE, label=f"limit: > {limit:g} tx/s")

@@ -117,7 +117,7 @@ def correctness_table(run: Run) -> Table:
 
 def environment_table(run: Run) -> Table:
     env = run.environment
-    out = []
+    out = [("Backend", backend_text(run))]
     for key, label in ENVIRONMENT_KEYS:
         value = getattr(env, key)
         text = fmt_bytes(value) if key == "ram_bytes" else fmt_number(value)
@@ -125,6 +125,15 @@ def environment_table(run: Run) -> Table:
             text = value[:12]
         out.append((label, text))
     return Table(("", ""), tuple(out))
+
+
+def backend_text(run: Run) -> str:
+    """``sqlite``, or the PostgreSQL server: where it ran, its version and commit settings."""
+    server = run.postgres
+    if run.backend != "postgres" or server is None:
+        return run.backend
+    settings = ", ".join(f"{name} {value}" for name, value in sorted(server.settings.items()))
+    return f"postgres {server.version or '?'} ({server.source} server {server.url}; {settings})"
 
 
 def fmt_bytes(value: object) -> str:
@@ -167,7 +176,8 @@ def render_markdown(results: Run, plots: Sequence[PlotResult]) -> str:
     lines = [
         f"## PrismQ bench {icon} {status} — `{results.run_id}`",
         "",
-        f"Profile **{results.profile}**, started {results.started_utc} "
+        f"Backend **{results.backend}**, profile **{results.profile}**, "
+        f"started {results.started_utc} "
         f"UTC, {fmt_number(results.duration_s, 's')}.",
         "",
         "### Success metrics",

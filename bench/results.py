@@ -22,11 +22,15 @@ from typing import Any, Literal, TypeVar
 
 SCHEMA_NAME = "prismq-bench"
 SCHEMA_MAJOR = 2
-SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_MAJOR}"
+SCHEMA_MINOR = 1
+SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
 READABLE_MAJORS = (1, 2)
-"""Major 1 wrote each scenario's params twice (top-level ``parameters`` too); 2 writes them once."""
+"""Major 1 wrote each scenario's params twice (top-level ``parameters`` too); 2 writes them once.
+Minor versions only add fields, with defaults, so every reader of the major reads them:
+2.1 adds the run's ``backend`` (files without it measured SQLite) and ``postgres``."""
 
 Status = Literal["ok", "error", "skipped"]
+Backend = Literal["sqlite", "postgres"]
 Verdict = Literal["PASS", "FAIL", "NOT_MEASURED"]
 Op = Literal["<", ">"]
 PASS: Verdict = "PASS"
@@ -152,6 +156,18 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class PostgresServer:
+    """The PostgreSQL server a run measured: ``throwaway`` (started for the run on this
+    machine, sharing its cores) or ``dsn`` (given with ``--dsn``); ``url`` without its
+    password; ``settings`` as the server reported them (``SHOW fsync`` ...)."""
+
+    source: Literal["throwaway", "dsn"]
+    url: str
+    version: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Check:
     """One correctness check; any failing one fails the run."""
 
@@ -260,6 +276,8 @@ class Run:
     metrics: tuple[MetricVerdict, ...]
     passed: bool
     pytest_benchmark: PytestBenchmark | None = None
+    backend: Backend = "sqlite"
+    postgres: PostgresServer | None = None
 
     def result(self, name: str, kind: type[T]) -> T | None:
         """Scenario ``name``'s typed result if it ran OK (see :attr:`ScenarioRun.ok`), else None."""
@@ -323,8 +341,9 @@ def run_json(run: Run) -> dict[str, Any]:
     """``run`` as the results.json object (current schema)."""
     data = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
     data["scenarios"] = {name: scenario_json(s) for name, s in run.scenarios.items()}
-    if run.pytest_benchmark is None:
-        del data["pytest_benchmark"]
+    for optional in ("pytest_benchmark", "postgres"):
+        if data[optional] is None:
+            del data[optional]
     return {k: v if k == "scenarios" else to_jsonable(v) for k, v in data.items()}
 
 

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment, gate, results, scenarios
+from bench.backends import postgres_server, refused_scenarios
 from bench.context import ScenarioContext
 from bench.profiles import profile as load_profile
 from bench.results import (
+    Backend,
     Benchmark,
     BenchmarkStats,
     Check,
     Correctness,
+    PostgresServer,
     PytestBenchmark,
     Run,
     ScenarioRun,
@@ -46,15 +49,21 @@ class RunOptions:
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     sample_interval_s: float | None = None
     progress: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    backend: Backend = "sqlite"
+    dsn: str | None = None  # PostgreSQL: this server instead of a throwaway one
 
 
 def utc_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-def make_run_id(moment: datetime, os_name: str, commit: str | None) -> str:
-    """``20261129-091500-linux-3f2a1c0``: UTC start, OS, short commit (``nogit`` outside one)."""
-    return f"{moment:%Y%m%d-%H%M%S}-{os_name.lower() or 'unknown'}-{(commit or 'nogit')[:7]}"
+def make_run_id(
+    moment: datetime, os_name: str, commit: str | None, backend: Backend = "sqlite"
+) -> str:
+    """``20261129-091500-linux-3f2a1c0``: UTC start, OS, short commit (``nogit`` outside one),
+    and ``-postgres`` for a PostgreSQL run."""
+    run_id = f"{moment:%Y%m%d-%H%M%S}-{os_name.lower() or 'unknown'}-{(commit or 'nogit')[:7]}"
+    return run_id if backend == "sqlite" else f"{run_id}-{backend}"
 
 
 def run_scenario(
@@ -65,8 +74,11 @@ def run_scenario(
     base: Path,
     progress: Callable[[str], None],
     interval_s: float,
+    backend: Backend = "sqlite",
+    server_url: str | None = None,
 ) -> tuple[ScenarioRun, list[Check]]:
-    """Run one scenario in a fresh temporary directory; its typed entry and checks."""
+    """Run one scenario in a fresh temporary directory (and, on PostgreSQL, fresh databases
+    on ``server_url``); its typed entry and checks."""
     sampler = ResourceSampler(interval_s)
     folder = Path(tempfile.mkdtemp(prefix=f"prismq-bench-{name}-", dir=base))
     context: ScenarioContext[Any] = ScenarioContext(
@@ -76,6 +88,8 @@ def run_scenario(
         workdir=folder,
         sampler=sampler,
         progress=progress,
+        backend=backend,
+        server_url=server_url,
     )
     status: Status = "ok"
     error: str | None = None
@@ -91,6 +105,10 @@ def run_scenario(
     finally:
         resources = sampler.stop()
         duration = round(time.perf_counter() - started, 3)
+        try:
+            context.cleanup()
+        except Exception as exc:  # a database left behind must not hide the measurements
+            progress(f"  {name}: could not drop its databases ({type(exc).__name__}: {exc})")
         # Every connection is closed by now; Windows could not delete open files.
         shutil.rmtree(folder, ignore_errors=True)
     entry = ScenarioRun(name, status, error, duration, params, result, resources)
@@ -120,9 +138,38 @@ def fold_pytest_benchmark(path: Path | None) -> PytestBenchmark | None:
     return PytestBenchmark(file=str(path), benchmarks=tuple(found))
 
 
+def skipped_entry(name: str, params: Any, backend: Backend) -> ScenarioRun:
+    """The entry of a scenario this backend does not run: status ``skipped``, and why."""
+    return ScenarioRun(
+        name,
+        "skipped",
+        f"SQLite-only scenario, not run with --backend {backend}",
+        0.0,
+        params,
+        None,
+        results.Resources(interval_s=0.0),
+    )
+
+
 def execute(options: RunOptions) -> tuple[int, Path, Run]:
-    """Run the chosen scenarios; write results.json; return (exit status, its path, the run)."""
-    params_all = load_profile(options.profile)
+    """Run the chosen scenarios; write results.json; return (exit status, its path, the run).
+
+    With ``backend="postgres"`` the scenarios run against the server ``dsn`` names, or a
+    throwaway one started for the run; scenarios that only SQLite runs are recorded as
+    skipped.
+
+    :raises BackendUnavailableError: PostgreSQL was asked for and cannot be used.
+    """
+    if options.backend != "postgres":
+        return _execute(options, None, None)
+    with postgres_server(options.dsn, options.progress) as (server_url, server):
+        return _execute(options, server_url, server)
+
+
+def _execute(
+    options: RunOptions, server_url: str | None, server: PostgresServer | None
+) -> tuple[int, Path, Run]:
+    params_all = load_profile(options.profile, options.backend)
     chosen = [name for name in scenarios.NAMES if name in set(options.scenarios)]
     unknown = set(options.scenarios) - set(scenarios.NAMES)
     if unknown:
@@ -134,11 +181,20 @@ def execute(options: RunOptions) -> tuple[int, Path, Run]:
     base_parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="prismq-bench-", dir=base_parent))
     env = environment.collect(base)
-    run_id = make_run_id(started, env.os, env.git_commit)
+    run_id = make_run_id(started, env.os, env.git_commit, options.backend)
     progress = options.progress
-    progress(f"bench: run {run_id}, profile {options.profile}, scenarios {', '.join(chosen)}")
     entries: dict[str, ScenarioRun] = {}
     checks: list[Check] = []
+    refused = refused_scenarios(options.backend, chosen)
+    for name in refused:
+        entries[name] = skipped_entry(name, params_all[name], options.backend)
+    chosen = [name for name in chosen if name not in refused]
+    where = "" if server is None else f", backend postgres ({server.source} server {server.url})"
+    progress(
+        f"bench: run {run_id}, profile {options.profile}{where}, scenarios {', '.join(chosen)}"
+    )
+    if refused:
+        progress(f"bench: skipped (SQLite-only): {', '.join(refused)}")
     try:
         for number, name in enumerate(chosen, start=1):
             progress(f"[{number}/{len(chosen)}] {name}: running")
@@ -149,6 +205,8 @@ def execute(options: RunOptions) -> tuple[int, Path, Run]:
                 base=base,
                 progress=progress,
                 interval_s=interval,
+                backend=options.backend,
+                server_url=server_url,
             )
             entries[name] = entry
             checks.extend(found)
@@ -178,6 +236,8 @@ def execute(options: RunOptions) -> tuple[int, Path, Run]:
         metrics=metrics,
         passed=gate.passed(metrics, correctness.ok),
         pytest_benchmark=fold_pytest_benchmark(options.pytest_benchmark_json),
+        backend=options.backend,
+        postgres=server,
     )
     path = results.write(run, folder / "results.json")
     if options.report:

@@ -17,13 +17,16 @@ import contextlib
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.baseline_sql import BareQueue, payload
+from bench.backends import bare_queue, open_queue_db
+from bench.baseline_sql import payload
 from queue_core import QueueDatabase, TaskQueue, maintenance
+from queue_core.connecting import is_postgres_url
 from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.exceptions import QueueBusyError
 from queue_core.tracing import TraceEvent, TransactionBegan
@@ -66,7 +69,7 @@ class Span:
 class ProduceArgs:
     """Enqueue ``tasks`` tasks, one per call or in batches, through the library or bare sqlite3."""
 
-    db_path: str
+    target: str
     mode: Literal["single", "batch"]
     tasks: int
     batch_size: int
@@ -89,7 +92,7 @@ class ProduceOutcome(Span):
 class ClaimCompleteArgs:
     """Claim and complete until the queue is empty, through the library or bare sqlite3."""
 
-    db_path: str
+    target: str
     worker_id: str
     bare: bool
     handler_ms: float = 0.0  # sleep this long between claim and complete, as a handler would
@@ -111,7 +114,7 @@ class ClaimCompleteOutcome(Span):
 class BusyProducerArgs:
     """Enqueue single tasks for ``duration_s`` with a given busy timeout."""
 
-    db_path: str
+    target: str
     duration_s: float
     busy_timeout_ms: int
     pad_bytes: int
@@ -126,7 +129,7 @@ class BusyProducerArgs:
 class BusyWorkerArgs:
     """Claim and complete for ``duration_s`` with a given busy timeout."""
 
-    db_path: str
+    target: str
     duration_s: float
     busy_timeout_ms: int
     worker_id: str
@@ -152,7 +155,7 @@ class BusyOutcome(Span):
 class PacedWriterArgs:
     """Commit ``rows_per_commit`` tasks per transaction, ``rate_per_s`` times a second."""
 
-    db_path: str
+    target: str
     duration_s: float
     rows_per_commit: int
     pad_bytes: int
@@ -175,7 +178,7 @@ class EngineArgs:
     ``handler`` for type ``bench`` with ``executors`` executors. Its job must be started with
     ``Job(..., daemon=False)``: the executors are children of the job."""
 
-    db_path: str
+    target: str
     handler: str
     executors: int
     prefetch: int | None = None
@@ -254,7 +257,7 @@ class PacedProducerArgs:
     ``perf_counter_ns`` just before its enqueue (for the pickup probe handler); the first one
     ``offset_s`` after the start (producers sharing a rate interleave their commits)."""
 
-    db_path: str
+    target: str
     rate_per_s: float
     count: int
     out_dir: str
@@ -279,7 +282,7 @@ class PacedProducerOutcome(Span):
 class SoakProducerArgs:
     """Enqueue one task at a time, ``rate_per_s`` times a second, for ``duration_s``."""
 
-    db_path: str
+    target: str
     duration_s: float
     rate_per_s: float
     pad_bytes: int
@@ -300,7 +303,7 @@ class SoakWorkerArgs:
     """Claim, work ``work_ms`` (a sleep standing in for the task), complete, for
     ``duration_s``, timing every claim."""
 
-    db_path: str
+    target: str
     duration_s: float
     worker_id: str
     work_ms: float
@@ -323,7 +326,7 @@ class SoakWorkerOutcome(Span):
 class SoakPrunerArgs:
     """Every ``interval_s``, prune completed tasks older than ``retention_s``."""
 
-    db_path: str
+    target: str
     duration_s: float
     retention_s: float
     interval_s: float
@@ -345,7 +348,7 @@ class SoakPrunerOutcome(Span):
 class SoakBackupArgs:
     """At ``at_s`` after the start, take one online backup into ``backup_dir`` and verify it."""
 
-    db_path: str
+    target: str
     backup_dir: str
     at_s: float
     keep: int
@@ -383,13 +386,13 @@ WorkerArgs = (
 
 def produce(args: ProduceArgs, ready: Ready) -> ProduceOutcome:
     """Enqueue ``tasks`` tasks one per call ("single") or in ``enqueue_many`` batches."""
-    path = Path(args.db_path)
+    target = args.target
     mode, tasks, batch_size = args.mode, args.tasks, args.batch_size
     pad, base = args.pad_bytes, args.index_base
     latencies: list[int] = []
     clock = time.perf_counter_ns
     if args.bare:
-        with BareQueue(path) as bare:
+        with bare_queue(target) as bare:
             ready()
             start = clock()
             if mode == "single":
@@ -405,7 +408,7 @@ def produce(args: ProduceArgs, ready: Ready) -> ProduceOutcome:
                     latencies.append(clock() - t0)
             end = clock()
     else:
-        with QueueDatabase(path) as db:
+        with closing(open_queue_db(target)) as db:
             queue = TaskQueue(db)
             ready()
             start = clock()
@@ -435,7 +438,7 @@ def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcom
 
     ``handler_ms`` > 0 sleeps that long between claim and complete (counted in complete_ns).
     """
-    path, worker_id = Path(args.db_path), args.worker_id
+    target, worker_id = args.target, args.worker_id
     handler_s = args.handler_ms / 1000
     clock = time.perf_counter_ns
     ids: list[int] = []
@@ -444,7 +447,7 @@ def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcom
     cycle_ns: list[int] = []
     transactions = 0
     if args.bare:
-        with BareQueue(path) as bare:
+        with bare_queue(target) as bare:
             ready()
             start = clock()
             while True:
@@ -465,7 +468,7 @@ def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcom
                 cycle_ns.append(t2 - t0)
             end = clock()
     else:
-        with QueueDatabase(path) as db:
+        with closing(open_queue_db(target)) as db:
             queue = TaskQueue(db)
             ready()
             start = clock()
@@ -499,13 +502,16 @@ def claim_complete(args: ClaimCompleteArgs, ready: Ready) -> ClaimCompleteOutcom
 
 def busy_producer(args: BusyProducerArgs, ready: Ready) -> BusyOutcome:
     """Enqueue single tasks for ``duration_s``, counting every QueueBusyError that comes back."""
-    path, duration = Path(args.db_path), args.duration_s
+    duration = args.duration_s
     pad, base = args.pad_bytes, args.index_base
     clock = time.perf_counter_ns
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = 0
-    with QueueDatabase(path, busy_timeout_ms=args.busy_timeout_ms, fair_lock=args.fair_lock) as db:
+    opened = open_queue_db(
+        args.target, busy_timeout_ms=args.busy_timeout_ms, fair_lock=args.fair_lock
+    )
+    with closing(opened) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -551,20 +557,23 @@ def busy_worker(args: BusyWorkerArgs, ready: Ready) -> BusyOutcome:
     A task whose ``complete`` got busy is retried (each attempt counts as an operation) so
     nothing stays leased when the run ends.
     """
-    path, duration = Path(args.db_path), args.duration_s
+    duration = args.duration_s
     worker_id = args.worker_id
     clock = time.perf_counter_ns
     waits: list[int] = []
     ids: list[int] = []
     busy = operations = unfinished = 0
     claim_waits = LockWaits()
-    with QueueDatabase(
-        path,
+    # SQLite reports a claim's lock wait through the tracer; PostgreSQL has no tracer, and a
+    # claim there is one statement whose whole latency stands for its wait.
+    traced = not is_postgres_url(args.target)
+    opened = open_queue_db(
+        args.target,
         busy_timeout_ms=args.busy_timeout_ms,
         fair_lock=args.fair_lock,
-        tracer=claim_waits,
-        trace_statements=False,
-    ) as db:
+        tracer=claim_waits if traced else None,
+    )
+    with closing(opened) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -577,9 +586,9 @@ def busy_worker(args: BusyWorkerArgs, ready: Ready) -> BusyOutcome:
                 task = queue.claim_one(worker_id)
             except QueueBusyError:
                 busy += 1
-                waits.append(claim_waits.last_ns)
+                waits.append(claim_waits.last_ns if traced else clock() - t0)
                 continue
-            waits.append(claim_waits.last_ns)
+            waits.append(claim_waits.last_ns if traced else clock() - t0)
             if task is None:
                 time.sleep(0.001)
                 continue
@@ -617,7 +626,7 @@ def paced_writer(args: PacedWriterArgs, ready: Ready) -> PacedWriterOutcome:
 
     ``rate_per_s`` paces the commits (0: back to back) so the WAL grows at a known speed.
     """
-    path, duration = Path(args.db_path), args.duration_s
+    path, duration = Path(args.target), args.duration_s
     rows, pad, rate = args.rows_per_commit, args.pad_bytes, args.rate_per_s
     overrides: dict[str, int | str] = dict(args.pragma_overrides)
     clock = time.perf_counter_ns
@@ -656,7 +665,7 @@ def soak_producer(args: SoakProducerArgs, ready: Ready) -> SoakProducerOutcome:
     clock = time.perf_counter_ns
     interval_ns = int(1e9 / args.rate_per_s)
     enqueued = busy = 0
-    with QueueDatabase(Path(args.db_path)) as db:
+    with QueueDatabase(Path(args.target)) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -683,7 +692,7 @@ def soak_worker(args: SoakWorkerArgs, ready: Ready) -> SoakWorkerOutcome:
     at_ns: list[int] = []
     claim_ns: list[int] = []
     completed = busy = 0
-    with QueueDatabase(Path(args.db_path)) as db:
+    with QueueDatabase(Path(args.target)) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -726,7 +735,7 @@ def soak_pruner(args: SoakPrunerArgs, ready: Ready) -> SoakPrunerOutcome:
     at_ns: list[int] = []
     deleted: list[int] = []
     longest: list[float] = []
-    with QueueDatabase(Path(args.db_path)) as db:
+    with QueueDatabase(Path(args.target)) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
@@ -753,7 +762,7 @@ def soak_pruner(args: SoakPrunerArgs, ready: Ready) -> SoakPrunerOutcome:
 def soak_backup(args: SoakBackupArgs, ready: Ready) -> SoakBackupOutcome:
     """Wait until ``at_s``, take one rotated backup and verify it."""
     clock = time.perf_counter_ns
-    with QueueDatabase(Path(args.db_path)) as db:
+    with QueueDatabase(Path(args.target)) as db:
         ready()
         start = clock()
         time.sleep(args.at_s)

@@ -1,6 +1,9 @@
-"""queue_core: PrismQ's task queue in one SQLite file.
+"""queue_core: PrismQ's task queue in one SQLite file, or on a PostgreSQL server.
 
-- :class:`QueueDatabase` owns the connection, its PRAGMAs and IMMEDIATE transactions;
+- :func:`connect` opens either: a path gives SQLite's :class:`QueueDatabase`, a
+  ``postgresql://`` URL a ``PostgresDatabase`` (:mod:`queue_core.postgres`, psycopg 3);
+  both implement :class:`QueueBackend` (:mod:`queue_core.backend`), all the queue needs;
+- :class:`QueueDatabase` owns the SQLite connection, its PRAGMAs and IMMEDIATE transactions;
 - :class:`TaskQueue` holds the queue operations (enqueue, claim, complete, fail, ...);
 - :class:`ClaimStrategy` the orders a claim can take tasks in (:mod:`queue_core.claiming`);
 - :class:`WorkerEngine` runs handlers for claimed tasks in spawn child processes;
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import logging
 
+from queue_core.backend import QueueBackend
 from queue_core.claiming import ClaimStrategy
+from queue_core.connecting import connect
 from queue_core.database import PRAGMAS, QueueDatabase, immediate_transaction
 from queue_core.exceptions import (
     BackupError,
@@ -57,6 +62,7 @@ __all__ = [
     "BackupError",
     "ClaimStrategy",
     "LeaseLostError",
+    "QueueBackend",
     "QueueBusyError",
     "QueueClosedError",
     "QueueConnectionError",
@@ -78,6 +84,7 @@ __all__ = [
     "Worker",
     "WorkerEngine",
     "WorkerEngineError",
+    "connect",
     "default_db_path",
     "immediate_transaction",
     "resolve_db_path",

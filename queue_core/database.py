@@ -36,10 +36,19 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
+from queue_core.waking import DataVersionWatch
 from queue_core.wal_index import WalIndex
-from queue_core.write_gate import LockOpener, WriteGate, lock_path_for, open_file_lock
+from queue_core.write_gate import (
+    LockOpener,
+    WriteGate,
+    lock_path_for,
+    open_file_lock,
+    wait_path_for,
+)
 
 if TYPE_CHECKING:
+    from queue_core.backend import Session
+    from queue_core.claiming import LookThenLockClaimer
     from queue_core.location import SystemProbe
 
 MINIMUM_SQLITE_VERSION: Final = (3, 35, 0)
@@ -184,7 +193,8 @@ def translate_and_log(
     return error
 
 
-def _describe(sql: str) -> str:
+def describe_statement(sql: str) -> str:
+    """The first words of a statement, which name it well enough for a log line."""
     # The statement's first words name the operation well enough for a log line
     # ("INSERT INTO task_queue", "UPDATE task_queue SET"), without its parameters.
     words = [word.strip("(),;") for word in sql.split(None, 3)[:3]]
@@ -272,12 +282,14 @@ class QueueDatabase:
         only wants connect times and lock waits then costs one call per transaction.
     :param system: the OS seam used to check the location (tests pass a fake).
     :param fair_lock: queue writers of this file in the order they arrive, through an OS lock on
-        ``<database>-writer.lock`` taken before SQLite's write lock (see
-        :mod:`queue_core.write_gate`): bounded, fair lock waits under contention, at a cost in
-        throughput when writers outnumber free cores. Default :data:`DEFAULT_FAIR_LOCK` (off;
-        the README gives the measured trade-off). When the lock file cannot be created, writes
-        go straight to SQLite's busy handler (``fair_lock_active`` is then False).
-    :param lock_opener: the OS seam that opens the lock file (tests pass a fake).
+        ``<database>-writer.lock`` taken before SQLite's write lock, with a second side file,
+        ``<database>-writer.wait``, that stops newcomers from overtaking a writer that has
+        waited 40 ms (see :mod:`queue_core.write_gate`): bounded, fair lock waits under
+        contention, at a cost in throughput when writers outnumber free cores. Default
+        :data:`DEFAULT_FAIR_LOCK` (off; the README gives the measured trade-off). When the lock
+        file cannot be created, writes go straight to SQLite's busy handler
+        (``fair_lock_active`` is then False); without the wait file the gate works unbounded.
+    :param lock_opener: the OS seam that opens the side files (tests pass a fake).
 
     :raises QueueLocationError: the path is on a network share, or cannot be created or written.
     :raises QueueCorruptError: the file exists but is not a SQLite database.
@@ -486,7 +498,8 @@ class QueueDatabase:
                 result = cursor.buffer()
             except sqlite3.Error as exc:
                 waited = time.perf_counter() - started
-                raise translate_and_log(exc, _describe(sql), waited_seconds=waited) from exc
+                operation = describe_statement(sql)
+                raise translate_and_log(exc, operation, waited_seconds=waited) from exc
             finally:
                 if gate is not None:
                     gate.release()
@@ -658,6 +671,44 @@ class QueueDatabase:
         row = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
+    # -- the queue_core.backend seam --------------------------------------------------------
+
+    @property
+    def backend_name(self) -> str:
+        """``"sqlite"``."""
+        return "sqlite"
+
+    @property
+    def location(self) -> str:
+        """The database file's path, as text."""
+        return str(self._path)
+
+    @property
+    def queries(self) -> Mapping[str, str]:
+        """The named statements of ``queue_core/sql/queries.sql``."""
+        return _queries()
+
+    def claimer(self, rng: random.Random) -> LookThenLockClaimer:
+        """SQLite's claim algorithm for one queue: look before taking the write lock."""
+        from queue_core.claiming import LookThenLockClaimer
+
+        return LookThenLockClaimer(self, rng)
+
+    def insert_tasks(self, session: Session, batch: Sequence[Sequence[Any]]) -> list[int]:
+        """Insert tasks without keys in one ``executemany`` and return their ids in order.
+
+        The ids are consecutive: the transaction holds the write lock and AUTOINCREMENT never
+        reuses an id. Must run inside :meth:`transaction`.
+        """
+        queries = _queries()
+        session.executemany(queries["enqueue_batch"], batch)
+        last = int(session.execute(queries["last_insert_rowid"]).fetchone()[0])
+        return list(range(last - len(batch) + 1, last + 1))
+
+    def change_token(self) -> int:
+        """:meth:`data_version`: it changes when another connection commits to the file."""
+        return self.data_version()
+
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` of this connection.
 
@@ -673,6 +724,14 @@ class QueueDatabase:
                 return int(conn.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
                 raise translate_error(exc) from exc
+
+    def change_watch(self) -> DataVersionWatch:
+        """A :class:`~queue_core.waking.ChangeWatch` on this connection's ``data_version``.
+
+        The worker engine waits on it when it found nothing to claim; see
+        :mod:`queue_core.waking`.
+        """
+        return DataVersionWatch(self)
 
     def pragma_values(self) -> dict[str, int | str]:
         """Read every PRAGMA of :data:`PRAGMAS` back from the live connection.
@@ -727,11 +786,20 @@ class QueueDatabase:
             if self._closed:
                 raise QueueClosedError(f"{self!r} is closed")
             try:
-                self._gate = WriteGate(self._lock_opener(lock_path_for(self._path)))
+                lock = self._lock_opener(lock_path_for(self._path))
             except OSError as exc:
                 # Fall back to SQLite's busy handler: correct, only less fair.
                 self._gate_failure = f"cannot open {lock_path_for(self._path)}: {exc}"
                 return None
+            try:
+                starving = self._lock_opener(wait_path_for(self._path))
+            except OSError as exc:
+                # The gate still queues writers; only newcomers may overtake a long waiter.
+                _log.debug(
+                    "no bound on overtaking: cannot open %s: %s", wait_path_for(self._path), exc
+                )
+                starving = None
+            self._gate = WriteGate(lock, starving)
         return self._gate
 
     def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:
@@ -889,6 +957,12 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _queries() -> dict[str, str]:
+    from queue_core import sql
+
+    return sql.queries()
 
 
 def _check_tracer(tracer: Any) -> Tracer | None:

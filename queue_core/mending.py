@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from queue_core import sql
 from queue_core.exceptions import TaskNotFoundError, TaskStateError
 from queue_core.models import Task, TaskStatus
 from queue_core.timestamps import to_db_text
 from queue_core.validation import check_count, check_int, check_text, duration
 
 if TYPE_CHECKING:
-    from queue_core.database import QueueDatabase
+    from queue_core.backend import QueueBackend
 
 DEFAULT_PRUNE_BATCH: Final = 500
 """The most tasks one prune transaction deletes. Smaller batches protect claim latency, larger
@@ -46,7 +45,6 @@ DEFAULT_PRUNE_LOCK_TARGET: Final = 0.020
 """Prune halves its batch after a transaction that held the write lock longer than this (and
 grows it back, up to the batch size, while transactions stay well under it)."""
 
-_QUERIES: Final = sql.queries()
 _log = logging.getLogger(__name__)
 
 PruneProgress = Callable[[int, int], None]
@@ -100,7 +98,7 @@ class PruneResult:
 class MendingOperations:
     """Retry, cancel and prune; mixed into :class:`~queue_core.task_queue.TaskQueue`."""
 
-    db: QueueDatabase
+    db: QueueBackend
 
     def now(self) -> datetime:  # pragma: no cover - TaskQueue provides it
         raise NotImplementedError
@@ -147,7 +145,8 @@ class MendingOperations:
             now = to_db_text(self.now())
             with self.db.transaction() as conn:
                 rows = conn.execute(
-                    _QUERIES["retry_failed_batch"], {"now": now, "type": type, "limit": batch_size}
+                    self.db.queries["retry_failed_batch"],
+                    {"now": now, "type": type, "limit": batch_size},
                 ).fetchall()
             retried += len(rows)
             if len(rows) < batch_size:
@@ -224,7 +223,7 @@ class MendingOperations:
             total = sum(
                 int(
                     self.db.execute(
-                        _QUERIES["prune_count"], {"status": status.value, "cutoff": cutoff}
+                        self.db.queries["prune_count"], {"status": status.value, "cutoff": cutoff}
                     ).fetchone()[0]
                 )
                 for status, cutoff in cutoffs
@@ -284,14 +283,14 @@ class MendingOperations:
             ids = [
                 row[0]
                 for row in conn.execute(
-                    _QUERIES["prune_candidates"],
+                    self.db.queries["prune_candidates"],
                     {"status": status.value, "cutoff": cutoff, "limit": limit},
                 )
             ]
             if ids:
                 id_list = json.dumps(ids)
-                logs = conn.execute(_QUERIES["prune_logs"], {"ids": id_list}).rowcount
-                conn.execute(_QUERIES["prune_tasks"], {"ids": id_list})
+                logs = conn.execute(self.db.queries["prune_logs"], {"ids": id_list}).rowcount
+                conn.execute(self.db.queries["prune_tasks"], {"ids": id_list})
         # Measured after the block so that it includes the COMMIT, which writes the WAL.
         return len(ids), logs, time.perf_counter() - locked
 
@@ -307,9 +306,13 @@ class MendingOperations:
         tasks: list[Task] = []
         with self.db.transaction() as conn:
             for task_id in ids:
-                rows = conn.execute(_QUERIES[query], {"now": now, "task_id": task_id}).fetchall()
+                rows = conn.execute(
+                    self.db.queries[query], {"now": now, "task_id": task_id}
+                ).fetchall()
                 if not rows:
-                    found = conn.execute(_QUERIES["task_status"], {"task_id": task_id}).fetchone()
+                    found = conn.execute(
+                        self.db.queries["task_status"], {"task_id": task_id}
+                    ).fetchone()
                     # Raising inside the transaction rolls back the ids already changed.
                     if found is None:
                         raise TaskNotFoundError(task_id)

@@ -10,21 +10,17 @@ other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from queue_core import sql
 from queue_core.models import TaskStatus, Worker
 from queue_core.timestamps import from_db_text, to_db_text
 from queue_core.validation import duration
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from queue_core.database import QueueDatabase
-
-_QUERIES: Final = sql.queries()
+    from queue_core.backend import QueueBackend, Session
 
 
 @dataclass(frozen=True)
@@ -86,15 +82,15 @@ class QueueStats:
         }
 
 
-def status_counts(db: QueueDatabase) -> dict[TaskStatus, int]:
+def status_counts(db: QueueBackend) -> dict[TaskStatus, int]:
     """Tasks per status, every status present (zeros included), from one snapshot."""
     with db.snapshot() as conn:
-        by_type = _counts_by_type(conn)
+        by_type = _counts_by_type(conn, db.queries)
     return _total_counts(by_type)
 
 
 def stats(
-    db: QueueDatabase,
+    db: QueueBackend,
     *,
     now: datetime,
     window: timedelta = timedelta(minutes=15),
@@ -106,28 +102,29 @@ def stats(
     :param window: how far back ``finished_in_window`` looks.
     :param stale_after: a worker whose heartbeat is older than this is stale.
     :raises TypeError, ValueError: a window or threshold that is not a positive timedelta.
-    :raises QueueDatabaseError: SQLite failed (``__cause__`` has why).
+    :raises QueueDatabaseError: the database failed (``__cause__`` has why).
     """
     for value, name in ((window, "window"), (stale_after, "stale_after")):
         duration(value, name)
     now_text = to_db_text(now)
+    queries = db.queries
     with db.snapshot() as conn:
-        by_type = _counts_by_type(conn)
-        due, oldest = conn.execute(_QUERIES["due_now"], {"now": now_text}).fetchone()
-        in_flight, expired = conn.execute(_QUERIES["leases"], {"now": now_text}).fetchone()
+        by_type = _counts_by_type(conn, queries)
+        due, oldest = conn.execute(queries["due_now"], {"now": now_text}).fetchone()
+        in_flight, expired = conn.execute(queries["leases"], {"now": now_text}).fetchone()
         finished = {
             TaskStatus(status): int(n)
             for status, n in conn.execute(
-                _QUERIES["finished_since"], {"since": to_db_text(now - window)}
+                queries["finished_since"], {"since": to_db_text(now - window)}
             ).fetchall()
         }
         stale = [
             Worker.from_row(row)
             for row in conn.execute(
-                _QUERIES["stale_workers"], {"threshold": to_db_text(now - stale_after)}
+                queries["stale_workers"], {"threshold": to_db_text(now - stale_after)}
             ).fetchall()
         ]
-        workers = int(conn.execute(_QUERIES["worker_count"]).fetchone()[0])
+        workers = int(conn.execute(queries["worker_count"]).fetchone()[0])
     oldest_age = None
     if oldest is not None:
         oldest_age = max(0.0, (now - from_db_text(oldest)).total_seconds())
@@ -150,10 +147,10 @@ def stats(
     )
 
 
-def _counts_by_type(conn: sqlite3.Connection) -> dict[str, dict[TaskStatus, int]]:
+def _counts_by_type(conn: Session, queries: Mapping[str, str]) -> dict[str, dict[TaskStatus, int]]:
     by_type: dict[str, dict[TaskStatus, int]] = {}
     for query in ("live_counts", "finished_counts"):
-        for status, task_type, n in conn.execute(_QUERIES[query]).fetchall():
+        for status, task_type, n in conn.execute(queries[query]).fetchall():
             by_type.setdefault(task_type, {})[TaskStatus(status)] = int(n)
     return dict(sorted(by_type.items()))
 

@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from queue_core import claiming, sql
-from queue_core.claiming import ClaimStrategy
-from queue_core.database import QueueDatabase
+from queue_core.backend import QueueBackend
+from queue_core.claiming import ClaimRequest, ClaimStrategy
 from queue_core.exceptions import (
     LeaseLostError,
     QueueDatabaseError,
@@ -54,12 +53,6 @@ DEFAULT_LEASE_SECONDS: Final = 30.0
 _ENQUEUE_KEYS: Final = frozenset(
     {"type", "payload", "priority", "compatibility", "run_after", "max_attempts", "idempotency_key"}
 )
-_QUERIES: Final = sql.queries()
-_SQL_ENQUEUE: Final = _QUERIES["enqueue"]
-_SQL_CLAIM_BY_IDS: Final = _QUERIES["claim_by_ids"]
-_SQL_EXPIRED_LEASE_EXISTS: Final = _QUERIES["expired_lease_exists"]
-_SQL_COMPLETE: Final = _QUERIES["complete"]
-_SQL_RELEASE_EXPIRED: Final = _QUERIES["release_expired_leases"]
 # An enqueue that lost an idempotency race looks the winner up; prune may delete the winner in
 # between, and then the insert is tried again. Two rounds suffice unless a pruner deletes a
 # task with this key in every window, which would take a fresh completed task older than the
@@ -69,7 +62,8 @@ _log = logging.getLogger(__name__)
 
 
 class TaskQueue(MendingOperations):
-    """The queue's operations on one :class:`QueueDatabase`.
+    """The queue's operations on one database: a :class:`QueueDatabase` (SQLite) or a
+    ``PostgresDatabase`` (see :func:`queue_core.connect`), through :mod:`queue_core.backend`.
 
     The operator's operations (``retry``, ``cancel``, ``prune``) come from
     :class:`~queue_core.mending.MendingOperations`; :meth:`stats` from
@@ -100,7 +94,7 @@ class TaskQueue(MendingOperations):
 
     def __init__(
         self,
-        db: QueueDatabase,
+        db: QueueBackend,
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -110,9 +104,10 @@ class TaskQueue(MendingOperations):
         default_lease_seconds: float = DEFAULT_LEASE_SECONDS,
         claim_strategy: ClaimStrategy | str = ClaimStrategy.PRIORITY,
     ) -> None:
-        if not isinstance(db, QueueDatabase):
-            raise TypeError(f"db must be a QueueDatabase, not {type(db).__name__}")
-        self.db = db
+        if not isinstance(db, QueueBackend):
+            raise TypeError(f"db must be a QueueDatabase or PostgresDatabase, not {_type_name(db)}")
+        self.db: QueueBackend = db
+        self._queries = db.queries
         self._clock = clock or utc_now
         self._rng = rng or random.Random()
         self.retry_backoff_seconds = positive_seconds(
@@ -126,8 +121,9 @@ class TaskQueue(MendingOperations):
             default_lease_seconds, "default_lease_seconds"
         )
         self.claim_strategy = ClaimStrategy.parse(claim_strategy)
-        # Whether the next claim looks without a lock first: after a claim that found nothing.
-        self._look_first = True
+        # The backend's claim algorithm (SQLite looks before it locks; PostgreSQL skips locked
+        # rows), with its state for this queue.
+        self._claimer = db.claimer(self._rng)
 
     def now(self) -> datetime:
         """The current time of this queue's clock."""
@@ -175,12 +171,12 @@ class TaskQueue(MendingOperations):
             to_db_text(self._clock()),
         )
         for _ in range(_ENQUEUE_ROUNDS):
-            rows = self.db.execute(_SQL_ENQUEUE, params).fetchall()
+            rows = self.db.execute(self._queries["enqueue"], params).fetchall()
             if rows:
                 return int(rows[0][0])
             # The key exists; return its task, unless prune deleted it since the insert.
             rows = self.db.execute(
-                _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": idempotency_key}
+                self._queries["task_id_by_idempotency_key"], {"idempotency_key": idempotency_key}
             ).fetchall()
             if rows:
                 return int(rows[0][0])
@@ -227,17 +223,14 @@ class TaskQueue(MendingOperations):
             return []
         with self.db.transaction() as conn:
             if all(params[6] is None for params in batch):
-                # No keys, so no conflicts: one executemany, and the ids are consecutive
-                # because this transaction holds the write lock (AUTOINCREMENT never reuses).
-                conn.executemany(_QUERIES["enqueue_batch"], batch)
-                last = int(conn.execute(_QUERIES["last_insert_rowid"]).fetchone()[0])
-                return list(range(last - len(batch) + 1, last + 1))
+                # No keys, so no conflicts: the backend's fastest batch insert.
+                return self.db.insert_tasks(conn, batch)
             ids: list[int] = []
             for params in batch:
-                rows = conn.execute(_SQL_ENQUEUE, params).fetchall()
+                rows = conn.execute(self._queries["enqueue"], params).fetchall()
                 if not rows:
                     rows = conn.execute(
-                        _QUERIES["task_id_by_idempotency_key"], {"idempotency_key": params[6]}
+                        self._queries["task_id_by_idempotency_key"], {"idempotency_key": params[6]}
                     ).fetchall()
                 ids.append(int(rows[0][0]))
             return ids
@@ -257,18 +250,16 @@ class TaskQueue(MendingOperations):
         """Lease up to ``limit`` due tasks to ``worker_id`` and return them in claim order.
 
         The order is the ``strategy`` (default: this queue's ``claim_strategy``, ``priority``:
-        lower priority value first, then ``run_after_utc``, then id). The claim first looks
-        without any lock: when no task matches and no lease has expired it returns ``[]``
-        without taking the write lock. Otherwise one ``BEGIN IMMEDIATE`` transaction releases
+        lower priority value first, then ``run_after_utc``, then id). The claim first releases
         expired leases (their workers died) back to the queue, or fails them on their last
-        attempt, and leases the tasks it saw (``status='processing'``, ``locked_by``, the lease,
-        the reservation and start times, ``attempts + 1``). When other workers took some of them
-        in between, it picks once more under the lock and returns what it got (possibly
-        ``[]``): no error and no retry loop. Expired leases are thus released by the first claim
-        after they expire, and a poll that finds nothing writes nothing. A claim right after
-        one that found tasks skips the look (the queue was not empty a moment ago, and the look
-        would cost two reads) and releases and picks under the lock; so at most one empty claim
-        in a row takes the write lock.
+        attempt, then leases the tasks (``status='processing'``, ``locked_by``, the lease, the
+        reservation and start times, ``attempts + 1``). Tasks other workers take at the same
+        moment are skipped, never leased twice: the call returns what it got (possibly
+        ``[]``), with no error and no retry loop. How is the backend's
+        (:meth:`QueueBackend.claimer`): SQLite looks without a lock first, so a poll that finds
+        nothing writes nothing, then leases under its one write lock
+        (:class:`~queue_core.claiming.LookThenLockClaimer`); PostgreSQL picks and leases in one
+        ``FOR UPDATE SKIP LOCKED`` statement (:mod:`queue_core.postgres.claiming`).
 
         :param types: only claim these task types (default: any).
         :param region: also claim tasks for this region; tasks with no region match everyone.
@@ -276,7 +267,8 @@ class TaskQueue(MendingOperations):
             reclaimed; extend it with :meth:`extend_lease`.
         :param strategy: ``"priority"``, ``"fifo"``, ``"lifo"`` or ``"weighted_random"``.
         :raises TypeError, ValueError: bad worker id, types, region, lease, limit or strategy.
-        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout.
+        :raises QueueBusyError: the write lock stayed taken for the whole busy timeout
+            (SQLite), or a statement kept losing races (PostgreSQL); nothing was leased.
         """
         check_text(worker_id, "worker_id")
         names = None if types is None else type_names(types)
@@ -285,62 +277,21 @@ class TaskQueue(MendingOperations):
         lease = positive_seconds(lease, "lease_seconds")
         check_count(limit, "limit", 1)
         order = self.claim_strategy if strategy is None else ClaimStrategy.parse(strategy)
-        arms = claiming.arms_for(names, region)
         now_moment = self._clock()
-        now = to_db_text(now_moment)
-        lease_until = to_db_text(now_moment + timedelta(seconds=lease))
-        if self._look_first:
-            # Look before locking: an empty poll reads a few index entries and writes nothing.
-            expired = self.db.execute(_SQL_EXPIRED_LEASE_EXISTS, {"now": now}).fetchone()
-            ids = claiming.pick(self.db.execute, order, arms, now, limit, self._rng)
-            if not ids and expired is None:
-                return []
-        else:
-            # The last claim found work, so this one most likely will too: the look would only
-            # add two reads. Release and pick under the lock, as the look would have.
-            expired, ids = True, []
-        lease_params = {"worker_id": worker_id, "lease_until": lease_until, "now": now}
-        rows: list[Any] = []
-        released = 0
-        self._look_first = True  # unless this claim gets tasks (an error leaves it looking)
-        with self.db.transaction() as conn:
-            if expired is not None:
-                # Released tasks may come first in claim order: the look is stale, pick anew.
-                released = int(conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount)
-                if order is ClaimStrategy.PRIORITY and len(arms) == 1:
-                    # One arm in priority order: pick and lease in one statement.
-                    query = claiming.statement("claim_in_order", "type" in arms[0])
-                    cursor = conn.execute(query, {**arms[0], **lease_params, "limit": limit})
-                    rows = sorted(cursor, key=_priority_order)
-                    ids = [int(row["id"]) for row in rows]
-                else:
-                    ids = claiming.pick(conn.execute, order, arms, now, limit, self._rng)
-            if ids and not rows:
-                rows = conn.execute(
-                    _SQL_CLAIM_BY_IDS, {**lease_params, "ids": json.dumps(ids)}
-                ).fetchall()
-            if len(rows) < len(ids):
-                # Other workers took some of the look's tasks: pick again under the lock, once,
-                # and take what is there now.
-                taken = {int(row["id"]) for row in rows}
-                more = [
-                    task_id
-                    for task_id in claiming.pick(conn.execute, order, arms, now, limit, self._rng)
-                    if task_id not in taken
-                ][: limit - len(rows)]
-                if more:
-                    rows += conn.execute(
-                        _SQL_CLAIM_BY_IDS, {**lease_params, "ids": json.dumps(more)}
-                    ).fetchall()
-                ids = [task_id for task_id in ids if task_id in taken] + more
-        if released:
-            _log_released(released, worker_id)
-        self._look_first = not rows
-        # RETURNING order is arbitrary; hand tasks out in the order they were picked.
-        rank = {task_id: position for position, task_id in enumerate(ids)}
-        tasks = [Task.from_row(row) for row in rows]
-        tasks.sort(key=lambda task: rank[task.id])
-        return tasks
+        result = self._claimer.claim(
+            ClaimRequest(
+                worker_id=worker_id,
+                types=names,
+                region=region,
+                strategy=order,
+                now=to_db_text(now_moment),
+                lease_until=to_db_text(now_moment + timedelta(seconds=lease)),
+                limit=limit,
+            )
+        )
+        if result.released:
+            _log_released(result.released, worker_id)
+        return [Task.from_row(row) for row in result.rows]
 
     def claim_one(
         self,
@@ -372,7 +323,7 @@ class TaskQueue(MendingOperations):
         check_int(task_id, "task_id")
         check_text(worker_id, "worker_id")
         cursor = self.db.execute(
-            _SQL_COMPLETE,
+            self._queries["complete"],
             {"now": to_db_text(self._clock()), "task_id": task_id, "worker_id": worker_id},
         )
         if cursor.rowcount != 1:
@@ -397,7 +348,7 @@ class TaskQueue(MendingOperations):
         check_str(error, "error")
         retry = None if retry_in is None else non_negative_seconds(retry_in, "retry_in")
         rows = self.db.execute(
-            _QUERIES["fail"],
+            self._queries["fail"],
             {
                 "now": to_db_text(self._clock()),
                 "retry_in": retry,
@@ -427,7 +378,7 @@ class TaskQueue(MendingOperations):
         now_moment = self._clock()
         until = now_moment + timedelta(seconds=lease)
         cursor = self.db.execute(
-            _QUERIES["extend_lease"],
+            self._queries["extend_lease"],
             {
                 "lease_until": to_db_text(until),
                 "now": to_db_text(now_moment),
@@ -447,7 +398,9 @@ class TaskQueue(MendingOperations):
         """
         now = to_db_text(self._clock())
         with self.db.transaction() as conn:
-            released = int(conn.execute(_SQL_RELEASE_EXPIRED, {"now": now}).rowcount)
+            released = int(
+                conn.execute(self._queries["release_expired_leases"], {"now": now}).rowcount
+            )
         if released:
             _log_released(released, None)
         return released
@@ -461,7 +414,7 @@ class TaskQueue(MendingOperations):
         check_text(worker_id, "worker_id")
         worker = Worker(worker_id, check_mapping(capabilities, "capabilities"), self._clock())
         self.db.execute(
-            _QUERIES["upsert_worker"],
+            self._queries["upsert_worker"],
             {
                 "worker_id": worker_id,
                 "capabilities": to_json(worker.capabilities, "capabilities"),
@@ -477,19 +430,19 @@ class TaskQueue(MendingOperations):
         """
         check_text(worker_id, "worker_id")
         self.db.execute(
-            _QUERIES["worker_heartbeat"],
+            self._queries["worker_heartbeat"],
             {"worker_id": worker_id, "heartbeat": to_db_text(self._clock())},
         )
 
     def get_worker(self, worker_id: str) -> Worker | None:
         """Return the registered worker, or None."""
         check_text(worker_id, "worker_id")
-        row = self.db.execute(_QUERIES["get_worker"], {"worker_id": worker_id}).fetchone()
+        row = self.db.execute(self._queries["get_worker"], {"worker_id": worker_id}).fetchone()
         return None if row is None else Worker.from_row(row)
 
     def workers(self) -> list[Worker]:
         """Every registered worker, by id."""
-        return [Worker.from_row(row) for row in self.db.execute(_QUERIES["list_workers"])]
+        return [Worker.from_row(row) for row in self.db.execute(self._queries["list_workers"])]
 
     # -- batches of one worker (the worker engine's single writer) --------------------------
 
@@ -558,8 +511,8 @@ class TaskQueue(MendingOperations):
         """
         names = None if types is None else type_names(types)
         check_optional_text(region, "region")
-        queued = claiming.next_due(self.db.execute, claiming.arms_for(names, region))
-        lease = self.db.execute(_QUERIES["next_lease_expiry"]).fetchone()[0]
+        queued = self._claimer.next_due(names, region)
+        lease = self.db.execute(self._queries["next_lease_expiry"]).fetchone()[0]
         times = [text for text in (queued, lease) if text is not None]
         return optional_from_db_text(min(times)) if times else None
 
@@ -569,7 +522,7 @@ class TaskQueue(MendingOperations):
         Reading it takes no lock and costs microseconds, so an idle worker can look often and
         claim only when it changed. Its own commits do not change it.
         """
-        return self.db.data_version()
+        return self.db.change_token()
 
     # -- logs and observation --------------------------------------------------------------
 
@@ -587,7 +540,7 @@ class TaskQueue(MendingOperations):
         details_json = None if details is None else to_json(details, "details")
         try:
             row = self.db.execute(
-                _QUERIES["insert_log"],
+                self._queries["insert_log"],
                 {
                     "task_id": task_id,
                     "at": to_db_text(self._clock()),
@@ -603,7 +556,7 @@ class TaskQueue(MendingOperations):
     def logs(self, task_id: int) -> list[TaskLog]:
         """A task's log lines, oldest first."""
         check_int(task_id, "task_id")
-        rows = self.db.execute(_QUERIES["task_logs"], {"task_id": task_id})
+        rows = self.db.execute(self._queries["task_logs"], {"task_id": task_id})
         return [TaskLog.from_row(row) for row in rows]
 
     def get(self, task_id: int) -> Task:
@@ -612,7 +565,7 @@ class TaskQueue(MendingOperations):
         :raises TaskNotFoundError: no task has this id.
         """
         check_int(task_id, "task_id")
-        row = self.db.execute(_QUERIES["get_task"], {"task_id": task_id}).fetchone()
+        row = self.db.execute(self._queries["get_task"], {"task_id": task_id}).fetchone()
         if row is None:
             raise TaskNotFoundError(task_id)
         return Task.from_row(row)
@@ -631,7 +584,7 @@ class TaskQueue(MendingOperations):
             check_text(type, "type")
         check_count(limit, "limit", 1)
         params = {"status": None if status is None else status.value, "type": type, "limit": limit}
-        return [Task.from_row(row) for row in self.db.execute(_QUERIES["list_tasks"], params)]
+        return [Task.from_row(row) for row in self.db.execute(self._queries["list_tasks"], params)]
 
     def counts(self) -> dict[TaskStatus, int]:
         """The number of tasks in each status (every status present, zeros included).
@@ -675,11 +628,11 @@ class TaskQueue(MendingOperations):
             "worker_id": worker_id,
             "task_ids": json.dumps(ids),
         }
-        done = {row[0] for row in self.db.execute(_QUERIES[name], bound)}
+        done = {row[0] for row in self.db.execute(self._queries[name], bound)}
         return [task_id for task_id in ids if task_id not in done]
 
     def _raise_not_held(self, task_id: int, worker_id: str) -> None:
-        row = self.db.execute(_QUERIES["task_holder"], {"task_id": task_id}).fetchone()
+        row = self.db.execute(self._queries["task_holder"], {"task_id": task_id}).fetchone()
         if row is None:
             raise TaskNotFoundError(task_id)
         status, locked_by = row
@@ -745,7 +698,3 @@ def _enqueue_params(
 
 def _type_name(value: object) -> str:
     return value.__class__.__name__
-
-
-def _priority_order(row: Any) -> tuple[Any, ...]:
-    return (row["priority"], row["run_after_utc"], row["id"])

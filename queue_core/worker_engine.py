@@ -11,10 +11,12 @@ the only writer among its processes; ``concurrency`` executor children (see
    leases in one statement, plus the engine's ``workers`` heartbeat) and the next claim, sized
    to refill executors and prefetch buffer; a claim with nothing else to write runs alone, and
    looks before it locks, so a commit by another connection costs an idle engine no lock;
-3. when the claim comes up short, stops claiming and waits: it reads ``PRAGMA data_version``
-   (through :meth:`TaskQueue.change_token`, no lock) every few milliseconds and claims again
-   only once another connection has committed something, or when the next scheduled task or
-   expiring lease is due.
+3. when the claim comes up short, stops claiming and waits on the database's change watch
+   (:mod:`queue_core.waking`) beside its executors' pipes, and claims again only once another
+   connection may have queued work, or when the next scheduled task or expiring lease is due.
+   On SQLite the watch reads ``PRAGMA data_version`` (no lock) every few milliseconds; on
+   PostgreSQL the engine sleeps on a LISTEN connection's socket until a queued task's NOTIFY
+   arrives, with a one-second poll as the safety net.
 
 Prefetch is bounded twice. At most ``prefetch`` claimed tasks wait beyond the running ones
 (default 4 per executor), and no more than the executors would start within 100 ms at the
@@ -49,8 +51,8 @@ from datetime import datetime, timedelta
 from multiprocessing import connection as mp_connection
 from typing import TYPE_CHECKING, Any, Final
 
+from queue_core.backend import QueueBackend
 from queue_core.claiming import ClaimStrategy
-from queue_core.database import QueueDatabase
 from queue_core.exceptions import (
     LeaseLostError,
     QueueBusyError,
@@ -69,6 +71,7 @@ from queue_core.validation import (
     positive_seconds,
     type_names,
 )
+from queue_core.waking import ChangeWatch
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -79,13 +82,9 @@ if TYPE_CHECKING:
 __all__ = ["WorkerEngine", "WorkerEngineError"]
 
 LOG: Final = logging.getLogger("queue_core.worker_engine")
-ACTIVE_POLL_SECONDS: Final = 0.002
-"""How often an engine that found work in the last :data:`ACTIVE_SECONDS` reads
-``PRAGMA data_version``: at most this long passes before it notices new work."""
-IDLE_POLL_SECONDS: Final = 0.010
-"""The same once it has found nothing for longer: a fifth of the wake-ups, so an idle engine
-stays well under 1 % of a core, and it still notices new work within 10 ms."""
 ACTIVE_SECONDS: Final = 2.0
+"""An engine that found work this recently counts as busy: a polled change watch (SQLite's)
+looks more often (see :meth:`~queue_core.waking.ChangeWatch.poll_seconds`)."""
 DEFAULT_PREFETCH_PER_EXECUTOR: Final = 4
 """``prefetch`` defaults to this many tasks per executor (bounded further by the horizon)."""
 PREFETCH_HORIZON_SECONDS: Final = 0.1
@@ -270,7 +269,7 @@ class WorkerEngine:
 
     def __init__(
         self,
-        db: QueueDatabase | TaskQueue,
+        db: QueueBackend | TaskQueue,
         handlers: Mapping[str, Handler | str],
         *,
         concurrency: int = 4,
@@ -287,10 +286,13 @@ class WorkerEngine:
     ) -> None:
         if isinstance(db, TaskQueue):
             self._queue = db
-        elif isinstance(db, QueueDatabase):
+        elif isinstance(db, QueueBackend):
             self._queue = TaskQueue(db)
         else:
-            raise TypeError(f"db must be a QueueDatabase or TaskQueue, not {type(db).__name__}")
+            raise TypeError(
+                "db must be a QueueDatabase, PostgresDatabase or TaskQueue, "
+                f"not {type(db).__name__}"
+            )
         if not isinstance(handlers, Mapping) or not handlers:
             raise ValueError("handlers must be a non-empty mapping of task type to handler")
         self._references = {str(t): handler_reference(h) for t, h in handlers.items()}
@@ -335,7 +337,8 @@ class WorkerEngine:
         self._release: list[int] = []
         self._maybe_work = True
         self._last_work = 0.0
-        self._token = 0
+        self._watch: ChangeWatch | None = None  # opened by run(), closed when it returns
+        self._watch_handle: int | None = None  # the watch's handle registered in _readiness
         self._next_due: datetime | None = None
         self._renew_at: datetime | None = None
         self._grace_deadline: float | None = None
@@ -433,6 +436,7 @@ class WorkerEngine:
             self.region,
             self.lease_seconds,
         )
+        self._watch = queue.db.change_watch()
         try:
             self._executors = [self._start_executor() for _ in range(self.concurrency)]
             while not self._finished():
@@ -447,6 +451,7 @@ class WorkerEngine:
             raise
         finally:
             self._close_executors()
+            self._close_watch()
         LOG.info(
             "worker engine %s stopped: %d completed, %d failed",
             self.worker_id,
@@ -467,7 +472,13 @@ class WorkerEngine:
         return True
 
     def _step(self) -> None:
-        ready = self._idle_wait() if self._idle() else self._readiness.wait(self._wait_seconds())
+        self._sync_watch_handle()
+        if self._idle():
+            ready = self._idle_wait()
+        else:
+            ready = self._readiness.wait(self._wait_seconds())
+            if self._watch_fired(ready) and self._changes.changed():
+                self._maybe_work = True
         if self._wake_reader in ready:
             while self._wake_reader.poll():
                 self._wake_reader.recv_bytes()
@@ -486,7 +497,7 @@ class WorkerEngine:
             self._dispatch()
 
     def _idle_wait(self) -> list[Any]:
-        """Wait with nothing to do: each wake-up reads data_version and nothing else.
+        """Wait with nothing to do: each wake-up asks the change watch and nothing else.
 
         Returns what became ready, or nothing once there may be work (another connection
         committed, or the next scheduled task or expiring lease is due) or a renewal is due.
@@ -499,20 +510,55 @@ class WorkerEngine:
         due_at = (
             None if self._next_due is None else now_mono + (self._next_due - wall).total_seconds()
         )
+        watch = self._changes
         while True:
             recent = now_mono - self._last_work < ACTIVE_SECONDS
-            interval = ACTIVE_POLL_SECONDS if recent else IDLE_POLL_SECONDS
+            interval = watch.poll_seconds(recent)
+            if due_at is not None:
+                interval = min(interval, due_at - now_mono)
             ready = self._readiness.wait(max(0.0, min(interval, renew_at - now_mono)))
+            fired = self._watch_fired(ready)
             if ready:
+                if fired and watch.changed():
+                    self._maybe_work = True
                 return ready
             now_mono = time.monotonic()
-            if self._queue.change_token() != self._token or (
-                due_at is not None and now_mono >= due_at
-            ):
+            if watch.changed() or (due_at is not None and now_mono >= due_at):
                 self._maybe_work = True
                 return []
             if now_mono >= renew_at:
                 return []
+
+    @property
+    def _changes(self) -> ChangeWatch:
+        if self._watch is None:
+            raise RuntimeError("the change watch is opened by run()")
+        return self._watch
+
+    def _sync_watch_handle(self) -> None:
+        """Wait on the watch's current handle (it changes when a lost listener reconnects)."""
+        handle = self._changes.handle()
+        if handle == self._watch_handle:
+            return
+        if self._watch_handle is not None:
+            self._readiness.remove(self._watch_handle)
+        if handle is not None:
+            self._readiness.add(handle)
+        self._watch_handle = handle
+
+    def _watch_fired(self, ready: list[Any]) -> bool:
+        """Take the watch's handle out of ``ready``; whether it was there."""
+        if self._watch_handle is not None and self._watch_handle in ready:
+            ready.remove(self._watch_handle)
+            return True
+        return False
+
+    def _close_watch(self) -> None:
+        if self._watch_handle is not None:
+            self._readiness.remove(self._watch_handle)
+            self._watch_handle = None
+        if self._watch is not None:
+            self._watch.close()
 
     def _idle(self) -> bool:
         return not (
@@ -543,9 +589,9 @@ class WorkerEngine:
         if self._renew_at is not None:
             wall_seconds = (self._renew_at - self._queue.now()).total_seconds()
             deadlines.append(now_mono + wall_seconds)
-        if not self._maybe_work and self._claim_limit():  # the next data_version look
+        if not self._maybe_work and self._claim_limit():  # the change watch's next look
             recent = now_mono - self._last_work < ACTIVE_SECONDS
-            deadlines.append(now_mono + (ACTIVE_POLL_SECONDS if recent else IDLE_POLL_SECONDS))
+            deadlines.append(now_mono + self._changes.poll_seconds(recent))
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now_mono)
@@ -738,9 +784,8 @@ class WorkerEngine:
         return min(self.prefetch, horizon)
 
     def _look_for_work(self) -> None:
-        token = self._queue.change_token()
         due = self._next_due is not None and self._queue.now() >= self._next_due
-        if token != self._token or due:
+        if due or self._changes.changed():
             self._maybe_work = True
 
     def _should_write(self) -> bool:
@@ -850,6 +895,9 @@ class WorkerEngine:
 
     def _claim(self, limit: int) -> list[Task]:
         queue = self._queue
+        # Before the claim: whatever is committed after this point wakes the engine, and the
+        # claim sees everything committed before it.
+        self._changes.mark()
         claimed = queue.claim(
             self.worker_id,
             types=self.types,
@@ -859,7 +907,6 @@ class WorkerEngine:
             strategy=self.strategy,
         )
         if len(claimed) < limit:
-            self._token = queue.change_token()
             self._next_due = queue.next_due(types=self.types, region=self.region)
         return claimed
 

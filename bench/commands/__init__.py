@@ -58,12 +58,13 @@ class Command(ABC):
 
 def commands() -> Sequence[Command]:
     """Every subcommand, in the order ``--help`` lists them."""
-    from bench.commands import compare, ops, paired, pickup, report, run, schema
+    from bench.commands import backends, compare, ops, paired, pickup, report, run, schema
 
     return (
         run.COMMAND,
         report.COMMAND,
         compare.COMMAND,
+        backends.COMMAND,
         schema.COMMAND,
         paired.PARAM_STYLE,
         paired.TRACER_OVERHEAD,

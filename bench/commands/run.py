@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.backends import BACKENDS, POSTGRES_SCENARIOS, masked, refused_scenarios
 from bench.commands import Command
 from bench.profiles import PROFILES
 from bench.scenarios import NAMES
+from queue_core.connecting import is_postgres_url
 
 
 class RunCommand(Command):
@@ -47,6 +49,22 @@ class RunCommand(Command):
             action="append",
             metavar="NAME",
             help=f"run only this scenario (repeatable or comma separated): {', '.join(NAMES)}",
+        )
+        parser.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="sqlite",
+            help=(
+                "the database to measure (default: sqlite); postgres runs "
+                f"{', '.join(POSTGRES_SCENARIOS)} against a throwaway server started on this "
+                "machine, or --dsn"
+            ),
+        )
+        parser.add_argument(
+            "--dsn",
+            metavar="URL",
+            help="with --backend postgres: measure this server (a postgresql:// URL whose user "
+            "may CREATE DATABASE) instead of a throwaway one",
         )
         parser.add_argument(
             "--out",
@@ -92,6 +110,18 @@ class RunCommand(Command):
             return self.usage_error(
                 args, f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}"
             )
+        if args.dsn is not None and args.backend != "postgres":
+            return self.usage_error(args, "--dsn needs --backend postgres")
+        if args.dsn is not None and not is_postgres_url(args.dsn):
+            return self.usage_error(args, f"--dsn must be a postgresql:// URL, not {args.dsn!r}")
+        refused = refused_scenarios(args.backend, chosen)
+        if refused:
+            return self.usage_error(
+                args,
+                f"scenario(s) {', '.join(refused)} run on SQLite only; with --backend "
+                f"{args.backend} choose from {', '.join(POSTGRES_SCENARIOS)}",
+            )
+        from bench.backends import BackendUnavailableError
         from bench.runner import RunOptions, execute
 
         def to_stderr(line: str) -> None:
@@ -105,11 +135,16 @@ class RunCommand(Command):
             coverage_json=args.coverage_json,
             pytest_benchmark_json=args.pytest_benchmark_json,
             report=args.report,
-            command=["python", "-m", "bench", *args.argv],
+            command=["python", "-m", "bench", *_without_password(args.argv)],
+            backend=args.backend,
+            dsn=args.dsn,
         )
         if args.json:  # stdout carries the JSON alone; progress goes to stderr
             options.progress = to_stderr
-        status, path, run = execute(options)
+        try:
+            status, path, run = execute(options)
+        except BackendUnavailableError as exc:
+            return self.usage_error(args, str(exc))
         if args.json:
             self.print_json(
                 {
@@ -121,6 +156,19 @@ class RunCommand(Command):
                 }
             )
         return status
+
+
+def _without_password(argv: list[str]) -> list[str]:
+    """The command line as results.json records it: a --dsn's password masked."""
+    shown = []
+    for arg in argv:
+        option, equals, value = arg.rpartition("=")
+        if is_postgres_url(arg):
+            arg = masked(arg)
+        elif equals and is_postgres_url(value):
+            arg = f"{option}={masked(value)}"
+        shown.append(arg)
+    return shown
 
 
 COMMAND = RunCommand()

@@ -13,17 +13,19 @@ mean, Jain's fairness index) and the throughput.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bench.accounting import describe, exactly_once
+from bench.backends import open_queue_db
 from bench.context import Job
 from bench.results import Accounting, Histogram, Latency, Shares
-from bench.scenarios._common import create_database, span_seconds
+from bench.scenarios._common import span_seconds
 from bench.scenarios.claim import preload
 from bench.stats import histogram_ms, latency_ms, shares
 from bench.workers import BusyOutcome, BusyProducerArgs, BusyWorkerArgs
-from queue_core import QueueDatabase, TaskQueue
+from queue_core import TaskQueue
 from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.models import TaskStatus
 
@@ -147,13 +149,12 @@ def _cell(
     producers = max(1, processes // 2)
     workers = max(1, processes - producers)
     label = f"busy-{timeout_ms}ms-{processes}p" + ("" if fair_lock else "-unfair")
-    path = context.new_db_path(label)
-    create_database(path)
-    preloaded = preload(path, params.backlog, params.pad_bytes)
+    target = context.new_database(label)
+    preloaded = preload(target, params.backlog, params.pad_bytes)
     jobs = [
         Job(
             BusyProducerArgs(
-                db_path=str(path),
+                target=target,
                 duration_s=params.duration_s,
                 busy_timeout_ms=timeout_ms,
                 pad_bytes=params.pad_bytes,
@@ -167,7 +168,7 @@ def _cell(
     jobs += [
         Job(
             BusyWorkerArgs(
-                db_path=str(path),
+                target=target,
                 duration_s=params.duration_s,
                 busy_timeout_ms=timeout_ms,
                 worker_id=f"w{w}",
@@ -178,13 +179,11 @@ def _cell(
         for w in range(workers)
     ]
     outcomes: list[BusyOutcome] = context.run_processes(jobs)
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(target)) as db:
         counts = TaskQueue(db).counts()
+        # No parameters: the same text runs on SQLite and PostgreSQL.
         queued_ids = [
-            int(row[0])
-            for row in db.execute(
-                "SELECT id FROM task_queue WHERE status = ?", (TaskStatus.QUEUED.value,)
-            )
+            int(row[0]) for row in db.execute("SELECT id FROM task_queue WHERE status = 'queued'")
         ]
     produced = [i for outcome in outcomes if outcome.role == "producer" for i in outcome.ids]
     completed = [i for outcome in outcomes if outcome.role == "worker" for i in outcome.ids]
@@ -237,7 +236,12 @@ def run(context: ScenarioContext[Params]) -> Result:
     series: list[Point] = []
     for timeout_ms in context.params.busy_timeouts_ms:
         variants = [DEFAULT_FAIR_LOCK]
-        if timeout_ms == GATED_TIMEOUT_MS and context.params.compare_fair_lock:
+        # The fair lock orders SQLite's one write lock; PostgreSQL has row locks instead.
+        if (
+            timeout_ms == GATED_TIMEOUT_MS
+            and context.params.compare_fair_lock
+            and context.backend == "sqlite"
+        ):
             variants.append(not DEFAULT_FAIR_LOCK)
         for processes in context.params.processes:
             for fair_lock in variants:

@@ -287,7 +287,7 @@ def _variant(context: ScenarioContext[Params], variant: Variant) -> VariantResul
             checkpointer.start()
         job = Job(
             PacedWriterArgs(
-                db_path=str(path),
+                target=str(path),
                 duration_s=params.duration_s,
                 rows_per_commit=params.rows_per_commit,
                 pad_bytes=params.pad_bytes,

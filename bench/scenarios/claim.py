@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.accounting import describe, exactly_once
+from bench.backends import open_queue_db
 from bench.baseline_sql import payload
 from bench.context import Job
 from bench.results import Accounting, Histogram, Latency
-from bench.scenarios._common import create_database, ratio, span_seconds
+from bench.scenarios._common import ratio, span_seconds
 from bench.stats import histogram_ms, latency_ms, rate
 from bench.workers import ClaimCompleteArgs, ClaimCompleteOutcome
-from queue_core import QueueDatabase, TaskQueue
+from queue_core import TaskQueue
 from queue_core.models import TaskStatus
 
 if TYPE_CHECKING:
@@ -70,10 +71,10 @@ class Result:
     series: tuple[Point, ...]
 
 
-def preload(path: Path, backlog: int, pad: int) -> list[int]:
-    """Enqueue ``backlog`` tasks through the library; return their ids."""
+def preload(target: str, backlog: int, pad: int) -> list[int]:
+    """Enqueue ``backlog`` tasks through the library into the database ``target``; their ids."""
     ids: list[int] = []
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(target)) as db:
         db.initialize_schema()
         queue = TaskQueue(db)
         for first in range(0, backlog, 1000):
@@ -100,15 +101,14 @@ class _Measured:
 
 def _measure(context: ScenarioContext[Params], processes: int, bare: bool) -> _Measured:
     label = f"claim-{processes}p-{'bare' if bare else 'lib'}"
-    path = context.new_db_path(label)
-    create_database(path)
-    expected = preload(path, context.params.backlog, context.params.pad_bytes)
+    target = context.new_database(label)
+    expected = preload(target, context.params.backlog, context.params.pad_bytes)
     jobs = [
-        Job(ClaimCompleteArgs(db_path=str(path), worker_id=f"w{p}", bare=bare), "worker")
+        Job(ClaimCompleteArgs(target=target, worker_id=f"w{p}", bare=bare), "worker")
         for p in range(processes)
     ]
     outcomes: list[ClaimCompleteOutcome] = context.run_processes(jobs)
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(target)) as db:
         counts = TaskQueue(db).counts()
     completed_ids = [task_id for outcome in outcomes for task_id in outcome.ids]
     accounting = exactly_once(expected, completed_ids, counts[TaskStatus.COMPLETED])

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from bench.backends import open_queue_db
 from bench.context import Job
 from bench.results import Histogram, Latency
-from bench.scenarios._common import create_database, ratio, span_seconds
+from bench.scenarios._common import ratio, span_seconds
 from bench.stats import histogram_ms, latency_ms, rate
 from bench.workers import ProduceArgs, ProduceOutcome
-from queue_core import QueueDatabase, TaskQueue
+from queue_core import TaskQueue
 from queue_core.models import TaskStatus
 
 if TYPE_CHECKING:
@@ -81,12 +83,11 @@ def _measure(
     context: ScenarioContext[Params], mode: Mode, processes: int, tasks: int, batch: int, bare: bool
 ) -> _Measured:
     label = f"{mode}-{processes}p-{'bare' if bare else 'lib'}"
-    path = context.new_db_path(label)
-    create_database(path)
+    target = context.new_database(label)
     jobs = [
         Job(
             ProduceArgs(
-                db_path=str(path),
+                target=target,
                 mode=mode,
                 tasks=tasks,
                 batch_size=batch,
@@ -99,7 +100,7 @@ def _measure(
         for p in range(processes)
     ]
     outcomes: list[ProduceOutcome] = context.run_processes(jobs)
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(target)) as db:
         queued = TaskQueue(db).counts()[TaskStatus.QUEUED]
     total = sum(outcome.tasks for outcome in outcomes)
     context.check(

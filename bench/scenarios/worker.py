@@ -20,13 +20,16 @@ once under killed executors and a stop mid-drain.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bench.accounting import describe, exactly_once
+from bench.backends import open_queue_db
 from bench.context import Job
+from bench.engine_jobs import ENGINE_WORKER_ID
 from bench.results import Histogram, Latency
-from bench.scenarios._common import create_database, ratio, span_seconds
+from bench.scenarios._common import ratio, span_seconds
 from bench.scenarios.claim import preload
 from bench.stats import histogram_ms, latency_ms, rate
 from bench.workers import (
@@ -41,12 +44,10 @@ from bench.workers import (
     PacedProducerArgs,
     PacedProducerOutcome,
 )
-from queue_core import QueueDatabase, TaskQueue
+from queue_core import TaskQueue
 from queue_core.models import TaskStatus
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from bench.context import ScenarioContext
 
 HANDLER_MS = {"noop": 0.0, "sleep_1ms": 1.0}
@@ -157,20 +158,19 @@ class Result:
     stopped: Stopped
 
 
-def _counts(path: Path) -> dict[TaskStatus, int]:
-    with QueueDatabase(path) as db:
+def _counts(target: str) -> dict[TaskStatus, int]:
+    with closing(open_queue_db(target)) as db:
         return TaskQueue(db).counts()
 
 
 def _engine_drain(
     context: ScenarioContext[Params], label: str, args: EngineDrainArgs
-) -> tuple[EngineDrainOutcome, Path]:
-    """Run one engine drain job on a fresh database (``args.db_path`` is filled in here)."""
-    path = context.new_db_path(label)
-    create_database(path)
-    job = Job(dataclasses.replace(args, db_path=str(path)), "worker", daemon=False)
+) -> tuple[EngineDrainOutcome, str]:
+    """Run one engine drain job on a fresh database (``args.target`` is filled in here)."""
+    target = context.new_database(label)
+    job = Job(dataclasses.replace(args, target=target), "worker", daemon=False)
     [outcome] = context.run_processes([job])
-    return outcome, path
+    return outcome, target
 
 
 def _drain_pair(context: ScenarioContext[Params], handler: str, executors: int) -> Point:
@@ -180,19 +180,20 @@ def _drain_pair(context: ScenarioContext[Params], handler: str, executors: int) 
         context,
         f"engine-{handler}-{executors}x",
         EngineDrainArgs(
-            db_path="",
+            target="",
             handler=handler,
             executors=executors,
             tasks=tasks,
             pad_bytes=params.pad_bytes,
         ),
     )
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(path)) as db:
+        # No parameters: the same text runs on SQLite and PostgreSQL (the id is the bench's).
         done = [
             int(row[0])
             for row in db.execute(
-                "SELECT id FROM task_queue WHERE status = 'completed' AND locked_by = ?",
-                (lib.worker_id,),
+                "SELECT id FROM task_queue WHERE status = 'completed' "
+                f"AND locked_by = '{ENGINE_WORKER_ID}'"
             )
         ]
         db_completed = TaskQueue(db).counts()[TaskStatus.COMPLETED]
@@ -205,13 +206,12 @@ def _drain_pair(context: ScenarioContext[Params], handler: str, executors: int) 
     )
     lib_rate = rate(tasks, span_seconds([lib]))
 
-    bare_path = context.new_db_path(f"bare-{handler}-{executors}p")
-    create_database(bare_path)
+    bare_path = context.new_database(f"bare-{handler}-{executors}p")
     expected = preload(bare_path, tasks, params.pad_bytes)
     jobs = [
         Job(
             ClaimCompleteArgs(
-                db_path=str(bare_path),
+                target=bare_path,
                 worker_id=f"w{p}",
                 bare=True,
                 handler_ms=HANDLER_MS[handler],
@@ -250,12 +250,11 @@ def _pickup(context: ScenarioContext[Params], capacity: float) -> Pickup:
     rate_per_s = max(1.0, capacity * params.load_fraction)
     each = max(1, int(rate_per_s / producers * params.pickup_s))
     count = each * producers
-    path = context.new_db_path("pickup")
-    create_database(path)
-    probes = path.parent / "probes"
+    path = context.new_database("pickup")
+    probes = context.workdir / "pickup-probes"
     probes.mkdir()
     engine = EngineServeArgs(
-        db_path=str(path),
+        target=path,
         handler="pickup_probe",
         executors=executors,
         expected=count,
@@ -264,7 +263,7 @@ def _pickup(context: ScenarioContext[Params], capacity: float) -> Pickup:
     jobs = [Job(engine, "worker", daemon=False)] + [
         Job(
             PacedProducerArgs(
-                db_path=str(path),
+                target=path,
                 rate_per_s=rate_per_s / producers,
                 count=each,
                 out_dir=str(probes),
@@ -322,10 +321,9 @@ def _pickup(context: ScenarioContext[Params], capacity: float) -> Pickup:
 
 def _idle(context: ScenarioContext[Params]) -> Idle:
     executors = max(context.params.executors)
-    path = context.new_db_path("idle")
-    create_database(path)
+    path = context.new_database("idle")
     args = EngineIdleArgs(
-        db_path=str(path), handler="noop", executors=executors, idle_s=context.params.idle_s
+        target=path, handler="noop", executors=executors, idle_s=context.params.idle_s
     )
     [outcome] = context.run_processes([Job(args, "worker", daemon=False)])
     measured: EngineIdleOutcome = outcome
@@ -351,7 +349,7 @@ def _killed(context: ScenarioContext[Params]) -> Killed:
         context,
         "engine-kill",
         EngineDrainArgs(
-            db_path="",
+            target="",
             handler="sleep_1ms",
             executors=max(params.executors),
             tasks=params.kill_tasks,
@@ -380,14 +378,14 @@ def _stopped(context: ScenarioContext[Params]) -> Stopped:
         context,
         "engine-stop",
         EngineDrainArgs(
-            db_path="",
+            target="",
             handler="sleep_1ms",
             executors=max(params.executors),
             tasks=params.kill_tasks,
             stop_after=params.kill_tasks // 4,
         ),
     )
-    with QueueDatabase(path) as db:
+    with closing(open_queue_db(path)) as db:
         counts = TaskQueue(db).counts()
         charged = int(
             db.execute(

@@ -48,9 +48,10 @@ def _shared_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None
     default_json = False if top_level else argparse.SUPPRESS
     parser.add_argument(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=default_db,
-        help="the queue database (default: $PRISMQ_QUEUE_DB_PATH, else the platform default)",
+        help="the queue database: a SQLite file or a postgresql:// URL "
+        "(default: $PRISMQ_QUEUE_DB_PATH, else the platform default file)",
     )
     parser.add_argument(
         "--json",

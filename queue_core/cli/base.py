@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Final, TextIO
+from typing import Any, ClassVar, Final, TextIO, cast
 
+from queue_core.backend import QueueBackend
+from queue_core.connecting import connect, is_postgres_url
 from queue_core.database import QueueDatabase
-from queue_core.location import resolve_db_path
+from queue_core.location import ENV_VAR, resolve_db_path
 from queue_core.task_queue import TaskQueue
 from queue_core.validation import MAX_SECONDS
 
@@ -51,25 +54,48 @@ class Command:
         raise NotImplementedError
 
 
-def database_path(args: argparse.Namespace) -> Path:
-    """The database file ``--db`` names, else the environment variable or platform default.
+def database_target(args: argparse.Namespace) -> str | None:
+    """What ``--db`` names: a path or a ``postgresql://`` URL, else the environment variable
+    (None: then the platform default path)."""
+    if args.db is not None:
+        return str(args.db)
+    return os.environ.get(ENV_VAR) or None
 
+
+def database_path(args: argparse.Namespace) -> Path:
+    """The SQLite file ``--db`` names, else the environment variable or platform default; for
+    the commands that work on the file itself (backup, restore, check).
+
+    :raises UsageError: ``--db`` (or the environment variable) is a PostgreSQL URL.
     :raises QueueLocationError: the path is unusable (network share, unwritable, ...).
     """
+    target = database_target(args)
+    if is_postgres_url(target):
+        raise UsageError(
+            "this command works on a SQLite queue file; for a PostgreSQL queue use the "
+            "server's own tools (pg_dump, pg_restore, amcheck)"
+        )
     return resolve_db_path(args.db)
 
 
-def open_database(args: argparse.Namespace, *, create: bool = False) -> QueueDatabase:
-    """Open the queue named by ``--db`` with its schema up to date.
+def open_database(args: argparse.Namespace, *, create: bool = False) -> QueueBackend:
+    """Open the queue named by ``--db`` (a path or a ``postgresql://`` URL) with its schema
+    up to date.
 
     :param create: create a missing file; without it a missing file is a usage error, so a
-        typo in ``--db`` does not silently create an empty queue.
+        typo in ``--db`` does not silently create an empty queue. (A PostgreSQL database must
+        exist already; its schema is created when missing.)
     :raises UsageError: the file does not exist and ``create`` is false.
     """
-    path = database_path(args)
-    if not create and not path.exists():
-        raise UsageError(f"no queue database at {path} (create one with `{PROG} init`)")
-    db = QueueDatabase(path)
+    target = database_target(args)
+    db: QueueBackend
+    if is_postgres_url(target):
+        db = connect(target)
+    else:
+        path = database_path(args)
+        if not create and not path.exists():
+            raise UsageError(f"no queue database at {path} (create one with `{PROG} init`)")
+        db = QueueDatabase(path)
     try:
         db.initialize_schema()
     except BaseException:
@@ -239,10 +265,19 @@ class Progress:
             self._drawn = False
 
 
-def open_queue(args: argparse.Namespace) -> tuple[QueueDatabase, TaskQueue]:
+def open_sqlite_database(args: argparse.Namespace) -> QueueDatabase:
+    """:func:`open_database` for the commands that work on the SQLite file itself.
+
+    :raises UsageError: ``--db`` is a PostgreSQL URL, or the file does not exist.
+    """
+    database_path(args)  # a PostgreSQL URL is refused here, before anything is opened
+    return cast("QueueDatabase", open_database(args))
+
+
+def open_queue(args: argparse.Namespace) -> tuple[QueueBackend, TaskQueue]:
     """Open the queue ``--db`` names (which must exist) and a TaskQueue on it.
 
-    :raises UsageError: the file does not exist.
+    :raises UsageError: the SQLite file does not exist.
     """
     db = open_database(args)
     return db, TaskQueue(db)

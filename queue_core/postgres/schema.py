@@ -57,8 +57,10 @@ TRIGGERS: Final = (
     "trg_task_finished_count_enter",
     "trg_task_finished_count_leave",
     "trg_task_finished_count_delete",
+    "trg_task_notify_insert",
+    "trg_task_notify_requeue",
 )
-FUNCTIONS: Final = ("count_finished_task", "fold_finished_task_counts")
+FUNCTIONS: Final = ("count_finished_task", "fold_finished_task_counts", "notify_queued_task")
 GENERATED_COLUMNS: Final = ("region", "format")
 
 Connection = psycopg.Connection[Any]

@@ -243,7 +243,7 @@ def test_sampler_records_this_process_and_file_sizes(tmp_path: Path) -> None:
 def test_a_failing_process_fails_the_group(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory", encoding="utf-8")
-    args = ClaimCompleteArgs(db_path=str(blocker / "queue.db"), worker_id="w0", bare=True)
+    args = ClaimCompleteArgs(target=str(blocker / "queue.db"), worker_id="w0", bare=True)
     with pytest.raises(RuntimeError, match="benchmark process failed"):
         run_processes(None, [Job(args, "worker")], timeout_s=60)
 
@@ -260,7 +260,7 @@ def test_worker_args_are_frozen_and_survive_pickling() -> None:
     for args in every:
         assert pickle.loads(pickle.dumps(args)) == args
         with pytest.raises(dataclasses.FrozenInstanceError):
-            args.db_path = "elsewhere"  # type: ignore[misc]
+            args.target = "elsewhere"  # type: ignore[misc]
         assert Job(args, "worker").kind == type(args).__name__
 
 

@@ -41,7 +41,7 @@ def test_results_file_matches_the_contract(tiny_run: dict[str, Any]) -> None:
     results = tiny_run["results"]
     assert tiny_run["path"].name == "results.json"
     assert tiny_run["path"].parent.name == results["run_id"]
-    assert results["schema"] == "prismq-bench/2"
+    assert results["schema"] == "prismq-bench/2.1"
     assert results["profile"] == "tiny"
     for key in ("started_utc", "finished_utc", "duration_s", "command"):
         assert results[key] is not None, key

@@ -11,11 +11,25 @@ from typing import Any
 
 import pytest
 
-from queue_core import QueueBusyError, QueueDatabase, TaskQueue, TaskStatus, claiming, sql
+from queue_core import (
+    QueueBackend,
+    QueueBusyError,
+    QueueDatabase,
+    TaskQueue,
+    TaskStatus,
+    claiming,
+    sql,
+)
 from queue_core.claiming import ClaimStrategy
 from tests.conftest import FakeClock
 
 NOW = "2026-01-01 12:00:00.000"
+
+
+@pytest.fixture
+def db(backend_db: QueueBackend) -> QueueBackend:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return backend_db
 
 
 def plan(db: QueueDatabase, name: str, arm: dict[str, Any]) -> list[str]:
@@ -24,6 +38,7 @@ def plan(db: QueueDatabase, name: str, arm: dict[str, Any]) -> list[str]:
     return [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {query}", params)]
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plans; PostgreSQL claims with its own statement")
 @pytest.mark.parametrize(
     ("arm", "index"),
     [
@@ -51,6 +66,7 @@ def test_every_claim_statement_seeks_its_index_in_claim_order(
     assert not any("TEMP B-TREE" in step for step in steps), steps
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plans; PostgreSQL has its own next_due")
 @pytest.mark.parametrize(
     ("arm", "index"),
     [
@@ -81,6 +97,7 @@ def test_next_due_seeks_each_band_of_its_arm(
     assert not any("ix_task_status_prio_time" in step for step in steps), steps
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plans; PostgreSQL claims with its own statement")
 def test_leasing_by_ids_looks_up_rowids(db: QueueDatabase) -> None:
     query = sql.queries()["claim_by_ids"]
     params = {"worker_id": "w", "lease_until": NOW, "now": NOW, "ids": "[1]"}
@@ -237,6 +254,9 @@ def _first(action: Any, db: QueueDatabase) -> Iterator[None]:
         db.transaction = original  # type: ignore[method-assign]
 
 
+@pytest.mark.sqlite_only(
+    reason="SQLite's look before the lock; PostgreSQL's races are in test_multiprocess"
+)
 def test_two_workers_see_the_same_single_candidate_and_exactly_one_gets_it(
     db: QueueDatabase,
 ) -> None:
@@ -252,6 +272,9 @@ def test_two_workers_see_the_same_single_candidate_and_exactly_one_gets_it(
     assert (task.status, task.locked_by, task.attempts) == (TaskStatus.PROCESSING, "rival", 1)
 
 
+@pytest.mark.sqlite_only(
+    reason="SQLite's look before the lock; PostgreSQL's races are in test_multiprocess"
+)
 def test_a_claim_whose_look_was_taken_gets_the_next_task(db: QueueDatabase) -> None:
     first = TaskQueue(db)
     rival = TaskQueue(QueueDatabase(db.path))
@@ -262,6 +285,9 @@ def test_a_claim_whose_look_was_taken_gets_the_next_task(db: QueueDatabase) -> N
     assert first.get(a).locked_by == "rival"
 
 
+@pytest.mark.sqlite_only(
+    reason="SQLite's look before the lock; PostgreSQL's races are in test_multiprocess"
+)
 def test_a_look_that_was_taken_failed_and_rescheduled_in_between_is_not_leased(
     db: QueueDatabase,
 ) -> None:
@@ -282,6 +308,9 @@ def test_a_look_that_was_taken_failed_and_rescheduled_in_between_is_not_leased(
     assert (task.status, task.attempts, task.locked_by) == (TaskStatus.QUEUED, 1, None)
 
 
+@pytest.mark.sqlite_only(
+    reason="counts SQLite's total_changes(); a PostgreSQL claim locks only rows it leases"
+)
 def test_an_empty_poll_writes_nothing(db: QueueDatabase, clock: FakeClock) -> None:
     queue = TaskQueue(db, clock=clock)
     queue.enqueue("t", {}, run_after=clock.now + timedelta(hours=1))
@@ -305,6 +334,9 @@ def test_an_expired_lease_is_released_by_the_next_claim_even_with_nothing_else_d
     assert task is not None and (task.id, task.attempts) == (task_id, 2)
 
 
+@pytest.mark.sqlite_only(
+    reason="SQLite's look before the lock; PostgreSQL's races are in test_multiprocess"
+)
 def test_only_the_first_empty_claim_after_a_busy_spell_takes_the_lock(
     db: QueueDatabase,
 ) -> None:

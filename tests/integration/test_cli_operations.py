@@ -1,5 +1,8 @@
 """The operations commands of ``python -m queue_core``, run as subprocesses with parsed --json,
-and bad input for every command: one line on stderr, exit 2, and the database unchanged."""
+and bad input for every command: one line on stderr, exit 2, and the database unchanged.
+
+Every test runs with ``--db`` a SQLite file and a ``postgresql://`` URL, except those of the
+commands that work on the SQLite file itself (backup, backups, restore, check)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from queue_core import QueueDatabase, TaskQueue
+from queue_core import QueueDatabase, TaskQueue, connect
+from queue_core.schema import latest_version
 from tests.integration.test_cli import run_cli
 
 # Task ids of the fixture queue, by what happened to them.
@@ -18,10 +22,9 @@ COMPLETED, FAILED, RUNNING, QUEUED = 1, 2, 3, 4
 
 
 @pytest.fixture
-def queue_file(tmp_path: Path) -> Path:
-    path = tmp_path / "queue.db"
-    with QueueDatabase(path) as db:
-        db.initialize_schema()
+def queue_file(queue_target: str) -> str:
+    path = queue_target
+    with connect(path) as db:
         queue = TaskQueue(db)
         queue.enqueue_many(
             [
@@ -39,25 +42,22 @@ def queue_file(tmp_path: Path) -> Path:
     return path
 
 
-def content(path: Path) -> list[Any]:
+def content(path: str | Path) -> list[Any]:
     """Every row of every table, to show a command changed nothing."""
-    conn = sqlite3.connect(path)
-    try:
+    with connect(path) as db:
         return [
-            conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            [tuple(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
             for table in ("task_queue", "task_logs", "workers", "finished_task_counts")
         ]
-    finally:
-        conn.close()
 
 
-def cli_json(path: Path, *args: str) -> Any:
+def cli_json(path: str, *args: str) -> Any:
     result = run_cli(*args, "--db", str(path), "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def test_status_json(queue_file: Path) -> None:
+def test_status_json(queue_file: str) -> None:
     data = cli_json(queue_file, "status", "--stale", "1h")
     assert data["counts"] == {
         "queued": 1,
@@ -72,7 +72,7 @@ def test_status_json(queue_file: Path) -> None:
     assert data["stale_workers"] == []
 
 
-def test_status_prints_aligned_tables(queue_file: Path) -> None:
+def test_status_prints_aligned_tables(queue_file: str) -> None:
     result = run_cli("status", "--db", str(queue_file))
     assert result.returncode == 0, result.stderr
     table = result.stdout.split("\n\n")[0].splitlines()
@@ -80,14 +80,14 @@ def test_status_prints_aligned_tables(queue_file: Path) -> None:
     assert len({len(line) for line in table}) == 1  # right-aligned numbers end in one column
 
 
-def test_tasks_filters_and_limits(queue_file: Path) -> None:
+def test_tasks_filters_and_limits(queue_file: str) -> None:
     assert [t["id"] for t in cli_json(queue_file, "tasks")] == [4, 3, 2, 1]
     assert [t["id"] for t in cli_json(queue_file, "tasks", "--type", "thumb")] == [3, 2]
     assert [t["id"] for t in cli_json(queue_file, "tasks", "--status", "failed")] == [FAILED]
     assert [t["id"] for t in cli_json(queue_file, "tasks", "--limit", "1")] == [4]
 
 
-def test_show_includes_the_logs(queue_file: Path) -> None:
+def test_show_includes_the_logs(queue_file: str) -> None:
     data = cli_json(queue_file, "show", str(COMPLETED))
     assert data["task"]["status"] == "completed" and data["task"]["payload"] == {"to": "a"}
     assert [(log["level"], log["message"], log["details"]) for log in data["logs"]] == [
@@ -97,7 +97,7 @@ def test_show_includes_the_logs(queue_file: Path) -> None:
     assert "sent" in text and "completed" in text
 
 
-def test_retry_by_id_and_every_failed(queue_file: Path) -> None:
+def test_retry_by_id_and_every_failed(queue_file: str) -> None:
     data = cli_json(queue_file, "retry", str(FAILED))
     assert [(t["id"], t["status"], t["attempts"]) for t in data["retried"]] == [
         (FAILED, "queued", 0)
@@ -108,7 +108,7 @@ def test_retry_by_id_and_every_failed(queue_file: Path) -> None:
     }
 
 
-def test_cancel_queued_and_running_tasks(queue_file: Path) -> None:
+def test_cancel_queued_and_running_tasks(queue_file: str) -> None:
     data = cli_json(queue_file, "cancel", str(QUEUED), str(RUNNING))
     assert [(t["id"], t["status"]) for t in data["cancelled"]] == [
         (QUEUED, "cancelled"),
@@ -117,7 +117,7 @@ def test_cancel_queued_and_running_tasks(queue_file: Path) -> None:
     assert data["cancelled"][1]["error_message"] == "cancelled while held by w1"
 
 
-def test_prune_reports_what_it_deleted(queue_file: Path) -> None:
+def test_prune_reports_what_it_deleted(queue_file: str) -> None:
     assert cli_json(queue_file, "prune", "--older-than", "7d")["total"] == 0
     data = cli_json(queue_file, "prune", "--older-than", "0s")
     assert data["tasks"] == {"completed": 1, "failed": 1, "cancelled": 0}
@@ -125,7 +125,8 @@ def test_prune_reports_what_it_deleted(queue_file: Path) -> None:
     assert data["longest_lock_ms"] > 0
 
 
-def test_backup_backups_restore_and_check(queue_file: Path, tmp_path: Path) -> None:
+@pytest.mark.sqlite_only(reason="works on the SQLite file; refused for a URL in BAD_INPUT")
+def test_backup_backups_restore_and_check(queue_file: str, tmp_path: Path) -> None:
     folder = tmp_path / "saved"
     first = cli_json(queue_file, "backup", str(folder), "--keep", "2")
     assert Path(first["path"]).parent == folder and first["bytes"] > 0
@@ -141,19 +142,21 @@ def test_backup_backups_restore_and_check(queue_file: Path, tmp_path: Path) -> N
     assert cli_json(queue_file, "show", str(QUEUED))["task"]["status"] == "queued"
     assert cli_json(queue_file, "check") == {
         "path": str(queue_file),
-        "schema_version": 4,
+        "schema_version": latest_version(),
         "ok": True,
         "problems": [],
     }
 
 
-def test_backup_defaults_to_a_folder_next_to_the_queue(queue_file: Path) -> None:
+@pytest.mark.sqlite_only(reason="works on the SQLite file; refused for a URL in BAD_INPUT")
+def test_backup_defaults_to_a_folder_next_to_the_queue(queue_file: str) -> None:
     info = cli_json(queue_file, "backup")
-    assert Path(info["path"]).parent == queue_file.parent / "backups"
+    assert Path(info["path"]).parent == Path(queue_file).parent / "backups"
     assert len(cli_json(queue_file, "backups")["backups"]) == 1
 
 
-def test_check_exits_1_when_it_finds_a_problem(queue_file: Path) -> None:
+@pytest.mark.sqlite_only(reason="works on the SQLite file; refused for a URL in BAD_INPUT")
+def test_check_exits_1_when_it_finds_a_problem(queue_file: str) -> None:
     conn = sqlite3.connect(queue_file)
     conn.execute("UPDATE finished_task_counts SET n = 7")
     conn.commit()
@@ -163,7 +166,8 @@ def test_check_exits_1_when_it_finds_a_problem(queue_file: Path) -> None:
     assert json.loads(result.stdout)["ok"] is False
 
 
-def test_restore_exits_1_while_the_queue_is_open(queue_file: Path, tmp_path: Path) -> None:
+@pytest.mark.sqlite_only(reason="works on the SQLite file; refused for a URL in BAD_INPUT")
+def test_restore_exits_1_while_the_queue_is_open(queue_file: str, tmp_path: Path) -> None:
     backup = cli_json(queue_file, "backup", str(tmp_path / "b"))["path"]
     before = content(queue_file)
     with QueueDatabase(queue_file):
@@ -173,7 +177,7 @@ def test_restore_exits_1_while_the_queue_is_open(queue_file: Path, tmp_path: Pat
     assert content(queue_file) == before
 
 
-def test_workers_marks_stale_ones(queue_file: Path) -> None:
+def test_workers_marks_stale_ones(queue_file: str) -> None:
     (worker,) = cli_json(queue_file, "workers", "--stale", "1h")
     assert worker["worker_id"] == "w1" and worker["stale"] is False
     assert worker["capabilities"] == {"region": "eu"}
@@ -216,9 +220,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("args", BAD_INPUT, ids=lambda args: " ".join(args) or "(none)")
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(
-    queue_file: Path, args: list[str]
-) -> None:
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(queue_file: str, args: list[str]) -> None:
     before = content(queue_file)
     result = run_cli(*args, "--db", str(queue_file))
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -240,7 +242,7 @@ def test_a_missing_database_is_bad_usage_and_is_not_created(tmp_path: Path, comm
 
 
 def test_a_backup_folder_that_is_a_file_is_one_line_and_exit_2(
-    queue_file: Path, tmp_path: Path
+    queue_file: str, tmp_path: Path
 ) -> None:
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("x", encoding="utf-8")

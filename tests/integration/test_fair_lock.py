@@ -13,7 +13,13 @@ import pytest
 
 from queue_core import QueueBusyError, QueueDatabase, TaskQueue
 from queue_core.database import DEFAULT_FAIR_LOCK
-from queue_core.write_gate import FileLock, lock_path_for
+from queue_core.write_gate import (
+    FileLock,
+    WriteGate,
+    lock_path_for,
+    open_file_lock,
+    wait_path_for,
+)
 
 SPAWN = multiprocessing.get_context("spawn")
 WAIT = 10.0
@@ -27,11 +33,20 @@ def test_the_lock_file_sits_next_to_the_database(db_path: Path) -> None:
     with QueueDatabase(db_path, fair_lock=True) as db:
         assert db.fair_lock and db.fair_lock_active
         db.initialize_schema()
-        assert lock_path_for(db_path).exists()
+        assert lock_path_for(db_path).exists() and wait_path_for(db_path).exists()
     with QueueDatabase(db_path.with_name("off.db"), fair_lock=False) as off:
         off.initialize_schema()
         assert not off.fair_lock_active
     assert not lock_path_for(db_path.with_name("off.db")).exists()
+
+
+def _enqueue_claim_complete(db: QueueDatabase) -> None:
+    db.initialize_schema()
+    queue = TaskQueue(db)
+    task_id = queue.enqueue("t", {})
+    task = queue.claim_one("w")
+    assert task is not None and task.id == task_id
+    queue.complete(task_id, "w")
 
 
 def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(
@@ -41,14 +56,52 @@ def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(
         raise PermissionError(13, "Permission denied", str(path))
 
     with QueueDatabase(db_path, lock_opener=refuse, fair_lock=True) as db:
-        db.initialize_schema()
-        queue = TaskQueue(db)
-        task_id = queue.enqueue("t", {})
-        task = queue.claim_one("w")
-        assert task is not None and task.id == task_id
-        queue.complete(task_id, "w")
+        _enqueue_claim_complete(db)
         assert not db.fair_lock_active
         assert db.fair_lock_failure is not None and "Permission denied" in db.fair_lock_failure
+
+
+def test_without_the_wait_file_the_gate_still_queues_writers(db_path: Path) -> None:
+    def no_wait_file(path: Path) -> FileLock:
+        if path == wait_path_for(db_path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open_file_lock(path)
+
+    with QueueDatabase(db_path, lock_opener=no_wait_file, fair_lock=True) as db:
+        _enqueue_claim_complete(db)
+        assert db.fair_lock_active and db.fair_lock_failure is None
+        assert lock_path_for(db_path).exists() and not wait_path_for(db_path).exists()
+
+
+def test_a_long_waiter_of_another_connection_is_seen_through_the_wait_file(db_path: Path) -> None:
+    """The mark is a real shared lock: a third handle sees it while a writer waits longer than
+    the threshold behind a held gate, and it is gone once that writer got through."""
+    with (
+        QueueDatabase(db_path, fair_lock=True) as holder,
+        # A generous timeout: however slow the machine, the waiter outlasts the observation.
+        QueueDatabase(db_path, busy_timeout_ms=120_000, fair_lock=True) as waiter,
+    ):
+        holder.initialize_schema()
+        observer = WriteGate(
+            open_file_lock(lock_path_for(db_path)), open_file_lock(wait_path_for(db_path))
+        )
+        try:
+            assert not observer.starving_waiters
+            outcome: list[int] = []
+            with holder.transaction():
+                thread = threading.Thread(
+                    target=lambda: outcome.append(TaskQueue(waiter).enqueue("t", {}))
+                )
+                thread.start()
+                deadline = time.monotonic() + WAIT
+                while not observer.starving_waiters and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                assert observer.starving_waiters
+            thread.join(WAIT)
+            assert outcome == [1]
+            assert not observer.starving_waiters
+        finally:
+            observer.close()
 
 
 def test_a_held_gate_times_out_as_queue_busy_error(db_path: Path) -> None:

@@ -1,17 +1,21 @@
-"""The queue across real processes (spawn, as on Windows): drain, dead workers, races."""
+"""The queue across real processes (spawn, as on Windows): drain, dead workers, races.
+
+Every test runs on SQLite and on PostgreSQL (``queue_target`` is a file path or a URL, and each
+process opens it with ``connect``). The PostgreSQL drain is smaller: its cost is round trips
+to a server that shares the machine's two cores with the workers.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from queue_core import LeaseLostError, QueueBusyError, QueueDatabase, TaskQueue, TaskStatus
+from queue_core import LeaseLostError, QueueBusyError, QueueDatabase, TaskQueue, TaskStatus, connect
 
 SPAWN = multiprocessing.get_context("spawn")
 pytestmark = pytest.mark.slow
@@ -22,7 +26,7 @@ def _worker(path: str, worker_id: str, producers_done: Any, results: Any) -> Non
     claimed: list[int] = []
     completed: list[int] = []
     busy = 0
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         queue = TaskQueue(db)
         idle_since: float | None = None
         while True:
@@ -54,7 +58,7 @@ def _worker(path: str, worker_id: str, producers_done: Any, results: Any) -> Non
 def _producer(path: str, producer: int, count: int, results: Any) -> None:
     ids: list[int] = []
     busy = 0
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         queue = TaskQueue(db)
         sent = 0
         while sent < count:
@@ -74,13 +78,21 @@ def _producer(path: str, producer: int, count: int, results: Any) -> None:
     results.put({"producer": producer, "ids": ids, "busy": busy})
 
 
-def test_four_workers_drain_while_two_producers_enqueue(tmp_path: Path) -> None:
-    """5,000 tasks, each completed exactly once, never handed to two workers, no busy errors."""
-    path = tmp_path / "drain.db"
-    with QueueDatabase(path) as db:
-        db.initialize_schema()
+# Tasks preloaded, and enqueued by each of the two producers, per backend.
+DRAIN_SIZES = {"sqlite": (3000, 1000), "postgres": (600, 200)}
+
+
+def test_four_workers_drain_while_two_producers_enqueue(
+    queue_target: str, queue_backend: str
+) -> None:
+    """Every task (5,000 on SQLite) completed exactly once, never handed to two workers, no
+    busy errors."""
+    path = queue_target
+    preload, per_producer = DRAIN_SIZES[queue_backend]
+    total = preload + 2 * per_producer
+    with connect(path) as db:
         preloaded = TaskQueue(db).enqueue_many(
-            {"type": "work", "payload": {"n": i}} for i in range(3000)
+            {"type": "work", "payload": {"n": i}} for i in range(preload)
         )
     producers_done = SPAWN.Event()
     results = SPAWN.Queue()
@@ -89,7 +101,8 @@ def test_four_workers_drain_while_two_producers_enqueue(tmp_path: Path) -> None:
         for i in range(4)
     ]
     producers = [
-        SPAWN.Process(target=_producer, args=(str(path), p, 1000, results)) for p in range(2)
+        SPAWN.Process(target=_producer, args=(str(path), p, per_producer, results))
+        for p in range(2)
     ]
     for process in workers + producers:
         process.start()
@@ -103,7 +116,7 @@ def test_four_workers_drain_while_two_producers_enqueue(tmp_path: Path) -> None:
     produced = set(preloaded)
     for report in reports:
         produced.update(report.get("ids", []))
-    assert len(produced) == 5000
+    assert len(produced) == total
     claims = Counter(i for r in reports for i in r.get("claimed", []))
     completions = Counter(i for r in reports for i in r.get("completed", []))
     assert set(claims) == produced
@@ -111,22 +124,24 @@ def test_four_workers_drain_while_two_producers_enqueue(tmp_path: Path) -> None:
     assert set(completions) == produced and max(completions.values()) == 1
     assert sum(r["busy"] for r in reports) == 0
     assert all(len(r["claimed"]) > 0 for r in reports if "worker" in r)
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         queue = TaskQueue(db)
         assert queue.counts() == {
             TaskStatus.QUEUED: 0,
             TaskStatus.PROCESSING: 0,
-            TaskStatus.COMPLETED: 5000,
+            TaskStatus.COMPLETED: total,
             TaskStatus.FAILED: 0,
             TaskStatus.CANCELLED: 0,
         }
         attempts = db.execute("SELECT min(attempts), max(attempts) FROM task_queue").fetchone()
         assert tuple(attempts) == (1, 1)
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if queue_backend == "sqlite":
+        with QueueDatabase(path) as sqlite_db:
+            assert sqlite_db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def _hold_then_complete(path: str, ready: Any, results: Any) -> None:
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         queue = TaskQueue(db)
         task = queue.claim_one("stalled", lease_seconds=1.0)
         assert task is not None
@@ -149,7 +164,7 @@ def _wait_for_lease_expiry(queue: TaskQueue, worker_id: str) -> int:
     raise AssertionError("the expired lease was never released")  # pragma: no cover
 
 
-def _start_stalling_holder(path: Path, queue: TaskQueue) -> tuple[int, Any, Any]:
+def _start_stalling_holder(path: str, queue: TaskQueue) -> tuple[int, Any, Any]:
     """Enqueue a task and start a child that leases it for one second, then stalls."""
     task_id = queue.enqueue("work", {})
     ready, results = SPAWN.Event(), SPAWN.Queue()
@@ -159,10 +174,9 @@ def _start_stalling_holder(path: Path, queue: TaskQueue) -> tuple[int, Any, Any]
     return task_id, child, results
 
 
-def test_a_killed_worker_s_task_is_claimed_again(tmp_path: Path) -> None:
-    path = tmp_path / "dead.db"
-    with QueueDatabase(path) as db:
-        db.initialize_schema()
+def test_a_killed_worker_s_task_is_claimed_again(queue_target: str) -> None:
+    path = queue_target
+    with connect(path) as db:
         queue = TaskQueue(db)
         task_id, child, _ = _start_stalling_holder(path, queue)
         child.kill()
@@ -178,11 +192,10 @@ def test_a_killed_worker_s_task_is_claimed_again(tmp_path: Path) -> None:
         assert queue.get(task_id).status is TaskStatus.COMPLETED
 
 
-def test_a_stalled_worker_s_late_complete_is_refused(tmp_path: Path) -> None:
+def test_a_stalled_worker_s_late_complete_is_refused(queue_target: str) -> None:
     """A worker frozen past its lease wakes up after another took over: its complete fails."""
-    path = tmp_path / "stalled.db"
-    with QueueDatabase(path) as db:
-        db.initialize_schema()
+    path = queue_target
+    with connect(path) as db:
         queue = TaskQueue(db)
         task_id, child, results = _start_stalling_holder(path, queue)
         frozen = psutil.Process(child.pid)
@@ -199,17 +212,15 @@ def test_a_stalled_worker_s_late_complete_is_refused(tmp_path: Path) -> None:
 
 
 def _enqueue_with_key(path: str, start: Any, results: Any) -> None:
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         queue = TaskQueue(db)
         start.wait(timeout=TIMEOUT)
         ids = [queue.enqueue("work", {"k": k}, idempotency_key=f"key-{k}") for k in range(20)]
     results.put(ids)
 
 
-def test_idempotency_race_between_processes_creates_one_task_per_key(tmp_path: Path) -> None:
-    path = tmp_path / "race.db"
-    with QueueDatabase(path) as db:
-        db.initialize_schema()
+def test_idempotency_race_between_processes_creates_one_task_per_key(queue_target: str) -> None:
+    path = queue_target
     processes = 6
     start, results = SPAWN.Barrier(processes), SPAWN.Queue()
     children = [
@@ -223,12 +234,12 @@ def test_idempotency_race_between_processes_creates_one_task_per_key(tmp_path: P
         child.join(timeout=TIMEOUT)
     assert all(ids == outcomes[0] for ids in outcomes)
     assert len(set(outcomes[0])) == 20
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         assert db.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 20
 
 
 def _race_for_one(path: str, worker_id: str, rounds: int, barrier: Any, results: Any) -> None:
-    with QueueDatabase(path) as db:
+    with connect(path) as db:
         queue = TaskQueue(db)
         for _ in range(rounds):
             barrier.wait(timeout=TIMEOUT)  # the parent has enqueued this round's one task
@@ -236,14 +247,13 @@ def _race_for_one(path: str, worker_id: str, rounds: int, barrier: Any, results:
             barrier.wait(timeout=TIMEOUT)
 
 
-def test_two_workers_racing_for_one_task_exactly_one_gets_it(tmp_path: Path) -> None:
+def test_two_workers_racing_for_one_task_exactly_one_gets_it(queue_target: str) -> None:
     """Both look, both may see the task; under the write lock only one leases it and the
     other returns empty-handed, without an error."""
-    path = tmp_path / "race-one.db"
+    path = queue_target
     rounds = 15
     barrier, results = SPAWN.Barrier(3), SPAWN.Queue()
-    with QueueDatabase(path) as db:
-        db.initialize_schema()
+    with connect(path) as db:
         queue = TaskQueue(db)
         children = [
             SPAWN.Process(target=_race_for_one, args=(str(path), f"w{i}", rounds, barrier, results))

@@ -6,8 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from queue_core import QueueDatabase, TaskQueue, TaskStatus, sql
+from queue_core import QueueBackend, QueueDatabase, TaskQueue, TaskStatus, sql
 from tests.conftest import FakeClock
+
+
+@pytest.fixture
+def db(backend_db: QueueBackend) -> QueueBackend:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return backend_db
 
 
 def test_stats_of_an_empty_queue(queue: TaskQueue) -> None:
@@ -74,6 +80,7 @@ def test_stats_refuses_a_bad_window(queue: TaskQueue, bad: object) -> None:
         queue.stats(stale_after=bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plans")
 @pytest.mark.parametrize("name", ["live_counts", "due_now", "leases", "finished_since"])
 def test_stats_queries_never_scan_the_table(db: QueueDatabase, name: str) -> None:
     """Their cost must follow the live queue: every step is an index search, none a table scan."""

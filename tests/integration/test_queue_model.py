@@ -13,23 +13,28 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import ClassVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from queue_core import (
     LeaseLostError,
+    QueueBackend,
     QueueDatabase,
     TaskNotFoundError,
     TaskQueue,
     TaskStateError,
     TaskStatus,
+    connect,
 )
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, empty_postgres_queue
 
 WORKERS = st.sampled_from(["w1", "w2", "w3"])
 BACKOFF = 2.0
@@ -60,18 +65,22 @@ def held_by(task: ModelTask | None, worker: str) -> bool:
 class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.folder = tempfile.TemporaryDirectory()
         self.clock = FakeClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
-        self.db = QueueDatabase(Path(self.folder.name) / "model.db")
+        self.db, self._cleanup = self.open_database()
         self.db.initialize_schema()
         self.queue = TaskQueue(
             self.db, clock=self.clock, rng=random.Random(0), retry_backoff_seconds=BACKOFF
         )
         self.model: dict[int, ModelTask] = {}
 
+    def open_database(self) -> tuple[QueueBackend, Callable[[], None]]:
+        """An empty queue database, and what removes it after the example."""
+        folder = tempfile.TemporaryDirectory()
+        return QueueDatabase(Path(folder.name) / "model.db"), folder.cleanup
+
     def teardown(self) -> None:
         self.db.close()
-        self.folder.cleanup()
+        self._cleanup()
 
     # -- the model's rules -------------------------------------------------------------------
 
@@ -263,3 +272,29 @@ QueueMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestQueueModel = QueueMachine.TestCase
+
+
+class PostgresQueueMachine(QueueMachine):
+    """The same machine on PostgreSQL: the session's queue database, emptied per example."""
+
+    url: ClassVar[str] = ""
+
+    def open_database(self) -> tuple[QueueBackend, Callable[[], None]]:
+        empty_postgres_queue(self.url)
+        return connect(self.url), lambda: None
+
+
+# Fewer examples than on SQLite: each step costs round trips to a server on the same 2 cores.
+PostgresQueueMachine.TestCase.settings = settings(
+    max_examples=30,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@pytest.mark.postgres
+class TestQueueModelPostgres(PostgresQueueMachine.TestCase):  # type: ignore[name-defined,misc,valid-type]
+    @pytest.fixture(autouse=True)
+    def _postgres(self, postgres_queue_url: str) -> None:
+        PostgresQueueMachine.url = postgres_queue_url

@@ -12,8 +12,10 @@ import pytest
 
 from queue_core import (
     LeaseLostError,
+    QueueBackend,
     QueueBusyError,
     QueueDatabase,
+    QueueDatabaseError,
     TaskNotFoundError,
     TaskQueue,
     TaskStatus,
@@ -21,12 +23,22 @@ from queue_core import (
 from tests.conftest import FakeClock
 
 
-def dump(db: QueueDatabase) -> list[tuple[Any, ...]]:
-    """Every row of every table, to prove a refused call changed nothing."""
+@pytest.fixture
+def db(backend_db: QueueBackend) -> QueueBackend:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return backend_db
+
+
+def dump(db: QueueBackend) -> list[tuple[Any, ...]]:
+    """Every row of every table (and the id counters), to prove a refused call changed nothing."""
     rows: list[tuple[Any, ...]] = []
-    for table in ("task_queue", "workers", "task_logs", "sqlite_sequence"):
+    for table in ("task_queue", "workers", "task_logs", *ID_COUNTERS[db.backend_name]):
         rows += [(table, *row) for row in db.execute(f"SELECT * FROM {table} ORDER BY 1")]
     return rows
+
+
+# Where each backend keeps the next id (a refused insert must not consume one on SQLite).
+ID_COUNTERS = {"sqlite": ("sqlite_sequence",), "postgres": ()}
 
 
 # -- enqueue ---------------------------------------------------------------------------------
@@ -108,12 +120,27 @@ def test_enqueue_many_bad_item_writes_nothing(queue: TaskQueue, bad: Any) -> Non
 def test_enqueue_many_database_error_rolls_back(queue: TaskQueue) -> None:
     queue.enqueue("t", 0)
     before = dump(queue.db)
-    queue.db.execute("CREATE TRIGGER no_x BEFORE INSERT ON task_queue WHEN NEW.type = 'x' "
-                     "BEGIN SELECT RAISE(ABORT, 'x refused'); END")  # fmt: skip
-    with pytest.raises(Exception, match="x refused"):
+    for statement in REFUSE_TYPE_X[queue.db.backend_name]:
+        queue.db.execute(statement)
+    with pytest.raises(QueueDatabaseError, match="x refused"):
         queue.enqueue_many([{"type": "t", "payload": 1}, {"type": "x", "payload": 2}])
-    queue.db.execute("DROP TRIGGER no_x")
+    queue.db.execute("DROP TRIGGER no_x ON task_queue" if queue.db.backend_name == "postgres"
+                     else "DROP TRIGGER no_x")  # fmt: skip
     assert dump(queue.db) == before
+
+
+# A trigger that refuses tasks of type 'x' in each backend's dialect.
+REFUSE_TYPE_X = {
+    "sqlite": (
+        "CREATE TRIGGER no_x BEFORE INSERT ON task_queue WHEN NEW.type = 'x' "
+        "BEGIN SELECT RAISE(ABORT, 'x refused'); END",
+    ),
+    "postgres": (
+        "CREATE FUNCTION refuse_x() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.type = 'x' THEN RAISE EXCEPTION 'x refused'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER no_x BEFORE INSERT ON task_queue FOR EACH ROW EXECUTE FUNCTION refuse_x()",
+    ),
+}
 
 
 @pytest.mark.parametrize(
@@ -486,6 +513,9 @@ def test_constructor_validation(db: QueueDatabase) -> None:
     assert TaskQueue(db).now().tzinfo is timezone.utc
 
 
+@pytest.mark.sqlite_only(
+    reason="holds SQLite's file write lock; tests/postgres has the row-lock case"
+)
 def test_busy_database_surfaces_as_queue_busy_error(queue: TaskQueue) -> None:
     due = queue.enqueue("due", {})
     holder = sqlite3.connect(queue.db.path, isolation_level=None)
@@ -522,13 +552,12 @@ def test_boundaries_a_lease_ending_now_is_expired_and_a_task_due_now_is_due(
     assert task.locked_by == "w2"
 
 
-def test_from_row_reads_every_listed_column(queue: TaskQueue, db: QueueDatabase) -> None:
+def test_from_row_reads_every_listed_column(queue: TaskQueue, db: QueueBackend) -> None:
     """A row of `SELECT {task_columns}` builds the same Task as the queue returns."""
-    from queue_core import Task, sql
+    from queue_core import Task
 
     task_id = queue.enqueue("render", {"format": "png"}, compatibility={"region": "eu"})
-    row = db.execute(
-        f"SELECT {sql.queries()['task_columns']} FROM task_queue WHERE id = ?", (task_id,)
-    ).fetchone()
+    assert db.queries["task_columns"] in db.queries["get_task"]
+    row = db.execute(db.queries["get_task"], {"task_id": task_id}).fetchone()
     assert set(row.keys()) == set(Task.__dataclass_fields__)
     assert Task.from_row(row) == queue.get(task_id)

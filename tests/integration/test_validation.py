@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from queue_core import Task, TaskLog, TaskQueue, TaskStatus, Worker
+from queue_core import QueueBackend, Task, TaskLog, TaskQueue, TaskStatus, Worker
 from queue_core.validation import INT64_MAX, INT64_MIN, check_text
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -49,6 +49,12 @@ SHARED_FIELDS: list[tuple[str, str, Any]] = [
     ("idempotency_key", "idempotency_key", "  "),
     ("idempotency_key", "idempotency_key", 5),
 ]
+
+
+@pytest.fixture
+def db(backend_db: QueueBackend) -> QueueBackend:
+    """This module's tests run on SQLite and on PostgreSQL."""
+    return backend_db
 
 
 def _raised(call: Callable[[], object]) -> type[BaseException] | None:

@@ -1,7 +1,10 @@
 """WorkerEngine: handlers in spawn executors, failures, leases, shutdown and the stop signals.
 
 Every test runs a real engine (spawn children) in a thread and stops it with ``stop()`` or a
-fake signal; waits are bounded conditions, never timing assertions.
+fake signal; waits are bounded conditions, never timing assertions. Every test that takes the
+``db`` fixture runs on SQLite and on PostgreSQL (``db`` and ``db_path`` are overridden here by
+the backend-parametrised ``backend_db`` and ``queue_target``); the few that exercise one
+backend's machinery say why.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from typing import Any
 import psutil
 import pytest
 
-from queue_core import ClaimStrategy, QueueDatabase, Retry, TaskQueue, TaskStatus, WorkerEngine
+from queue_core import (
+    ClaimStrategy,
+    QueueDatabase,
+    Retry,
+    TaskQueue,
+    TaskStatus,
+    WorkerEngine,
+    connect,
+)
+from queue_core.backend import QueueBackend
 from queue_core.stop_signals import SIGBREAK_NUMBER, StopSignals
 from queue_core.tracing import TransactionBegan
 from tests import engine_handlers
@@ -60,9 +72,21 @@ def running(engine: WorkerEngine) -> Iterator[threading.Thread]:
         raise errors[0]
 
 
-def observer(db_path: Path) -> TaskQueue:
+@pytest.fixture
+def db(backend_db: QueueBackend) -> QueueBackend:
+    """The queue database of the test, on each backend in turn."""
+    return backend_db
+
+
+@pytest.fixture
+def db_path(queue_target: str) -> str:
+    """What ``connect()`` opens for the test's queue: a file path or a ``postgresql://`` URL."""
+    return queue_target
+
+
+def observer(db_path: str | Path) -> TaskQueue:
     """A second connection, as another process would have."""
-    return TaskQueue(QueueDatabase(db_path))
+    return TaskQueue(connect(db_path))
 
 
 def status_of(queue: TaskQueue, task_id: int) -> TaskStatus:
@@ -70,7 +94,7 @@ def status_of(queue: TaskQueue, task_id: int) -> TaskStatus:
 
 
 def test_handlers_complete_fail_retry_and_a_dead_executor_is_replaced(
-    db: QueueDatabase, db_path: Path
+    db: QueueBackend, db_path: str
 ) -> None:
     queue = TaskQueue(db)
     ok = queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(20)])
@@ -119,7 +143,7 @@ def test_handlers_complete_fail_retry_and_a_dead_executor_is_replaced(
 
 
 def test_stop_requeues_a_handler_past_the_grace_and_releases_prefetched_uncounted(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     started = tmp_path / "started"
@@ -176,7 +200,7 @@ def test_stop_requeues_a_handler_past_the_grace_and_releases_prefetched_uncounte
 
 
 def test_a_second_stop_ends_at_once_and_still_requeues(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     started = tmp_path / "started"
@@ -198,7 +222,7 @@ def test_a_second_stop_ends_at_once_and_still_requeues(
 
 
 def test_a_per_type_timeout_terminates_the_handler_and_fails_the_task(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     task_id = queue.enqueue(
@@ -220,7 +244,7 @@ def test_a_per_type_timeout_terminates_the_handler_and_fails_the_task(
 
 
 def test_leases_are_renewed_while_a_handler_runs(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     started = tmp_path / "started"
@@ -256,7 +280,7 @@ def test_leases_are_renewed_while_a_handler_runs(
 
 
 def test_big_prefetched_payloads_behind_a_slow_handler_do_not_stall_the_engine(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     # Prefetched tasks queue in the pipe while the executor runs the slow one; 4 x 100 KB is
     # more than any OS pipe buffer. Were the engine's send to wait for the busy child, no
@@ -286,7 +310,7 @@ def test_big_prefetched_payloads_behind_a_slow_handler_do_not_stall_the_engine(
 
 
 def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
-    db: QueueDatabase, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: QueueBackend, db_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="queue_core.worker_engine")
     queue = TaskQueue(db)
@@ -302,9 +326,10 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
         # One transaction, so the engine's own next claim cannot release and retake it first
         # (that case has its own test below).
         with watch.db.transaction() as conn:
+            # No parameters: the same text runs on SQLite and PostgreSQL.
             conn.execute(
-                "UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = ?",
-                (task_id,),
+                "UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' "
+                f"WHERE id = {int(task_id)}"
             )
             assert [t.id for t in watch.claim("thief", lease_seconds=600)] == [task_id]
         wait_until(lambda: "discarded" in caplog.text, "the engine to discard its result")
@@ -316,7 +341,7 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
 
 
 def test_a_task_its_own_engine_claims_again_has_the_older_copy_terminated(
-    db: QueueDatabase, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: QueueBackend, db_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The lease of a running task runs out and nobody else takes it: the engine's own next
     claim releases it and claims it again under the same worker id, which the database's fence
@@ -334,10 +359,10 @@ def test_a_task_its_own_engine_claims_again_has_the_older_copy_terminated(
         wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
         (older,) = engine.busy_executor_pids()
         started.unlink()
-        # As if the engine's machine slept past the lease; the commit wakes the engine.
+        # As if the engine's machine slept past the lease; nobody else claims it. (No
+        # parameters: the same text runs on SQLite and PostgreSQL.)
         watch.db.execute(
-            "UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = ?",
-            (task_id,),
+            f"UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = {task_id}"
         )
         wait_until(started.exists, "the new claim's handler to start")
         wait_until(lambda: not psutil.pid_exists(older), "the older copy's executor to end", 20)
@@ -354,7 +379,7 @@ def test_a_task_its_own_engine_claims_again_has_the_older_copy_terminated(
 
 
 def test_a_running_task_cancelled_elsewhere_has_its_executor_terminated(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     started = tmp_path / "started"
@@ -377,7 +402,7 @@ def test_a_running_task_cancelled_elsewhere_has_its_executor_terminated(
 
 
 def test_a_prefetched_task_cancelled_elsewhere_is_dropped_without_stopping_the_running_one(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     started = tmp_path / "started"
@@ -398,8 +423,11 @@ def test_a_prefetched_task_cancelled_elsewhere_is_dropped_without_stopping_the_r
     watch.db.close()
 
 
+@pytest.mark.sqlite_only(
+    reason="SQLite's one write lock, counted by its tracer; on PostgreSQL, see the NOTIFY test"
+)
 def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
-    db: QueueDatabase, db_path: Path
+    db: QueueDatabase, db_path: str
 ) -> None:
     writes: list[TransactionBegan] = []
     db.tracer = lambda event: writes.append(event) if isinstance(event, TransactionBegan) else None
@@ -424,7 +452,7 @@ def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
 
 
 def test_executors_killed_at_random_lose_no_task_and_complete_none_twice(
-    db: QueueDatabase, db_path: Path
+    db: QueueBackend, db_path: str
 ) -> None:
     import os
     import random
@@ -473,7 +501,7 @@ class FakeSignalApi:
 
 
 def test_executors_of_a_killed_engine_finish_the_running_task_and_start_no_other(
-    db: QueueDatabase, db_path: Path, tmp_path: Path
+    db: QueueBackend, db_path: str, tmp_path: Path
 ) -> None:
     queue = TaskQueue(db)
     started, log = tmp_path / "started", tmp_path / "ran"
@@ -500,9 +528,7 @@ def test_executors_of_a_killed_engine_finish_the_running_task_and_start_no_other
     assert status_of(queue, behind) == TaskStatus.PROCESSING  # its lease runs out; then requeued
 
 
-def test_ctrl_break_on_windows_stops_the_engine_gracefully(
-    db: QueueDatabase, db_path: Path
-) -> None:
+def test_ctrl_break_on_windows_stops_the_engine_gracefully(db: QueueBackend, db_path: str) -> None:
     import signal
 
     api = FakeSignalApi()
@@ -539,7 +565,7 @@ def test_stop_signals_are_sigint_and_sigterm_on_posix_and_ctrl_c_break_on_window
     assert calls == ["SIGTERM", "Ctrl+C"]
 
 
-def test_bad_arguments_are_refused_before_anything_runs(db: QueueDatabase) -> None:
+def test_bad_arguments_are_refused_before_anything_runs(db: QueueBackend) -> None:
     with pytest.raises(ValueError, match="top level"):
         WorkerEngine(db, {"noop": lambda task: None})
     with pytest.raises(ValueError, match="cannot import"):
@@ -560,7 +586,7 @@ def test_bad_arguments_are_refused_before_anything_runs(db: QueueDatabase) -> No
 
 
 def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
-    db: QueueDatabase, db_path: Path
+    db: QueueBackend, db_path: str
 ) -> None:
     from queue_core import QueueCorruptError
 
@@ -585,7 +611,7 @@ def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
 
 
 def test_an_outcome_that_cannot_be_written_does_not_abort_the_others(
-    db: QueueDatabase, db_path: Path, caplog: pytest.LogCaptureFixture
+    db: QueueBackend, db_path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each failure is written in its own SAVEPOINT: one the queue refuses (here a message
     SQLite cannot encode) is logged and written again as a plain failure with its text
@@ -611,7 +637,7 @@ def test_an_outcome_that_cannot_be_written_does_not_abort_the_others(
     watch.db.close()
 
 
-def test_the_engine_claims_in_the_strategy_it_is_given(db: QueueDatabase, tmp_path: Path) -> None:
+def test_the_engine_claims_in_the_strategy_it_is_given(db: QueueBackend, tmp_path: Path) -> None:
     """One executor and no prefetch take one task per claim, so the run order is the claim
     order: newest first under lifo."""
     log = tmp_path / "order.txt"
@@ -625,3 +651,47 @@ def test_the_engine_claims_in_the_strategy_it_is_given(db: QueueDatabase, tmp_pa
     with running(engine):
         wait_until(lambda: engine.completed == len(ids), "every task")
     assert [int(line) for line in log.read_text(encoding="utf-8").split()] == ids[::-1]
+
+
+def test_an_idle_engine_on_postgres_sleeps_until_a_notify_wakes_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from queue_core.postgres.database import PostgresDatabase
+    from queue_core.postgres.waking import NotifyWatch
+
+    # No safety poll within the test: only a NOTIFY (or a scheduled time) can wake the engine.
+    monkeypatch.setattr(
+        PostgresDatabase,
+        "change_watch",
+        lambda self: NotifyWatch(postgres_url, safety_poll_seconds=3600.0),
+    )
+
+    class CountingClaims(TaskQueue):
+        claims = 0
+
+        def claim(self, *args: Any, **kwargs: Any) -> Any:
+            CountingClaims.claims += 1
+            return super().claim(*args, **kwargs)
+
+    db = connect(postgres_url)
+    db.initialize_schema()
+    engine = WorkerEngine(CountingClaims(db), {"noop": engine_handlers.noop}, concurrency=1)
+    watch = observer(postgres_url)
+    try:
+        with running(engine):
+            assert engine.ready.wait(WAIT_SECONDS)
+            wait_until(lambda: CountingClaims.claims >= 1, "the first claim")
+            time.sleep(0.3)
+            idle = CountingClaims.claims
+            time.sleep(1.0)
+            assert CountingClaims.claims == idle  # asleep: no claim, no poll of the server
+            watch.enqueue("other", {})  # a task it does not run still wakes it: one claim
+            wait_until(lambda: CountingClaims.claims > idle, "the NOTIFY to wake the engine")
+            task_id = watch.enqueue("noop", {})
+            wait_until(lambda: status_of(watch, task_id) == TaskStatus.COMPLETED, "new work")
+            soon = watch.enqueue("noop", {}, run_after=watch.now() + timedelta(seconds=1))
+            # Its NOTIFY finds it not yet due; the engine wakes for its time by itself.
+            wait_until(lambda: status_of(watch, soon) == TaskStatus.COMPLETED, "scheduled work")
+    finally:
+        watch.db.close()
+        db.close()

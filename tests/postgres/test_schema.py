@@ -47,7 +47,7 @@ def insert_task(conn: Any, **fields: Any) -> int:
 
 def test_migrate_creates_the_schema_and_records_every_migration(conn: Any) -> None:
     assert schema.schema_version(conn) == 0
-    assert schema.migrate(conn) == schema.latest_version() == 4
+    assert schema.migrate(conn) == schema.latest_version() == sql.postgres_migrations()[-1].version
     expected = {m.version: m.name for m in sql.postgres_migrations()}
     assert schema.applied_migrations(conn) == expected
     schema.verify(conn)
@@ -293,7 +293,7 @@ def test_finished_counters_follow_every_transition(migrated: Any) -> None:
 def test_migrate_twice_changes_nothing(migrated: Any) -> None:
     before = migrated.execute("SELECT * FROM queue_schema_migrations ORDER BY version").fetchall()
     migrated.commit()
-    assert schema.migrate(migrated) == 4
+    assert schema.migrate(migrated) == schema.latest_version()
     after = migrated.execute("SELECT * FROM queue_schema_migrations ORDER BY version").fetchall()
     assert after == before
 
@@ -303,15 +303,17 @@ def test_an_older_database_gets_only_the_missing_migrations(conn: Any) -> None:
     assert schema.migrate(conn, chain[:2]) == 2
     insert_task(conn, type="t", status="completed")  # counted by 0004's backfill
     conn.commit()
-    assert schema.migrate(conn) == 4
-    assert sorted(schema.applied_migrations(conn)) == [1, 2, 3, 4]
+    assert schema.migrate(conn) == schema.latest_version()
+    assert sorted(schema.applied_migrations(conn)) == [m.version for m in chain]
     assert finished_totals(conn) == {("t", "completed"): 1}
 
 
 def test_a_newer_database_is_refused_unchanged(migrated: Any) -> None:
     migrated.execute("INSERT INTO queue_schema_migrations (version, name) VALUES (99, 'future')")
     migrated.commit()
-    with pytest.raises(QueueSchemaError, match="schema version 99, newer than the 4"):
+    with pytest.raises(
+        QueueSchemaError, match=f"schema version 99, newer than the {schema.latest_version()}"
+    ):
         schema.migrate(migrated, sql.postgres_migrations())
     assert schema.schema_version(migrated) == 99
 
@@ -319,7 +321,9 @@ def test_a_newer_database_is_refused_unchanged(migrated: Any) -> None:
 def test_a_database_with_foreign_migrations_is_refused(migrated: Any) -> None:
     migrated.execute("UPDATE queue_schema_migrations SET name = 'other' WHERE version = 2")
     migrated.commit()
-    extra = sql.Migration(5, "next", ("CREATE TABLE next_step (a integer)",))
+    extra = sql.Migration(
+        schema.latest_version() + 1, "next", ("CREATE TABLE next_step (a integer)",)
+    )
     with pytest.raises(QueueSchemaError, match="0002_other"):
         schema.migrate(migrated, (*sql.postgres_migrations(), extra))
     exists = migrated.execute("SELECT to_regclass('next_step')").fetchone()
@@ -328,13 +332,17 @@ def test_a_database_with_foreign_migrations_is_refused(migrated: Any) -> None:
 
 def test_a_failing_migration_leaves_the_database_as_it_was(migrated: Any) -> None:
     broken = sql.Migration(
-        5, "broken", ("CREATE TABLE half_done (a integer)", "SELECT no_such_function()")
+        schema.latest_version() + 1,
+        "broken",
+        ("CREATE TABLE half_done (a integer)", "SELECT no_such_function()"),
     )
-    with pytest.raises(QueueSchemaError, match="migration 0005_broken failed") as caught:
+    with pytest.raises(
+        QueueSchemaError, match=f"migration {schema.latest_version() + 1:04d}_broken failed"
+    ) as caught:
         schema.migrate(migrated, (*sql.postgres_migrations(), broken))
     assert isinstance(caught.value.__cause__, psycopg.Error)
     assert migrated.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
-    assert schema.schema_version(migrated) == 4
+    assert schema.schema_version(migrated) == schema.latest_version()
 
 
 def test_verify_names_what_is_missing(migrated: Any) -> None:
@@ -345,7 +353,7 @@ def test_verify_names_what_is_missing(migrated: Any) -> None:
         schema.verify(migrated)
     assert "index ix_task_finished" in str(caught.value)
     assert "trigger trg_task_finished_count_leave" in str(caught.value)
-    assert "schema version 4" in str(caught.value)
+    assert f"schema version {schema.latest_version()}" in str(caught.value)
 
 
 def test_migrate_refuses_a_connection_inside_a_transaction(conn: Any) -> None:
@@ -377,10 +385,10 @@ def test_two_processes_migrating_at_once_both_succeed_once_each(postgres_url: st
         for child in children:
             child.join(timeout=60)
     assert [child.exitcode for child in children] == [0, 0]
-    assert versions == [4, 4]
+    assert versions == [schema.latest_version()] * 2
     with psycopg.connect(postgres_url) as connection:
         rows = connection.execute(
             "SELECT version, count(*) FROM queue_schema_migrations GROUP BY version"
         ).fetchall()
-        assert sorted(rows) == [(1, 1), (2, 1), (3, 1), (4, 1)]
+        assert sorted(rows) == [(m.version, 1) for m in sql.postgres_migrations()]
         schema.verify(connection)

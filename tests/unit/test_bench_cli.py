@@ -16,6 +16,7 @@ def test_every_command_is_registered_once() -> None:
         "run",
         "report",
         "compare",
+        "backends",
         "schema",
         "param-style",
         "tracer-overhead",
@@ -37,6 +38,8 @@ def test_every_command_is_registered_once() -> None:
         (["compare", "a.json", "b.json", "--threshold", "lots"], "python -m bench compare"),
         (["param-style", "--rounds", "x"], "python -m bench param-style"),
         (["ops", "shrink"], "python -m bench ops"),
+        (["run", "--backend", "oracle"], "python -m bench run"),
+        (["backends", "a.json"], "python -m bench backends"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -26,6 +27,7 @@ class SharedLock:
 
     def __init__(self) -> None:
         self.owner: object | None = None
+        self.sharers: set[object] = set()
         self.changed = threading.Condition()
 
 
@@ -37,9 +39,12 @@ class FakeFileLock:
         self.closed = False
         self.blocking_calls = 0
 
+    def _free_for_me(self) -> bool:
+        return self.shared.owner in (None, self) and not self.shared.sharers - {self}
+
     def try_acquire(self) -> bool:
         with self.shared.changed:
-            if self.shared.owner not in (None, self):
+            if not self._free_for_me():
                 return False
             self.shared.owner = self
             return True
@@ -47,14 +52,23 @@ class FakeFileLock:
     def acquire(self) -> None:
         self.blocking_calls += 1
         with self.shared.changed:
-            self.shared.changed.wait_for(lambda: self.shared.owner in (None, self), WAIT)
-            assert self.shared.owner in (None, self)
+            self.shared.changed.wait_for(self._free_for_me, WAIT)
+            assert self._free_for_me()
             self.shared.owner = self
+
+    def try_acquire_shared(self) -> bool:
+        with self.shared.changed:
+            if self.shared.owner not in (None, self):
+                return False
+            self.shared.sharers.add(self)
+            return True
 
     def release(self) -> None:
         with self.shared.changed:
-            assert self.shared.owner is self
-            self.shared.owner = None
+            assert self.shared.owner is self or self in self.shared.sharers
+            if self.shared.owner is self:
+                self.shared.owner = None
+            self.shared.sharers.discard(self)
             self.shared.changed.notify_all()
 
     def close(self) -> None:
@@ -62,7 +76,18 @@ class FakeFileLock:
         with self.shared.changed:
             if self.shared.owner is self:
                 self.shared.owner = None
-                self.shared.changed.notify_all()
+            self.shared.sharers.discard(self)
+            self.shared.changed.notify_all()
+
+
+def _eventually(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` until it holds or WAIT runs out (for state another thread sets)."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def test_an_idle_gate_is_taken_without_a_helper_thread() -> None:
@@ -144,6 +169,68 @@ def test_closing_during_a_wait_closes_the_file_when_the_wait_ends() -> None:
     assert shared.owner is None
 
 
+# -- the bound on overtaking: long waiters mark themselves, newcomers then queue -------------
+
+
+def test_while_a_writer_starves_newcomers_queue_instead_of_taking_a_free_gate() -> None:
+    gate_lock, wait_lock = SharedLock(), SharedLock()
+    starving_elsewhere = FakeFileLock(wait_lock)  # another process's long waiter
+    mine = FakeFileLock(gate_lock)
+    gate = WriteGate(mine, FakeFileLock(wait_lock))
+    assert not gate.starving_waiters
+    assert gate.acquire(WAIT)
+    gate.release()
+    assert mine.blocking_calls == 0  # nobody starving: a free gate is simply taken
+
+    assert starving_elsewhere.try_acquire_shared()
+    assert gate.starving_waiters
+    assert gate.acquire(WAIT)  # the gate is free, yet the write queues for it
+    assert mine.blocking_calls == 1
+    gate.release()
+    starving_elsewhere.release()
+    assert not gate.starving_waiters
+    gate.close()
+
+
+def test_a_writer_that_waits_long_marks_itself_until_its_wait_ends() -> None:
+    gate_lock, wait_lock = SharedLock(), SharedLock()
+    holder = FakeFileLock(gate_lock)
+    assert holder.try_acquire()
+    waiter = WriteGate(FakeFileLock(gate_lock), FakeFileLock(wait_lock), starve_after=0.01)
+    observer = WriteGate(FakeFileLock(SharedLock()), FakeFileLock(wait_lock))
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(WAIT)))
+    thread.start()
+    assert _eventually(lambda: observer.starving_waiters)
+    holder.release()
+    thread.join(WAIT)
+    assert got == [True] and waiter.held
+    assert not observer.starving_waiters  # the mark went with the wait
+    waiter.release()
+
+    # A wait given up at the busy timeout lets its mark go too.
+    assert holder.try_acquire()
+    assert waiter.acquire(0.05) is False
+    assert not observer.starving_waiters
+    holder.release()
+    waiter.close()
+    observer.close()
+    assert _eventually(lambda: gate_lock.owner is None)
+
+
+def test_a_wait_shorter_than_the_threshold_never_marks() -> None:
+    gate_lock, wait_lock = SharedLock(), SharedLock()
+    holder = FakeFileLock(gate_lock)
+    assert holder.try_acquire()
+    marks = FakeFileLock(wait_lock)
+    gate = WriteGate(FakeFileLock(gate_lock), marks, starve_after=WAIT)
+    assert gate.acquire(0.05) is False
+    assert not wait_lock.sharers
+    holder.release()
+    gate.close()
+    assert marks.closed
+
+
 # -- Windows: LockFileEx through ctypes, here with a fake kernel32 --------------------------
 
 
@@ -189,6 +276,11 @@ def test_windows_lock_flags_and_errors() -> None:
     with pytest.raises(OSError, match="UnlockFileEx"):
         lock.release()
     assert api.calls[0] == ("lock", 42, LOCKFILE_EXCLUSIVE_LOCK)  # blocking: no FAIL_IMMEDIATELY
+    api.results = [(True, 0), (False, ERROR_LOCK_VIOLATION)]
+    api.calls.clear()
+    assert lock.try_acquire_shared() is True
+    assert lock.try_acquire_shared() is False
+    assert api.calls == [("lock", 42, LOCKFILE_FAIL_IMMEDIATELY)] * 2  # shared: no EXCLUSIVE
     lock.close()
     assert closed == [True]
 

@@ -12,7 +12,7 @@ from queue_core.cli.base import (
     Progress,
     database_path,
     format_bytes,
-    open_database,
+    open_sqlite_database,
     positive_int,
     print_json,
 )
@@ -39,7 +39,7 @@ class BackupCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         directory = args.dir or maintenance.default_backup_dir(database_path(args))
         progress = Progress("backing up", unit="bytes")
-        with open_database(args) as db:
+        with open_sqlite_database(args) as db:
             try:
                 info = maintenance.backup_rotated(
                     db, directory, keep=args.keep, progress=progress if progress.enabled else None

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from queue_core import maintenance
-from queue_core.cli.base import EXIT_FAILURE, EXIT_OK, Command, open_database, print_json
+from queue_core.cli.base import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    Command,
+    open_sqlite_database,
+    print_json,
+)
 from queue_core.schema import schema_version
 
 
@@ -14,7 +20,7 @@ class CheckCommand(Command):
     help = "integrity_check, foreign keys and the task counters (exit 1 if a problem is found)"
 
     def run(self, args: argparse.Namespace) -> int:
-        with open_database(args) as db:
+        with open_sqlite_database(args) as db:
             problems = maintenance.integrity_check(db)
             version = schema_version(db)
             path = db.path

@@ -14,9 +14,9 @@ class InitCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         with open_database(args, create=True) as db:
             version = db.initialize_schema()
-            path = db.path
+            path = db.location
         if args.json:
-            print_json({"path": str(path), "schema_version": version})
+            print_json({"path": path, "schema_version": version})
         else:
             print(f"{path}: schema version {version}")
         return EXIT_OK

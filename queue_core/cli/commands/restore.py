@@ -28,9 +28,9 @@ class RestoreCommand(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        target = database_path(args)
         if not args.backup.is_file():
             raise UsageError(f"{args.backup} is not a backup file")
-        target = database_path(args)
         safety = maintenance.restore(target, args.backup, keep_current=args.keep_current)
         if args.json:
             print_json(

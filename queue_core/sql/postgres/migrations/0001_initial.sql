@@ -1,5 +1,7 @@
 -- The schema of the specification, translated from the SQLite migration of the same number.
 -- Types are PostgreSQL's own, not loosened:
+-- * integers are bigint: SQLite's INTEGER holds 64 bits, and the queue accepts any 64-bit
+--   priority or max_attempts;
 -- * ids are identity columns (a sequence never hands out an id twice, like AUTOINCREMENT);
 -- * times are timestamptz (SQLite keeps UTC text), defaulting to now(), the transaction's time;
 -- * payload, compatibility, capabilities and details are jsonb, so the server rejects text
@@ -14,13 +16,13 @@
 CREATE TABLE IF NOT EXISTS task_queue (
   id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   type               text NOT NULL,
-  priority           integer NOT NULL DEFAULT 100,
+  priority           bigint NOT NULL DEFAULT 100,
   payload            jsonb NOT NULL,
   compatibility      jsonb NOT NULL DEFAULT '{}',
 
   status             text NOT NULL DEFAULT 'queued',
-  attempts           integer NOT NULL DEFAULT 0,
-  max_attempts       integer NOT NULL DEFAULT 5,
+  attempts           bigint NOT NULL DEFAULT 0,
+  max_attempts       bigint NOT NULL DEFAULT 5,
 
   run_after_utc      timestamptz NOT NULL DEFAULT now(),
   lease_until_utc    timestamptz,

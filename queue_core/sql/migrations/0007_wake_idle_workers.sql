@@ -1,0 +1,4 @@
+-- Nothing changes in SQLite. The PostgreSQL migration of the same number adds the NOTIFY
+-- triggers that wake idle worker engines; a SQLite engine notices another connection's commit
+-- through PRAGMA data_version, which needs no schema. The number is kept in step so both
+-- backends report the same schema version.
