@@ -180,19 +180,22 @@ def paced_producer(args: PacedProducerArgs, ready: Ready) -> PacedProducerOutcom
     """Enqueue ``count`` single tasks at ``rate_per_s``, stamped for the pickup probe."""
     clock = time.perf_counter_ns
     ids: list[int] = []
+    took: list[int] = []
     with closing(open_queue_db(args.target)) as db:
         queue = TaskQueue(db)
         ready()
         start = clock()
         step = int(1e9 / args.rate_per_s)
-        next_at = start
+        next_at = start + int(args.offset_s * 1e9)
         for _ in range(args.count):
             now = clock()
             if now < next_at:
                 time.sleep((next_at - now) / 1e9)
-            ids.append(queue.enqueue("bench", {"out_dir": args.out_dir, "enqueued_ns": clock()}))
+            stamp = clock()
+            ids.append(queue.enqueue("bench", {"out_dir": args.out_dir, "enqueued_ns": stamp}))
+            took.append(clock() - stamp)
             next_at += step
             if next_at < clock() - 50 * step:
                 next_at = clock()  # far behind (a stall): do not burst to catch up
         end = clock()
-    return PacedProducerOutcome(start_ns=start, end_ns=end, ids=ids)
+    return PacedProducerOutcome(start_ns=start, end_ns=end, ids=ids, enqueue_ns=took)

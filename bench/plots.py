@@ -658,8 +658,9 @@ def draw_worker_pickup(run: Run) -> Figure:
     edges = list(hist.edges_ms)
     fig = new_figure(8, 5.5)
     ax = fig.subplots()
+    load = "" if pickup.achieved_load is None else f" = {pickup.achieved_load:.2f} of the drain"
     fig.suptitle(
-        f"Pickup latency at {pickup.achieved_rate_per_s:,.0f} tasks/s "
+        f"Pickup latency at {pickup.achieved_rate_per_s:,.0f} tasks/s{load} "
         f"({pickup.executors} executors, n={hist.n})"
     )
     widths = [hi - lo for lo, hi in pairwise(edges)]

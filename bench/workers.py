@@ -254,12 +254,14 @@ class EngineIdleOutcome:
 @dataclass(frozen=True)
 class PacedProducerArgs:
     """Enqueue ``count`` single tasks at ``rate_per_s``, each stamped with the
-    ``perf_counter_ns`` just before its enqueue (for the pickup probe handler)."""
+    ``perf_counter_ns`` just before its enqueue (for the pickup probe handler); the first one
+    ``offset_s`` after the start (producers sharing a rate interleave their commits)."""
 
     target: str
     rate_per_s: float
     count: int
     out_dir: str
+    offset_s: float = 0.0
 
     def run(self, ready: Ready) -> PacedProducerOutcome:
         from bench import engine_jobs
@@ -269,7 +271,11 @@ class PacedProducerArgs:
 
 @dataclass(frozen=True)
 class PacedProducerOutcome(Span):
+    """``enqueue_ns[i]``: how long the enqueue of ``ids[i]`` took (its wait for the write lock
+    included), so the pickup can be split into enqueue and commit-to-handler-start."""
+
     ids: list[int]
+    enqueue_ns: list[int]
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,17 @@ class QueueBackend(Protocol):
         worker closes it."""
         ...
 
+    @property
+    def busy_timeout_ms(self) -> int:
+        """How long a write waits for a lock before :class:`QueueBusyError`, in ms."""
+        ...
+
+    def without_busy_wait(self) -> AbstractContextManager[None]:
+        """A block whose write transactions fail at once with :class:`QueueBusyError` when
+        another connection holds the lock they need, instead of waiting (the worker engine
+        retries on its own schedule meanwhile); a no-op where writers do not queue."""
+        ...
+
     def checkpoints_between_transactions(self) -> AbstractContextManager[None]:
         """A block of bulk write transactions that pace themselves (prune)."""
         ...

@@ -31,7 +31,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from queue_core import sql
 
@@ -47,6 +47,7 @@ __all__ = [
     "any_due",
     "arms_for",
     "band_weights",
+    "next_due",
     "pick",
     "sort_key",
     "statement",
@@ -233,10 +234,7 @@ class LookThenLockClaimer:
 
     def next_due(self, types: list[str] | None, region: str | None) -> str | None:
         """When the first matching queued task becomes due (stored UTC text), or None."""
-        params = {"types": None if types is None else json.dumps(types), "region": region}
-        return cast(
-            "str | None", self._db.execute(self._queries["next_due_queued"], params).fetchone()[0]
-        )
+        return next_due(self._db.execute, arms_for(types, region))
 
 
 @cache
@@ -265,6 +263,19 @@ def any_due(rows: Rows, arms: Sequence[Arm], now: str) -> bool:
         for _ in rows(query, {**arm, "now": now, "limit": 1}):
             return True
     return False
+
+
+def next_due(rows: Rows, arms: Sequence[Arm]) -> str | None:
+    """The earliest ``run_after_utc`` of a queued task in any arm (due or not), or None.
+
+    One seek per arm and priority band into the arm's index, whatever the backlog.
+    """
+    times = []
+    for arm in arms:
+        for (first,) in rows(statement("next_due_in_arm", "type" in arm), arm):
+            if first is not None:
+                times.append(str(first))
+    return min(times, default=None)
 
 
 def band_weights(bands: int) -> list[float]:

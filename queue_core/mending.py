@@ -6,12 +6,14 @@ called as ``queue.retry(7)``, ``queue.cancel(8)``, ``queue.prune(...)``. The SQL
 
 - **retry** moves a ``failed`` or ``cancelled`` task back to ``queued``, due now, with
   ``attempts`` reset to 0, so it gets its full ``max_attempts`` again. ``error_message`` keeps
-  the last error until the next attempt ends.
+  the last error until the next attempt ends. A task cancelled while it ran becomes due only
+  when the cancelled lease would have ended: its handler may run on until then.
 - **cancel** applies to ``queued`` and ``processing`` tasks; the task becomes ``cancelled``
   (final) at once. A worker that is running it is not interrupted (the queue cannot reach into
   another process), but from then on its ``complete``, ``fail`` and ``extend_lease`` are refused
   with :class:`~queue_core.exceptions.LeaseLostError`, exactly as for a lost lease, so its result
-  is discarded. Workers that want to stop early can check the status when they heartbeat.
+  is discarded. The task keeps ``lease_until_utc``, the latest its handler may run on. Workers
+  that want to stop early can check the status when they heartbeat.
 - **prune** deletes finished tasks (and their ``task_logs``) older than a cut-off, in short
   transactions. An idempotency key belongs to its task: once the task is pruned the key is free,
   and enqueueing it again creates a new task. Keys therefore deduplicate for as long as finished
@@ -105,6 +107,9 @@ class MendingOperations:
 
     def retry(self, task_id: int) -> Task:
         """Put a failed or cancelled task back in the queue, due now, with attempts reset to 0.
+
+        A task cancelled while it ran is due when its cancelled lease would have run out
+        instead, so no second handler starts beside one that still runs.
 
         :raises TaskNotFoundError: no task has this id.
         :raises TaskStateError: the task is queued, processing or completed; nothing changed.

@@ -34,6 +34,12 @@ def retry_later(task: Task) -> None:
     raise Retry(after=3600, reason="not yet")
 
 
+def bad_text(task: Task) -> None:
+    """Raise with a lone surrogate in the message, as a file name decoded with
+    ``surrogateescape`` brings: SQLite cannot store that text as it is."""
+    raise ValueError("cannot read b'\\xff.txt' (\udcff.txt)")
+
+
 def touch_and_wait(task: Task) -> None:
     """Create ``payload['started']`` (a path), then wait ``payload['seconds']`` seconds.
 
@@ -59,5 +65,6 @@ HANDLERS = {
     "retry": retry_later,
     "wait": touch_and_wait,
     "record": record,
+    "bad_text": bad_text,
 }
 NOT_A_MAPPING = [noop]

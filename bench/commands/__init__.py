@@ -58,7 +58,7 @@ class Command(ABC):
 
 def commands() -> Sequence[Command]:
     """Every subcommand, in the order ``--help`` lists them."""
-    from bench.commands import backends, compare, ops, paired, report, run, schema
+    from bench.commands import backends, compare, ops, paired, pickup, report, run, schema
 
     return (
         run.COMMAND,
@@ -69,6 +69,7 @@ def commands() -> Sequence[Command]:
         paired.PARAM_STYLE,
         paired.TRACER_OVERHEAD,
         paired.INDEX_COST,
+        pickup.COMMAND,
         ops.COMMAND,
     )
 

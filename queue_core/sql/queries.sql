@@ -190,14 +190,6 @@ WHERE status = 'processing' AND locked_by = :worker_id
   AND id IN (SELECT value FROM json_each(:task_ids))
 RETURNING id;
 
--- next_due_queued --
--- When the next task this claimer could take becomes due; NULL when there is none. Only called
--- after a claim came up short, when every matching queued task is scheduled later.
-SELECT min(run_after_utc) FROM task_queue
-WHERE status = 'queued'
-  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-  AND (region IS NULL OR region = :region);
-
 -- next_lease_expiry --
 -- When the first lease held by anyone runs out (a claim then releases it); the partial index of
 -- leased tasks makes this one index probe.
@@ -265,9 +257,12 @@ ORDER BY id DESC LIMIT :limit;
 
 -- retry_task --
 -- A failed or cancelled task goes back to the queue, due now, with a fresh set of attempts.
--- error_message keeps the last error until the next attempt ends.
+-- error_message keeps the last error until the next attempt ends. A task cancelled while it
+-- ran kept its lease (cancel_task): its handler may still be running until its worker next
+-- renews and finds the task gone, so it is due only once that lease would have run out.
 UPDATE task_queue
-SET status = 'queued', attempts = 0, run_after_utc = :now, finished_at_utc = NULL,
+SET status = 'queued', attempts = 0,
+    run_after_utc = max(:now, coalesce(lease_until_utc, :now)), finished_at_utc = NULL,
     locked_by = NULL, lease_until_utc = NULL, updated_at_utc = :now
 WHERE id = :task_id AND status IN ('failed', 'cancelled')
 RETURNING {task_columns};
@@ -287,9 +282,10 @@ RETURNING id;
 -- cancel_task --
 -- A queued task, or one being processed, becomes cancelled. A worker still running it keeps
 -- going, but its complete/fail/extend_lease are refused (they are fenced on status
--- 'processing'); locked_by stays as the record of who held it.
+-- 'processing'); locked_by stays as the record of who held it, and lease_until_utc as the
+-- latest its handler may run on (retry_task waits for it; no lease index holds a cancelled task).
 UPDATE task_queue
-SET status = 'cancelled', finished_at_utc = :now, lease_until_utc = NULL, updated_at_utc = :now,
+SET status = 'cancelled', finished_at_utc = :now, updated_at_utc = :now,
     error_message = CASE WHEN status = 'processing'
         THEN 'cancelled while held by ' || locked_by ELSE error_message END
 WHERE id = :task_id AND status IN ('queued', 'processing')
@@ -419,3 +415,16 @@ WHERE id = (
     LIMIT 1
 )
 RETURNING {task_columns};
+
+-- ===== Worker engine (issue #9): when an engine that found nothing wakes up =====
+
+-- next_due_in_arm --
+-- When the first queued task of one arm (a (type, region) pair, see "claim:" above) becomes
+-- due; NULL when the arm has none. Per priority band (claim_bands, a loose index scan) the
+-- smallest run_after_utc is one seek into the arm's partial index of queued tasks, so the cost
+-- grows with the arms and the distinct priorities, not with the backlog: an engine calls it
+-- after every claim that came up short.
+{claim_bands}
+SELECT min((SELECT min(run_after_utc) FROM task_queue
+            WHERE status = 'queued' /*filter*/ AND priority = bands.p))
+FROM bands WHERE bands.p IS NOT NULL;

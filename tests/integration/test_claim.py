@@ -66,6 +66,37 @@ def test_every_claim_statement_seeks_its_index_in_claim_order(
     assert not any("TEMP B-TREE" in step for step in steps), steps
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plans; PostgreSQL has its own next_due")
+@pytest.mark.parametrize(
+    ("arm", "index"),
+    [
+        ({"region": None}, "ix_task_queued_region (region=? AND priority=?)"),
+        ({"region": "eu"}, "ix_task_queued_region (region=? AND priority=?)"),
+        (
+            {"type": "thumb", "region": "us"},
+            "ix_task_queued_type_region (type=? AND region=? AND priority=?)",
+        ),
+    ],
+)
+def test_next_due_seeks_each_band_of_its_arm(
+    db: QueueDatabase, arm: dict[str, Any], index: str
+) -> None:
+    """An engine whose claim came up short asks when the next task is due: one seek per
+    priority band into the arm's index of queued tasks, never a walk over the queued tasks."""
+    TaskQueue(db).enqueue_many(
+        {"type": t, "payload": {}, "priority": p, "compatibility": {"region": r}}
+        for t in ("render", "thumb")
+        for r in ("eu", "us")
+        for p in range(5)
+    )
+    db.execute("ANALYZE")
+    query = claiming.statement("next_due_in_arm", "type" in arm)
+    steps = [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {query}", arm)]
+    assert any(index in step for step in steps), steps
+    assert not any(step.startswith("SCAN task_queue") for step in steps), steps
+    assert not any("ix_task_status_prio_time" in step for step in steps), steps
+
+
 @pytest.mark.sqlite_only(reason="SQLite's query plans; PostgreSQL claims with its own statement")
 def test_leasing_by_ids_looks_up_rowids(db: QueueDatabase) -> None:
     query = sql.queries()["claim_by_ids"]

@@ -283,6 +283,42 @@ def test_busy_waits_for_a_short_lock_instead_of_failing(db_path: Path) -> None:
         holder.close()
 
 
+def test_without_busy_wait_fails_at_once_and_restores_the_timeout(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Inside without_busy_wait() a taken write lock raises at once, unlogged; afterwards the
+    busy timeout applies again (the worker engine retries on its own schedule meanwhile)."""
+    QueueDatabase(db_path).initialize_schema()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    db = QueueDatabase(db_path, busy_timeout_ms=300)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with db.without_busy_wait():
+            assert db.pragma_values()["busy_timeout"] == 0
+            started = time.perf_counter()
+            with (
+                caplog.at_level("WARNING"),
+                pytest.raises(QueueBusyError) as info,
+                db.transaction(),
+            ):
+                pass  # pragma: no cover - BEGIN IMMEDIATE fails first
+            assert time.perf_counter() - started < 0.25  # did not wait out the busy timeout
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        assert not [r for r in caplog.records if r.name == "queue_core.database"]
+        assert db.pragma_values()["busy_timeout"] == 300
+        started = time.perf_counter()
+        with pytest.raises(QueueBusyError), db.transaction():
+            pass  # pragma: no cover - BEGIN IMMEDIATE fails first
+        assert time.perf_counter() - started >= 0.25  # waited again
+        holder.execute("ROLLBACK")
+        with db.without_busy_wait(), db.transaction() as conn:  # a free lock is simply taken
+            conn.execute("INSERT INTO workers (worker_id, capabilities) VALUES ('a', '{}')")
+        assert db.execute("SELECT count(*) FROM workers").fetchone()[0] == 1
+    finally:
+        holder.close()
+        db.close()
+
+
 def test_concurrent_transactions(db: QueueDatabase) -> None:
     """16 threads mixing execute, execute_many and transaction on one instance lose nothing."""
     errors: list[BaseException] = []

@@ -82,10 +82,11 @@ def test_cancel_a_queued_task_takes_it_out_of_the_queue(queue: TaskQueue) -> Non
 
 def test_cancel_a_running_task_refuses_its_workers_later_calls(queue: TaskQueue) -> None:
     task_id = queue.enqueue("t", 1)
-    queue.claim("w")
+    [claimed] = queue.claim("w")
     task = queue.cancel(task_id)
     assert task.status is TaskStatus.CANCELLED
-    assert task.locked_by == "w" and task.lease_until_utc is None
+    # The lease is kept: a retry must not make the task claimable before it would have ended.
+    assert task.locked_by == "w" and task.lease_until_utc == claimed.lease_until_utc
     assert task.error_message == "cancelled while held by w"
     for call in (
         lambda: queue.complete(task_id, "w"),
@@ -119,6 +120,34 @@ def test_a_cancelled_task_can_be_retried(queue: TaskQueue) -> None:
     task_id = queue.enqueue("t", 1)
     queue.cancel(task_id)
     assert queue.retry(task_id).status is TaskStatus.QUEUED
+
+
+def test_retry_right_after_cancel_waits_for_the_cancelled_lease(
+    queue: TaskQueue, clock: FakeClock
+) -> None:
+    """The handler of a cancelled task may still run until its worker's next renewal finds the
+    task gone: a retry makes it claimable only once that lease would have run out."""
+    task_id = queue.enqueue("t", 1)
+    [running] = queue.claim("w", lease_seconds=30)
+    queue.cancel(task_id)
+    clock.advance(1)
+    retried = queue.retry(task_id)
+    assert retried.status is TaskStatus.QUEUED and retried.lease_until_utc is None
+    assert retried.run_after_utc == running.lease_until_utc
+    assert queue.claim("other") == []  # the first handler may still be running
+    clock.advance(29)
+    assert [task.id for task in queue.claim("other")] == [task_id]
+
+
+def test_retry_of_a_long_cancelled_task_is_due_now(queue: TaskQueue, clock: FakeClock) -> None:
+    task_id = queue.enqueue("t", 1)
+    queue.claim("w", lease_seconds=30)
+    queue.cancel(task_id)
+    clock.advance(60)
+    assert queue.retry(task_id).run_after_utc == clock.now
+    queued = queue.enqueue("t", 2)
+    queue.cancel(queued)  # never leased: due now
+    assert queue.retry(queued).run_after_utc == clock.now
 
 
 def _finish(queue: TaskQueue, clock: FakeClock, outcome: str, count: int) -> list[int]:

@@ -101,7 +101,10 @@ def test_handlers_complete_fail_retry_and_a_dead_executor_is_replaced(
     boom = queue.enqueue("boom", {}, max_attempts=1)
     die = queue.enqueue("die", {})
     retry = queue.enqueue("retry", {})
-    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=2)
+    # A long backoff: on a loaded machine the dead executor's task must not come round again
+    # (and die again) before the test has seen it requeued once.
+    slow_retry = TaskQueue(db, retry_backoff_seconds=600)
+    engine = WorkerEngine(slow_retry, engine_handlers.HANDLERS, concurrency=2)
     watch = observer(db_path)
     with running(engine):
         wait_until(
@@ -321,7 +324,7 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
         wait_until(started.exists, "the handler to start")
         # As if the engine's machine slept past the lease: it expired and a thief claimed it.
         # One transaction, so the engine's own next claim cannot release and retake it first
-        # (an engine retaking a task it still runs is a known gap, not what this test covers).
+        # (that case has its own test below).
         with watch.db.transaction() as conn:
             # No parameters: the same text runs on SQLite and PostgreSQL.
             conn.execute(
@@ -334,6 +337,44 @@ def test_a_lost_lease_discards_the_result_instead_of_completing_twice(
     assert (task.status, task.locked_by) == (TaskStatus.PROCESSING, "thief")
     assert engine.completed == 0
     watch.complete(task_id, "thief")
+    watch.db.close()
+
+
+def test_a_task_its_own_engine_claims_again_has_the_older_copy_terminated(
+    db: QueueBackend, db_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease of a running task runs out and nobody else takes it: the engine's own next
+    claim releases it and claims it again under the same worker id, which the database's fence
+    (locked_by) cannot tell apart. The engine must stop the older copy, not run both."""
+    caplog.set_level(logging.WARNING, logger="queue_core.worker_engine")
+    queue = TaskQueue(db)
+    started = tmp_path / "started"
+    task_id = queue.enqueue("wait", {"started": str(started), "seconds": 60})
+    engine = WorkerEngine(
+        db, engine_handlers.HANDLERS, concurrency=2, lease_seconds=600, shutdown_grace=0
+    )
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(started.exists, "the handler to start")
+        wait_until(lambda: len(engine.busy_executor_pids()) == 1, "the engine to see it run")
+        (older,) = engine.busy_executor_pids()
+        started.unlink()
+        # As if the engine's machine slept past the lease; nobody else claims it. (No
+        # parameters: the same text runs on SQLite and PostgreSQL.)
+        watch.db.execute(
+            f"UPDATE task_queue SET lease_until_utc = '2000-01-01 00:00:00' WHERE id = {task_id}"
+        )
+        wait_until(started.exists, "the new claim's handler to start")
+        wait_until(lambda: not psutil.pid_exists(older), "the older copy's executor to end", 20)
+        assert "claimed again" in caplog.text
+        task = watch.get(task_id)
+        assert (task.status, task.locked_by, task.attempts) == (
+            TaskStatus.PROCESSING,
+            engine.worker_id,
+            2,
+        )
+        assert len(engine.busy_executor_pids()) == 1
+    assert engine.completed == 0
     watch.db.close()
 
 
@@ -567,6 +608,33 @@ def test_an_unexpected_database_error_still_releases_what_the_engine_holds(
     counts = TaskQueue(db).counts()
     assert counts[TaskStatus.PROCESSING] == 0
     assert counts[TaskStatus.COMPLETED] + counts[TaskStatus.QUEUED] == 6
+
+
+def test_an_outcome_that_cannot_be_written_does_not_abort_the_others(
+    db: QueueBackend, db_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failure is written in its own SAVEPOINT: one the queue refuses (here a message
+    SQLite cannot encode) is logged and written again as a plain failure with its text
+    escaped, and the completions of the same batch commit; the engine runs on."""
+    caplog.set_level(logging.ERROR, logger="queue_core.worker_engine")
+    queue = TaskQueue(db)
+    bad = queue.enqueue("bad_text", {}, max_attempts=1)
+    ok = queue.enqueue_many([{"type": "noop", "payload": {"n": n}} for n in range(10)])
+    engine = WorkerEngine(db, engine_handlers.HANDLERS, concurrency=1, prefetch=12)
+    watch = observer(db_path)
+    with running(engine):
+        wait_until(lambda: all(status_of(watch, i) == TaskStatus.COMPLETED for i in ok), "drain")
+        wait_until(lambda: status_of(watch, bad) == TaskStatus.FAILED, "the bad outcome")
+        late = watch.enqueue("noop", {})  # the engine still runs
+        wait_until(lambda: status_of(watch, late) == TaskStatus.COMPLETED, "a later task")
+    failed = watch.get(bad)
+    assert "\\udcff.txt" in str(failed.error_message)  # stored, escaped
+    assert "could not be written as reported" in str(failed.error_message)
+    [log] = watch.logs(bad)
+    assert "\\udcff.txt" in str(log.message)
+    assert "could not be written" in caplog.text
+    assert (engine.completed, engine.failed) == (11, 1)
+    watch.db.close()
 
 
 def test_the_engine_claims_in_the_strategy_it_is_given(db: QueueBackend, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ def test_every_command_is_registered_once() -> None:
         "param-style",
         "tracer-overhead",
         "index-cost",
+        "pickup-trace",
         "ops",
     ]
     help_text = build_parser().format_help()

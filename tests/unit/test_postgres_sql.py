@@ -83,6 +83,7 @@ SQLITE_ONLY_QUERIES = {
     "enqueue_batch",
     "expired_lease_exists",
     "last_insert_rowid",
+    "next_due_in_arm",  # SQLite's claimer; PostgreSQL's answers with its own next_due_queued
 }
 
 

@@ -251,8 +251,11 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- retry_task --
+-- As SQLite's: a task cancelled while it ran is due when its kept lease would have ended
+-- (GREATEST skips a NULL lease).
 UPDATE task_queue
-SET status = 'queued', attempts = 0, run_after_utc = %(now)s::timestamptz,
+SET status = 'queued', attempts = 0,
+    run_after_utc = GREATEST(%(now)s::timestamptz, lease_until_utc),
     finished_at_utc = NULL, locked_by = NULL, lease_until_utc = NULL,
     updated_at_utc = %(now)s::timestamptz
 WHERE id = %(task_id)s AND status IN ('failed', 'cancelled')
@@ -272,8 +275,9 @@ WHERE id IN (
 RETURNING id;
 
 -- cancel_task --
+-- Keeps lease_until_utc, as SQLite's does (retry_task waits for it).
 UPDATE task_queue
-SET status = 'cancelled', finished_at_utc = %(now)s::timestamptz, lease_until_utc = NULL,
+SET status = 'cancelled', finished_at_utc = %(now)s::timestamptz,
     updated_at_utc = %(now)s::timestamptz,
     error_message = CASE WHEN status = 'processing'
         THEN 'cancelled while held by ' || locked_by ELSE error_message END
