@@ -1,10 +1,11 @@
-"""Migration 0006's NOTIFY triggers, driven through the queue's own statements.
+"""The NOTIFY triggers of migrations 0006 and 0007, driven through the queue's own statements.
 
 Every way a task goes back to ``queued`` (a retry after a failure, the release of an expired
 lease, the engine's release of unstarted tasks at shutdown, a retry by hand) must wake a
-LISTENing engine; the hot paths (claim, lease renewal, completion) must send nothing and must
-not even call the trigger function: the requeue trigger's WHEN clause is evaluated per row
-without calling it. test_waking.py covers the same triggers with hand-written statements.
+LISTENing engine; the hot paths (claim, lease renewal, completion) must send nothing and never
+call the trigger function. That they do not even prepare the requeue trigger's WHEN clause
+(they write none of the columns it watches) is checked on the SQL text in
+tests/unit/test_postgres_sql.py. test_waking.py drives the triggers with hand-written SQL.
 """
 
 from __future__ import annotations
@@ -142,9 +143,9 @@ def test_every_way_back_into_the_queue_wakes_a_listener(
 def test_the_hot_paths_never_call_the_trigger_function(
     queue: TaskQueue, pg: PostgresDatabase, watch: NotifyWatch
 ) -> None:
-    """Counted by the server (track_functions): the requeue trigger's WHEN is tested without
-    a call, where a trigger that filtered inside its function would be called once per claimed
-    and per completed row."""
+    """Counted by the server (track_functions): none of these statements calls the function,
+    where a trigger that tested the statuses inside it would be called for every claimed and
+    every completed row."""
     if pg.execute("SELECT current_setting('is_superuser')").fetchall()[0][0] != "on":
         pytest.skip("counting function calls needs SET track_functions, a superuser setting")
     pg.execute("SET track_functions = 'pl'")
