@@ -290,6 +290,13 @@ class WriteGate:
         # lock may be granted to it at any moment, so no other attempt may touch the lock.
         self._pending = 0
         self._held = False
+        self._queued = False
+
+    @property
+    def queued(self) -> bool:
+        """True if the last :meth:`acquire` could not take the gate at once and waited in the
+        OS queue (whether it got the gate or not)."""
+        return self._queued
 
     @property
     def held(self) -> bool:
@@ -305,11 +312,13 @@ class WriteGate:
             raise RuntimeError("the write gate is already held")
         with self._mutex:
             idle = self._pending == 0
+        self._queued = False
         if idle and self._nobody_starving() and self._lock.try_acquire():
             self._held = True
             return True
         if timeout <= 0:
             return False
+        self._queued = True
         request = _Request()
         with self._mutex:
             self._pending += 1
