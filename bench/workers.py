@@ -141,8 +141,8 @@ class BusyWorkerArgs:
 
 @dataclass(frozen=True)
 class BusyOutcome(Span):
-    """``ids``: the tasks a producer enqueued, or a worker completed; ``gate_queued``: writes
-    that waited in the fair lock's OS queue behind another process (hand-offs to this one)."""
+    """``ids``: the tasks a producer enqueued, or a worker completed; ``gate_contended``: writes
+    that found the fair lock's write gate taken and waited for it (hand-offs to this process)."""
 
     role: Literal["producer", "worker"]
     operations: int
@@ -150,7 +150,7 @@ class BusyOutcome(Span):
     lock_wait_ns: list[int]
     ids: list[int]
     unfinished: int = 0
-    gate_queued: int = 0
+    gate_contended: int = 0
 
 
 @dataclass(frozen=True)
@@ -543,7 +543,7 @@ def busy_producer(args: BusyProducerArgs, ready: Ready) -> BusyOutcome:
         busy_errors=busy,
         lock_wait_ns=waits,
         ids=ids,
-        gate_queued=lock_waits.gate_queued,
+        gate_contended=lock_waits.gate_contended,
     )
 
 
@@ -554,14 +554,14 @@ class LockWaits:
     def __init__(self) -> None:
         self.last_ns = 0
         self.gate_ns: int | None = None
-        self.gate_queued = 0
+        self.gate_contended = 0
 
     def __call__(self, event: TraceEvent) -> None:
         if isinstance(event, TransactionBegan):
             self.last_ns = int(event.lock_wait_seconds * 1e9)
         elif isinstance(event, WriteGateEntered):
             self.gate_ns = int(event.lock_wait_seconds * 1e9)
-            self.gate_queued += event.queued
+            self.gate_contended += event.contended
 
     def single_statement_wait(self, call_ns: int) -> int:
         """The lock wait of one autocommit write (``gate_ns`` reset to None before it).
@@ -643,7 +643,7 @@ def busy_worker(args: BusyWorkerArgs, ready: Ready) -> BusyOutcome:
         lock_wait_ns=waits,
         ids=ids,
         unfinished=unfinished,
-        gate_queued=claim_waits.gate_queued,
+        gate_contended=claim_waits.gate_contended,
     )
 
 

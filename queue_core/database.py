@@ -831,7 +831,7 @@ class QueueDatabase:
         if self._tracer is not None:
             waited = time.perf_counter() - started
             try:
-                self._tracer(WriteGateEntered(waited, gate.queued, entered))
+                self._tracer(WriteGateEntered(waited, gate.contended, entered))
             except BaseException:
                 gate.release()  # the caller's try/finally that would let it go begins later
                 raise

@@ -70,13 +70,13 @@ class WriteGateEntered:
     then almost always free), without the statement or the checkpoint a writer may run after
     it let the gate go.
 
-    ``queued`` is True when the write waited in the OS queue behind another process instead of
-    finding the gate free; ``entered`` is False when the busy timeout ran out first (the call
-    raises :class:`~queue_core.exceptions.QueueBusyError` next).
+    ``contended`` is True when the write found the gate taken by another writer and waited for
+    it, instead of finding it free; ``entered`` is False when the busy timeout ran out first
+    (the call raises :class:`~queue_core.exceptions.QueueBusyError` next).
     """
 
     lock_wait_seconds: float
-    queued: bool
+    contended: bool
     entered: bool = True
 
 

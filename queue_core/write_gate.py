@@ -49,8 +49,10 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,9 @@ WAIT_SUFFIX: Final = "-writer.wait"
 STARVE_AFTER_S: Final = 0.04
 """How long a writer waits for the gate before newcomers stop overtaking it (measured, see
 the module docstring)."""
+POLL_SLEEP_S: Final = (0.0005, 0.0015)
+"""A waiter's first ``STARVE_AFTER_S`` it retries the gate after sleeps drawn from this range
+instead of queuing for it (see the module docstring)."""
 _MARK_ATTEMPTS: Final = 5
 
 # LockFileEx flags and the errors that mean "someone else holds it" (winbase.h, winerror.h).
@@ -290,12 +295,15 @@ class WriteGate:
         starving: FileLock | None = None,
         *,
         starve_after: float = STARVE_AFTER_S,
+        poll_sleep: tuple[float, float] | None = POLL_SLEEP_S,
     ) -> None:
         self._lock = lock
         # Shared-locked by writers of any process that have waited longer than starve_after;
         # None: no such bound (the side file could not be opened), waiters may be overtaken.
         self._starving = starving
         self._starve_after = starve_after
+        # None: queue at once instead of retrying first.
+        self._poll_sleep = poll_sleep
         self._mutex = threading.Lock()
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -303,13 +311,13 @@ class WriteGate:
         # lock may be granted to it at any moment, so no other attempt may touch the lock.
         self._pending = 0
         self._held = False
-        self._queued = False
+        self._contended = False
 
     @property
-    def queued(self) -> bool:
-        """True if the last :meth:`acquire` could not take the gate at once and waited in the
-        OS queue (whether it got the gate or not)."""
-        return self._queued
+    def contended(self) -> bool:
+        """True if the last :meth:`acquire` found the gate taken and waited for it (whether
+        it got the gate or not)."""
+        return self._contended
 
     @property
     def held(self) -> bool:
@@ -325,13 +333,21 @@ class WriteGate:
             raise RuntimeError("the write gate is already held")
         with self._mutex:
             idle = self._pending == 0
-        self._queued = False
+        self._contended = False
         if idle and self._nobody_starving() and self._lock.try_acquire():
             self._held = True
             return True
         if timeout <= 0:
             return False
-        self._queued = True
+        self._contended = True
+        polled = 0.0
+        if idle and self._poll_sleep is not None:
+            started = time.perf_counter()
+            if self._poll(min(self._starve_after, timeout), started):
+                return True
+            polled = time.perf_counter() - started
+            if polled >= timeout:
+                return False
         request = _Request()
         with self._mutex:
             self._pending += 1
@@ -341,7 +357,7 @@ class WriteGate:
                 )
                 self._thread.start()
         self._requests.put(request)
-        self._wait(request, timeout)
+        self._wait(request, timeout - polled, polled)
         with self._mutex:
             if request.error is not None:
                 raise request.error
@@ -368,18 +384,40 @@ class WriteGate:
             return True
         return False
 
-    def _wait(self, request: _Request, timeout: float) -> None:
+    def _poll(self, budget: float, started: float) -> bool:
+        """Retry the gate after short random sleeps for ``budget`` seconds; True once taken.
+
+        A write that is running when the gate comes free takes it without waking anyone; a
+        writer queued in the OS would be woken instead, and the gate would stay idle until it
+        runs. Gives up early when another writer starves, to queue behind it.
+        """
+        assert self._poll_sleep is not None
+        low, high = self._poll_sleep
+        deadline = started + budget
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return False
+            time.sleep(min(random.uniform(low, high), remaining))
+            if not self._nobody_starving():
+                return False
+            if self._lock.try_acquire():
+                self._held = True
+                return True
+
+    def _wait(self, request: _Request, timeout: float, waited: float) -> None:
         starving = self._starving
-        if starving is None or timeout <= self._starve_after:
+        first = max(self._starve_after - waited, 0.0)
+        if starving is None or timeout <= first:
             request.done.wait(timeout)
             return
-        if request.done.wait(self._starve_after):
+        if first > 0 and request.done.wait(first):
             return
         # Waited too long: mark it, so that writers arriving now queue behind this one instead
         # of taking the gate in the instant between its release and this waiter's wake-up.
         marked = any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
         try:
-            request.done.wait(timeout - self._starve_after)
+            request.done.wait(timeout - first)
         finally:
             if marked:
                 starving.release()

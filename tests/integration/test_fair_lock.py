@@ -135,7 +135,7 @@ def test_the_tracer_sees_each_write_get_through_the_gate(db_path: Path) -> None:
         queue.enqueue("t", {})
         gate_events = [e for e in events if isinstance(e, WriteGateEntered)]
         assert len(gate_events) == 1
-        assert gate_events[0].entered and not gate_events[0].queued
+        assert gate_events[0].entered and not gate_events[0].contended
         assert 0 <= gate_events[0].lock_wait_seconds < WAIT
         events.clear()
         queue.counts()  # a read: no gate
@@ -143,7 +143,7 @@ def test_the_tracer_sees_each_write_get_through_the_gate(db_path: Path) -> None:
         with holder.transaction(), pytest.raises(QueueBusyError):
             queue.enqueue("t", {})
         (refused,) = [e for e in events if isinstance(e, WriteGateEntered)]
-        assert refused.queued and not refused.entered
+        assert refused.contended and not refused.entered
         assert refused.lock_wait_seconds >= 0.09
 
 
