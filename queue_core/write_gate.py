@@ -74,7 +74,7 @@ WAIT_SUFFIX: Final = "-writer.wait"
 STARVE_AFTER_S: Final = 0.04
 """How long a writer waits for the gate before newcomers stop overtaking it (measured, see
 the module docstring)."""
-POLL_SLEEP_S: Final = (0.0005, 0.0015)
+POLL_SLEEP_S: Final = (0.002, 0.006)
 """A waiter's first ``STARVE_AFTER_S`` it retries the gate after sleeps drawn from this range
 instead of queuing for it (see the module docstring)."""
 _MARK_ATTEMPTS: Final = 5
@@ -389,7 +389,7 @@ class WriteGate:
 
         A write that is running when the gate comes free takes it without waking anyone; a
         writer queued in the OS would be woken instead, and the gate would stay idle until it
-        runs. Gives up early when another writer starves, to queue behind it.
+        runs. While another writer starves it does not try, so the gate goes to that one.
         """
         assert self._poll_sleep is not None
         low, high = self._poll_sleep
@@ -399,9 +399,7 @@ class WriteGate:
             if remaining <= 0:
                 return False
             time.sleep(min(random.uniform(low, high), remaining))
-            if not self._nobody_starving():
-                return False
-            if self._lock.try_acquire():
+            if self._nobody_starving() and self._lock.try_acquire():
                 self._held = True
                 return True
 
