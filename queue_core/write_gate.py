@@ -32,8 +32,13 @@ calling thread: together as much gate time as the writes themselves. Keeping the
 run of one process's back-to-back writes (kept 0.3-1 ms after a write, runs of 1-3 ms, then handed
 on) made fewer hand-offs but ran at 0.45-0.81 of this gate's throughput with longest waits of
 98-354 ms on that busy machine: a process keeping the gate between writes is descheduled as
-often as any other, and then nobody writes. A blocking lock call in the calling thread would save
-the 117 us, but neither ``flock`` nor ``LockFileEx`` without overlapped I/O has a timeout.
+often as any other, and then nobody writes. Letting a waiter retry the free gate after random
+sleeps of 0.5-1.5 or 2-6 ms for its first ``STARVE_AFTER_S`` before it queues made the hand-offs
+it won cheap (54-56 us from release to the retrying writer, median, since it was running), but
+a fifth to a half of them still went through the queue, and its throughput over the default's
+was 0.58-1.03 against this gate's 0.78-1.47 in alternating runs (load 8-13). A blocking lock
+call in the calling thread would save the 117 us, but neither ``flock`` nor ``LockFileEx``
+without overlapped I/O has a timeout.
 
 The OS calls are behind :class:`FileLock`, so the logic (the timeout, giving up a wait that timed
 out, falling back) runs and is tested anywhere with a fake: ``flock`` on POSIX, ``LockFileEx``
@@ -49,10 +54,8 @@ from __future__ import annotations
 
 import os
 import queue
-import random
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +77,6 @@ WAIT_SUFFIX: Final = "-writer.wait"
 STARVE_AFTER_S: Final = 0.04
 """How long a writer waits for the gate before newcomers stop overtaking it (measured, see
 the module docstring)."""
-POLL_SLEEP_S: Final = (0.002, 0.006)
-"""A waiter's first ``STARVE_AFTER_S`` it retries the gate after sleeps drawn from this range
-instead of queuing for it (see the module docstring)."""
 _MARK_ATTEMPTS: Final = 5
 
 # LockFileEx flags and the errors that mean "someone else holds it" (winbase.h, winerror.h).
@@ -295,15 +295,12 @@ class WriteGate:
         starving: FileLock | None = None,
         *,
         starve_after: float = STARVE_AFTER_S,
-        poll_sleep: tuple[float, float] | None = POLL_SLEEP_S,
     ) -> None:
         self._lock = lock
         # Shared-locked by writers of any process that have waited longer than starve_after;
         # None: no such bound (the side file could not be opened), waiters may be overtaken.
         self._starving = starving
         self._starve_after = starve_after
-        # None: queue at once instead of retrying first.
-        self._poll_sleep = poll_sleep
         self._mutex = threading.Lock()
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -315,8 +312,8 @@ class WriteGate:
 
     @property
     def contended(self) -> bool:
-        """True if the last :meth:`acquire` found the gate taken and waited for it (whether
-        it got the gate or not)."""
+        """True if the last :meth:`acquire` found the gate taken and waited for it in the OS
+        queue (whether it got the gate or not)."""
         return self._contended
 
     @property
@@ -340,14 +337,6 @@ class WriteGate:
         if timeout <= 0:
             return False
         self._contended = True
-        polled = 0.0
-        if idle and self._poll_sleep is not None:
-            started = time.perf_counter()
-            if self._poll(min(self._starve_after, timeout), started):
-                return True
-            polled = time.perf_counter() - started
-            if polled >= timeout:
-                return False
         request = _Request()
         with self._mutex:
             self._pending += 1
@@ -357,7 +346,7 @@ class WriteGate:
                 )
                 self._thread.start()
         self._requests.put(request)
-        self._wait(request, timeout - polled, polled)
+        self._wait(request, timeout)
         with self._mutex:
             if request.error is not None:
                 raise request.error
@@ -384,38 +373,18 @@ class WriteGate:
             return True
         return False
 
-    def _poll(self, budget: float, started: float) -> bool:
-        """Retry the gate after short random sleeps for ``budget`` seconds; True once taken.
-
-        A write that is running when the gate comes free takes it without waking anyone; a
-        writer queued in the OS would be woken instead, and the gate would stay idle until it
-        runs. While another writer starves it does not try, so the gate goes to that one.
-        """
-        assert self._poll_sleep is not None
-        low, high = self._poll_sleep
-        deadline = started + budget
-        while True:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return False
-            time.sleep(min(random.uniform(low, high), remaining))
-            if self._nobody_starving() and self._lock.try_acquire():
-                self._held = True
-                return True
-
-    def _wait(self, request: _Request, timeout: float, waited: float) -> None:
+    def _wait(self, request: _Request, timeout: float) -> None:
         starving = self._starving
-        first = max(self._starve_after - waited, 0.0)
-        if starving is None or timeout <= first:
+        if starving is None or timeout <= self._starve_after:
             request.done.wait(timeout)
             return
-        if first > 0 and request.done.wait(first):
+        if request.done.wait(self._starve_after):
             return
         # Waited too long: mark it, so that writers arriving now queue behind this one instead
         # of taking the gate in the instant between its release and this waiter's wake-up.
         marked = any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
         try:
-            request.done.wait(timeout - first)
+            request.done.wait(timeout - self._starve_after)
         finally:
             if marked:
                 starving.release()

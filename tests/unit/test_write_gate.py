@@ -157,7 +157,7 @@ def test_closing_during_a_wait_closes_the_file_when_the_wait_ends() -> None:
     other = FakeFileLock(shared)
     assert other.try_acquire()
     mine = FakeFileLock(shared)
-    gate = WriteGate(mine, poll_sleep=None)
+    gate = WriteGate(mine)
     assert gate.acquire(0.02) is False
     gate.close()
     assert not mine.closed  # the helper still waits on it
@@ -167,62 +167,6 @@ def test_closing_during_a_wait_closes_the_file_when_the_wait_ends() -> None:
         time.sleep(0.005)
     assert mine.closed
     assert shared.owner is None
-
-
-# -- a waiter retries for a while before it queues ---------------------------------------
-
-
-def test_a_waiter_retries_and_takes_the_gate_without_queuing() -> None:
-    shared = SharedLock()
-    holder = FakeFileLock(shared)
-    assert holder.try_acquire()
-    mine = FakeFileLock(shared)
-    gate = WriteGate(mine, poll_sleep=(0.001, 0.002), starve_after=WAIT)
-    releaser = threading.Timer(0.05, holder.release)
-    releaser.start()
-    assert gate.acquire(WAIT)
-    assert gate.contended and mine.blocking_calls == 0  # no helper thread, no OS queue
-    gate.release()
-    assert gate.acquire(WAIT) and not gate.contended
-    gate.release()
-    gate.close()
-    releaser.join()
-
-
-def test_a_waiter_that_retried_until_it_starves_queues_and_marks_itself_at_once() -> None:
-    gate_lock, wait_lock = SharedLock(), SharedLock()
-    holder = FakeFileLock(gate_lock)
-    assert holder.try_acquire()
-    mine = FakeFileLock(gate_lock)
-    gate = WriteGate(mine, FakeFileLock(wait_lock), starve_after=0.03, poll_sleep=(0.001, 0.002))
-    observer = WriteGate(FakeFileLock(SharedLock()), FakeFileLock(wait_lock))
-    got: list[bool] = []
-    thread = threading.Thread(target=lambda: got.append(gate.acquire(WAIT)))
-    thread.start()
-    assert _eventually(lambda: observer.starving_waiters)
-    assert mine.blocking_calls == 1
-    holder.release()
-    thread.join(WAIT)
-    assert got == [True] and gate.contended
-    assert not observer.starving_waiters
-    gate.release()
-    gate.close()
-    observer.close()
-
-
-def test_a_retrying_waiter_queues_behind_a_starving_one() -> None:
-    gate_lock, wait_lock = SharedLock(), SharedLock()
-    starving_elsewhere = FakeFileLock(wait_lock)
-    assert starving_elsewhere.try_acquire_shared()
-    mine = FakeFileLock(gate_lock)
-    gate = WriteGate(mine, FakeFileLock(wait_lock), starve_after=WAIT, poll_sleep=(0.001, 0.002))
-    started = time.perf_counter()
-    assert gate.acquire(WAIT)  # free, but somebody starves: one retry, then the queue
-    assert mine.blocking_calls == 1
-    assert time.perf_counter() - started < WAIT / 2
-    gate.release()
-    starving_elsewhere.release()
-    gate.close()
 
 
 # -- the bound on overtaking: long waiters mark themselves, newcomers then queue -------------
@@ -344,7 +288,7 @@ def test_windows_lock_flags_and_errors() -> None:
 def test_the_gate_logic_runs_on_the_windows_lock() -> None:
     """A contended LockFileEx goes to the helper thread, which makes the blocking call."""
     api = FakeKernel32([(False, ERROR_LOCK_VIOLATION), (True, 0), (True, 0)])
-    gate = WriteGate(WindowsFileLock(7, api, lambda: None), poll_sleep=None)
+    gate = WriteGate(WindowsFileLock(7, api, lambda: None))
     assert gate.acquire(WAIT)
     gate.release()
     assert [c[2] for c in api.calls] == [
