@@ -35,7 +35,7 @@ from queue_core.exceptions import (
     WalUnavailableError,
 )
 from queue_core.location import resolve_db_path
-from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan
+from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan, WriteGateEntered
 from queue_core.waking import DataVersionWatch
 from queue_core.wal_index import WalIndex
 from queue_core.write_gate import (
@@ -828,6 +828,13 @@ class QueueDatabase:
             self._gate = None
             gate.close()
             raise QueueDatabaseError(self._gate_failure) from exc
+        if self._tracer is not None:
+            waited = time.perf_counter() - started
+            try:
+                self._tracer(WriteGateEntered(waited, gate.contended, entered))
+            except BaseException:
+                gate.release()  # the caller's try/finally that would let it go begins later
+                raise
         if not entered:
             waited = time.perf_counter() - started
             raise QueueBusyError(

@@ -9,7 +9,10 @@ it, in the thread that does the work and while holding the instance's lock, with
   ``BEGIN``/``COMMIT``/``ROLLBACK`` and the PRAGMAs of a connect (unless the instance was made
   with ``trace_statements=False``: these events are the costly ones);
 - :class:`TransactionBegan` after each ``BEGIN IMMEDIATE`` of a :meth:`transaction`, with how
-  long it waited for the write lock, also when it gave up with ``QueueBusyError``.
+  long it waited for the write lock, also when it gave up with ``QueueBusyError``;
+- :class:`WriteGateEntered` (only with ``fair_lock=True``) when a write, a single statement or
+  a :meth:`transaction`, got through the write gate (:mod:`queue_core.write_gate`), with how
+  long it waited there, also when it gave up.
 
 Example (how long each transaction waited for the write lock)::
 
@@ -60,7 +63,24 @@ class TransactionBegan:
     acquired: bool = True
 
 
-TraceEvent = Connected | Statement | TransactionBegan
+@dataclass(frozen=True)
+class WriteGateEntered:
+    """A write of a ``fair_lock=True`` instance got through the write gate after
+    ``lock_wait_seconds``: the time it waited to get to write (SQLite's lock behind the gate is
+    then almost always free), without the statement or the checkpoint a writer may run after
+    it let the gate go.
+
+    ``contended`` is True when the write found the gate taken by another writer and waited for
+    it, instead of finding it free; ``entered`` is False when the busy timeout ran out first
+    (the call raises :class:`~queue_core.exceptions.QueueBusyError` next).
+    """
+
+    lock_wait_seconds: float
+    contended: bool
+    entered: bool = True
+
+
+TraceEvent = Connected | Statement | TransactionBegan | WriteGateEntered
 """Every event a tracer may receive; more kinds may be added, so ignore unknown ones."""
 
 Tracer = Callable[[TraceEvent], None]

@@ -57,10 +57,14 @@ class Point:
     """One busy timeout at one process count: producers are ``processes // 2``, workers the
     rest. ``busy_rate`` is a fraction (0..1). For a claim the lock wait is that of the
     ``TransactionBegan`` tracer event (0 for a claim that found nothing and took no lock); for
-    a single ``enqueue`` or ``complete`` (autocommit statements) it is the whole call.
+    a single ``enqueue`` or ``complete`` (autocommit statements) it is, through the fair lock,
+    the wait at the write gate (``WriteGateEntered``), and otherwise the whole call (SQLite's
+    busy handler waits inside the statement).
     ``fair_lock``: whether the processes used ``QueueDatabase(fair_lock=True)`` (False in
     files from before the fair lock existed);
-    ``share``: each process's operations over the mean, and Jain's fairness index."""
+    ``share``: each process's operations over the mean, and Jain's fairness index;
+    ``gate_contended``: writes that found the write gate taken and waited for it, the
+    hand-offs of the gate from one process to the next (0 without the fair lock)."""
 
     busy_timeout_ms: int
     processes: int
@@ -80,6 +84,7 @@ class Point:
     operations_by_process: tuple[int, ...] = ()
     lock_wait_max_by_process_ms: tuple[float, ...] = ()
     share: Shares = field(default_factory=lambda: shares(()))
+    gate_contended: int = 0
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ def _cell(
             round(max(outcome.lock_wait_ns, default=0) / 1e6, 3) for outcome in outcomes
         ),
         share=shares(per_process),
+        gate_contended=sum(outcome.gate_contended for outcome in outcomes),
     )
 
 
@@ -255,6 +261,7 @@ def run(context: ScenarioContext[Params]) -> Result:
                     f"({point.busy_rate * 100:.2f} %), lock wait p50 {wait.p50} p99 "
                     f"{wait.p99} max {wait.max} ms, shares {share.min_over_mean}-"
                     f"{share.max_over_mean} of the mean, Jain {share.jain}"
+                    + (f", {point.gate_contended} gate hand-offs" if fair_lock else "")
                 )
     top = max(context.params.processes, default=0)
     shipped = [p for p in series if p.fair_lock == DEFAULT_FAIR_LOCK]

@@ -13,6 +13,7 @@ import pytest
 
 from queue_core import QueueBusyError, QueueDatabase, TaskQueue
 from queue_core.database import DEFAULT_FAIR_LOCK
+from queue_core.tracing import WriteGateEntered
 from queue_core.write_gate import (
     FileLock,
     WriteGate,
@@ -121,6 +122,50 @@ def test_a_held_gate_times_out_as_queue_busy_error(db_path: Path) -> None:
             assert time.perf_counter() - started < WAIT
             assert queue.counts()  # reads need neither lock
         assert queue.enqueue("t", {}) == 1
+
+
+def test_the_tracer_sees_each_write_get_through_the_gate(db_path: Path) -> None:
+    events: list[Any] = []
+    with (
+        QueueDatabase(db_path, fair_lock=True) as holder,
+        QueueDatabase(db_path, busy_timeout_ms=100, fair_lock=True, tracer=events.append) as db,
+    ):
+        holder.initialize_schema()
+        queue = TaskQueue(db)
+        queue.enqueue("t", {})
+        gate_events = [e for e in events if isinstance(e, WriteGateEntered)]
+        assert len(gate_events) == 1
+        assert gate_events[0].entered and not gate_events[0].contended
+        assert 0 <= gate_events[0].lock_wait_seconds < WAIT
+        events.clear()
+        queue.counts()  # a read: no gate
+        assert not [e for e in events if isinstance(e, WriteGateEntered)]
+        with holder.transaction(), pytest.raises(QueueBusyError):
+            queue.enqueue("t", {})
+        (refused,) = [e for e in events if isinstance(e, WriteGateEntered)]
+        assert refused.contended and not refused.entered
+        assert refused.lock_wait_seconds >= 0.09
+
+
+def test_a_tracer_raising_at_the_gate_leaves_it_free(db_path: Path) -> None:
+    def tracer(event: Any) -> None:
+        if isinstance(event, WriteGateEntered):
+            raise RuntimeError("tracer failed")
+
+    with (
+        QueueDatabase(db_path, fair_lock=True) as other,
+        QueueDatabase(db_path, fair_lock=True, busy_timeout_ms=100, tracer=tracer) as db,
+    ):
+        other.initialize_schema()
+        for write in (
+            lambda: TaskQueue(db).enqueue("t", {}),
+            lambda: db.execute_many("DELETE FROM task_queue WHERE id = ?", [(1,)]),
+        ):
+            with pytest.raises(RuntimeError, match="tracer failed"):
+                write()
+            assert TaskQueue(other).enqueue("t", {}) >= 1  # the gate was let go
+        db.tracer = None
+        assert TaskQueue(db).enqueue("t", {}) >= 1
 
 
 def test_pickled_database_keeps_its_fair_lock_choice(db_path: Path) -> None:
