@@ -34,6 +34,7 @@ from typing import BinaryIO, Final
 
 _MX_FRAME: Final = struct.Struct("=I")
 _HEADER_BYTES: Final = 100
+_HEADER_COPIES_BYTES: Final = 96  # the header (48 bytes) twice; checkpoint info follows
 _MX_FRAME_AT: Final = 16
 _BACKFILL_AT: Final = 96
 
@@ -119,6 +120,27 @@ class WalIndex:
         (mx_frame,) = _MX_FRAME.unpack_from(header, _MX_FRAME_AT)
         (backfilled,) = _MX_FRAME.unpack_from(header, _BACKFILL_AT)
         return max(int(mx_frame) - int(backfilled), 0)
+
+    def header(self) -> bytes | None:
+        """The wal-index header's two copies (96 bytes; every commit changes them), or None
+        when ``-shm`` cannot be read now (not created yet: asked again next time).
+
+        Read without SQLite's locks, a header being written may come out torn; a caller must
+        treat a difference only as "something may have changed".
+        """
+        try:
+            if self._file is None:
+                self._file = _SHARED.acquire(self._path)
+            if _HAS_PREAD:
+                header = os.pread(self._file.fileno(), _HEADER_COPIES_BYTES, 0)
+            else:
+                with _READ_LOCK:
+                    self._file.seek(0)
+                    header = self._file.read(_HEADER_COPIES_BYTES)
+        except OSError:
+            self.close()
+            return None
+        return header if len(header) == _HEADER_COPIES_BYTES else None
 
     def close(self) -> None:
         """Give up this object's use of the shared ``-shm`` handle (see the module docstring)."""

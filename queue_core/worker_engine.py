@@ -14,9 +14,10 @@ the only writer among its processes; ``concurrency`` executor children (see
 3. when the claim comes up short, stops claiming and waits on the database's change watch
    (:mod:`queue_core.waking`) beside its executors' pipes, and claims again only once another
    connection may have queued work, or when the next scheduled task or expiring lease is due.
-   On SQLite the watch reads ``PRAGMA data_version`` (no lock) every few milliseconds; on
-   PostgreSQL the engine sleeps on a LISTEN connection's socket until a queued task's NOTIFY
-   arrives, with a one-second poll as the safety net.
+   On SQLite the engine sleeps until the operating system reports a write to the ``-wal`` file
+   (inotify, kqueue; Windows polls a cheap ``-shm`` read every few milliseconds) and confirms
+   with ``PRAGMA data_version`` (no lock); on PostgreSQL it sleeps on a LISTEN connection's
+   socket until a queued task's NOTIFY arrives. Both look once a second as the safety net.
 
 Prefetch is bounded twice. At most ``prefetch`` claimed tasks wait beyond the running ones
 (default 4 per executor), and no more than the executors would start within 100 ms at the
