@@ -473,8 +473,9 @@ class WorkerEngine:
         return True
 
     def _step(self) -> None:
-        self._sync_watch_handle()
-        if self._idle():
+        idle = self._idle()
+        self._sync_watch_handle(idle or self._wants_changes())
+        if idle:
             ready = self._idle_wait()
         else:
             ready = self._readiness.wait(self._wait_seconds())
@@ -536,9 +537,20 @@ class WorkerEngine:
             raise RuntimeError("the change watch is opened by run()")
         return self._watch
 
-    def _sync_watch_handle(self) -> None:
-        """Wait on the watch's current handle (it changes when a lost listener reconnects)."""
-        handle = self._changes.handle()
+    def _wants_changes(self) -> bool:
+        """Whether a change would make the engine claim: it has room and no claim pending."""
+        return not self._maybe_work and self._claim_limit() > 0
+
+    def _sync_watch_handle(self, wanted: bool) -> None:
+        """Wait on the watch's current handle (it changes when a lost listener reconnects),
+        only while a change would make the engine claim.
+
+        While it would not (a claim is due anyway, or executors and buffer are full), commits
+        by producers, and the engine's own, would only wake the loop for nothing: measured at
+        1,000 enqueues/s, that cost a quarter more CPU per task. What they signal waits in the
+        handle and is read once the engine registers it again.
+        """
+        handle = self._changes.handle() if wanted else None
         if handle == self._watch_handle:
             return
         if self._watch_handle is not None:
@@ -590,7 +602,7 @@ class WorkerEngine:
         if self._renew_at is not None:
             wall_seconds = (self._renew_at - self._queue.now()).total_seconds()
             deadlines.append(now_mono + wall_seconds)
-        if not self._maybe_work and self._claim_limit():  # the change watch's next look
+        if self._wants_changes():  # the change watch's next look
             recent = now_mono - self._last_work < ACTIVE_SECONDS
             deadlines.append(now_mono + self._changes.poll_seconds(recent))
         if not deadlines:
