@@ -211,6 +211,12 @@ class InotifyWatch:
         if fd >= 0:
             os.close(fd)
 
+    def __del__(self) -> None:
+        # An instance left unclosed would hold one of the user's few inotify instances (128
+        # by default) until the process ends.
+        with contextlib.suppress(OSError, AttributeError):
+            self.close()
+
     def _disarm(self) -> None:
         wd, self._wd = self._wd, None
         if wd is not None:

@@ -14,6 +14,10 @@ The numbers come from the wal-index header, whose layout SQLite documents as a f
 ``nBackfill`` (frames already copied to the database) one at byte 96. Reading it without SQLite's
 locks can see a header mid-update; that only makes a checkpoint a little early or late.
 
+:class:`~queue_core.waking.DataVersionWatch` reads the header too (:meth:`WalIndex.header`):
+every commit rewrites it, so an unchanged header tells an idle worker, for one ``pread``, that
+``PRAGMA data_version`` need not be asked.
+
 The handle is shared. On POSIX, closing ANY descriptor of a file drops every fcntl lock the
 process holds on it, SQLite's own locks on ``-shm`` included (its dead-man switch and read
 marks); another process could then take this one for gone and rebuild the WAL index under it.
