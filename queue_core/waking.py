@@ -207,7 +207,8 @@ class DataVersionWatch:
         return False
 
     def close(self) -> None:
-        """Close the file watch; the worker's connection and ``-shm`` handle stay."""
+        """Close the file watch and give up the ``-shm`` handle (see :mod:`queue_core.wal_index`);
+        the worker's connection stays open."""
         file_watch, self._file_watch = self._file_watch, None
         if file_watch is not None:
             file_watch.close()
