@@ -34,7 +34,7 @@ import os
 import struct
 import threading
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 _MX_FRAME: Final = struct.Struct("=I")
 _HEADER_BYTES: Final = 100
@@ -49,15 +49,19 @@ class _SharedHandles:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._handles: dict[Path, tuple[BinaryIO, int]] = {}
+        self._handles: dict[Path, tuple[int, int]] = {}
 
-    def acquire(self, path: Path) -> BinaryIO:
-        """The process's handle of ``path``, opened on first use. :raises OSError: on open."""
+    def acquire(self, path: Path) -> int:
+        """The process's descriptor of ``path``, opened on first use. :raises OSError: on open.
+
+        A bare descriptor, not a file object: one kept for the life of the process (POSIX)
+        must not be reported as a leaked file when the interpreter exits.
+        """
         with self._lock:
             self._forget_after_fork()
             handle, users = self._handles.get(path, (None, 0))
             if handle is None:
-                handle = path.open("rb", buffering=0)
+                handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             self._handles[path] = (handle, users + 1)
             return handle
 
@@ -74,7 +78,7 @@ class _SharedHandles:
                 self._handles[path] = (handle, users - 1)
                 return
             del self._handles[path]
-        handle.close()
+        os.close(handle)
 
     def users(self, path: Path) -> int:
         with self._lock:
@@ -100,7 +104,7 @@ class WalIndex:
 
     def __init__(self, db_path: Path) -> None:
         self._path = db_path.with_name(db_path.name + "-shm")
-        self._file: BinaryIO | None = None
+        self._file: int | None = None
         self._failed = False
 
     def pending_frames(self) -> int | None:
@@ -110,11 +114,7 @@ class WalIndex:
         try:
             if self._file is None:
                 self._file = _SHARED.acquire(self._path)
-            header = os.pread(self._file.fileno(), _HEADER_BYTES, 0) if _HAS_PREAD else None
-            if header is None:
-                with _READ_LOCK:  # seek + read on a shared handle must not interleave
-                    self._file.seek(0)
-                    header = self._file.read(_HEADER_BYTES)
+            header = _read_start(self._file, _HEADER_BYTES)
         except OSError:
             self._failed = True
             self.close()
@@ -135,12 +135,7 @@ class WalIndex:
         try:
             if self._file is None:
                 self._file = _SHARED.acquire(self._path)
-            if _HAS_PREAD:
-                header = os.pread(self._file.fileno(), _HEADER_COPIES_BYTES, 0)
-            else:
-                with _READ_LOCK:
-                    self._file.seek(0)
-                    header = self._file.read(_HEADER_COPIES_BYTES)
+            header = _read_start(self._file, _HEADER_COPIES_BYTES)
         except OSError:
             self.close()
             return None
@@ -154,3 +149,12 @@ class WalIndex:
 
 
 _HAS_PREAD: Final = hasattr(os, "pread")
+
+
+def _read_start(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of the file. :raises OSError: the read failed."""
+    if _HAS_PREAD:
+        return os.pread(fd, size, 0)
+    with _READ_LOCK:  # seek + read on a shared descriptor must not interleave
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, size)
