@@ -36,11 +36,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import payload
-from bench.paired import paired_ratio
+from bench.paired import alternate, ratio_cells
 from queue_core import QueueDatabase, TaskQueue, schema, sql
 
 OPERATIONS = ("enqueue", "enqueue_many", "claim+complete")
@@ -154,26 +155,21 @@ def _measure_once(folder: Path, variant: Variant, tasks: int) -> dict[str, float
 def measure(rounds: int, tasks: int, *, spec: bool = False) -> dict[str, Any]:
     """Rates of every variant over ``rounds`` rounds; ratios to ``shipped`` taken per round."""
     chosen = variants(spec=spec)
-    names = [variant.name for variant in chosen]
-    rates: dict[str, dict[str, list[float]]] = {
-        name: {op: [] for op in OPERATIONS} for name in names
-    }
     with tempfile.TemporaryDirectory(prefix="index-cost-") as folder:
         _measure_once(Path(folder), chosen[0], min(tasks, 200))  # unmeasured warm-up
-        for index in range(rounds):
-            shift = index % len(chosen)
-            for variant in chosen[shift:] + chosen[:shift]:
-                for op, rate in _measure_once(Path(folder), variant, tasks).items():
-                    rates[variant.name][op].append(rate)
-            print(f"round {index + 1}/{rounds} done", file=sys.stderr, flush=True)
+        rates = alternate(
+            rounds,
+            {v.name: partial(_measure_once, Path(folder), v, tasks) for v in chosen},
+            after_round=lambda index: print(
+                f"round {index + 1}/{rounds} done", file=sys.stderr, flush=True
+            ),
+        )
     result: dict[str, Any] = {"rounds": rounds, "tasks_per_round": tasks, "variants": {}}
-    for name in names:
+    for name in rates:
         row: dict[str, Any] = {}
         for op in OPERATIONS:
             row[f"{op}_per_s"] = round(statistics.median(rates[name][op]))
-            ratio = paired_ratio(rates[name][op], rates[SHIPPED][op])
-            row[f"{op}_ratio"] = ratio["median"]
-            row[f"{op}_ratio_range"] = [ratio["min"], ratio["max"]]
+            row.update(ratio_cells(f"{op}_ratio", rates[name][op], rates[SHIPPED][op]))
         result["variants"][name] = row
     return result
 

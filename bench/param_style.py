@@ -20,11 +20,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import connect, payload
-from bench.paired import paired_ratio
+from bench.paired import alternate, paired_ratio
 from queue_core import QueueDatabase, sql
 from queue_core.timestamps import to_db_text, utc_now
 
@@ -197,9 +198,6 @@ def _run_style(path: Path, style: str, tasks: int, pad: int) -> dict[str, float]
 
 def measure(rounds: int, tasks: int, pad: int = 200) -> dict[str, Any]:
     """Alternate the two styles for ``rounds`` rounds on one database; medians and ratios."""
-    samples: dict[str, dict[str, list[float]]] = {
-        style: {op: [] for op in OPERATIONS} for style in STYLES
-    }
     with tempfile.TemporaryDirectory(prefix="param-style-") as folder:
         path = Path(folder) / "queue.db"
         with QueueDatabase(path) as db:
@@ -207,11 +205,9 @@ def measure(rounds: int, tasks: int, pad: int = 200) -> dict[str, Any]:
         # One unmeasured round of each warms the page cache and SQLite's statement cache.
         for style in STYLES:
             _run_style(path, style, min(tasks, 200), pad)
-        for index in range(rounds):
-            order = STYLES if index % 2 == 0 else STYLES[::-1]
-            for style in order:
-                for op, seconds in _run_style(path, style, tasks, pad).items():
-                    samples[style][op].append(seconds)
+        samples = alternate(
+            rounds, {style: partial(_run_style, path, style, tasks, pad) for style in STYLES}
+        )
     result: dict[str, Any] = {"rounds": rounds, "tasks_per_round": tasks, "operations": {}}
     for op in OPERATIONS:
         pos = statistics.median(samples["positional"][op])

@@ -146,6 +146,22 @@ def plain_log_ticks(ax: Axes, which: str = "y") -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
+def plot_beside_bare(
+    ax: Axes,
+    xs: Sequence[float],
+    measured: Sequence[float],
+    bare: Sequence[float],
+    *,
+    color: str,
+    label: str,
+    bare_label: str,
+) -> None:
+    """A measured series (solid line, dots) and its bare baseline (dotted line, crosses, a
+    little faded) in one colour, so each pair reads as one."""
+    ax.plot(xs, measured, "o-", color=color, label=label)
+    ax.plot(xs, bare, "x:", color=color, alpha=0.7, label=bare_label)
+
+
 def legend_below(ax: Axes, ncols: int = 2) -> None:
     """The legend under the axes, where it cannot hide data."""
     legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, borderaxespad=0)
@@ -178,19 +194,15 @@ def draw_throughput(run: Run) -> Figure:
         not_measured(ax_insert, run.why_not("insert"))
     else:
         for i, mode in enumerate(sorted({p.mode for p in inserted.series})):
-            color = f"C{i}"
             mine = sorted((p for p in inserted.series if p.mode == mode), key=_by_processes)
-            xs = [p.processes for p in mine]
-            ax_insert.plot(
-                xs, [p.tasks_per_s for p in mine], "o-", color=color, label=f"{mode} (queue)"
-            )
-            ax_insert.plot(
-                xs,
+            plot_beside_bare(
+                ax_insert,
+                [p.processes for p in mine],
+                [p.tasks_per_s for p in mine],
                 [p.bare_tasks_per_s for p in mine],
-                "x:",
-                color=color,
-                alpha=0.7,
-                label=f"{mode} ({bare_name(run)})",
+                color=f"C{i}",
+                label=f"{mode} (queue)",
+                bare_label=f"{mode} ({bare_name(run)})",
             )
         ax_insert.set_yscale("log")
         ax_insert.set_ylabel("tasks/s (log scale)")
@@ -629,16 +641,14 @@ def draw_worker_throughput(run: Run) -> Figure:
     handlers = sorted({p.handler for p in found.series})
     for i, handler in enumerate(handlers):
         mine = sorted((p for p in found.series if p.handler == handler), key=lambda p: p.executors)
-        xs = [p.executors for p in mine]
-        color = f"C{i}"
-        ax.plot(xs, [p.tasks_per_s for p in mine], "o-", color=color, label=f"{handler} (engine)")
-        ax.plot(
-            xs,
+        plot_beside_bare(
+            ax,
+            [p.executors for p in mine],
+            [p.tasks_per_s for p in mine],
             [p.bare_tasks_per_s for p in mine],
-            "x:",
-            color=color,
-            alpha=0.7,
-            label=f"{handler} (bare loop, one process per executor)",
+            color=f"C{i}",
+            label=f"{handler} (engine)",
+            bare_label=f"{handler} (bare loop, one process per executor)",
         )
     ax.set_yscale("log")
     ax.set_ylabel("tasks/s (log scale)")

@@ -343,7 +343,7 @@ def render_markdown(comparison: SideBySide) -> str:
 def draw(lite: Run, pg: Run) -> Figure:
     """Claim+complete drain against processes and engine drain against executors, both
     backends on the same axes."""
-    from bench.plots import legend_below, new_figure, not_measured, process_axis
+    from bench.plots import legend_below, new_figure, not_measured, plot_beside_bare, process_axis
 
     fig = new_figure(12, 5.5)
     ax_claim, ax_engine = fig.subplots(1, 2)
@@ -359,14 +359,14 @@ def draw(lite: Run, pg: Run) -> Figure:
         series = sorted(result.series, key=lambda p: p.processes)
         xs = [p.processes for p in series]
         drawn += xs
-        ax_claim.plot(xs, [p.tasks_per_s for p in series], "o-", color=color, label=name)
-        ax_claim.plot(
+        plot_beside_bare(
+            ax_claim,
             xs,
+            [p.tasks_per_s for p in series],
             [p.bare_tasks_per_s for p in series],
-            "x:",
             color=color,
-            alpha=0.7,
-            label=f"{name} ({bare_names[backend]})",
+            label=name,
+            bare_label=f"{name} ({bare_names[backend]})",
         )
     if drawn:
         ax_claim.set_ylim(bottom=0)

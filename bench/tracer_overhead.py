@@ -21,11 +21,12 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.baseline_sql import BareQueue, payload
-from bench.paired import paired_ratio
+from bench.paired import alternate, ratio_cells
 from queue_core import QueueDatabase, TaskQueue
 
 OPERATIONS = ("enqueue", "enqueue_many", "claim+complete")
@@ -112,30 +113,22 @@ def measure(rounds: int, tasks: int) -> dict[str, Any]:
         variants["library+lock_tracer"] = lambda path, n: _time_library(
             path, n, CountingTracer(), statements=False
         )
-    names = list(variants)
-    rates: dict[str, dict[str, list[float]]] = {
-        name: {op: [] for op in OPERATIONS} for name in names
-    }
     with tempfile.TemporaryDirectory(prefix="tracer-overhead-") as folder:
         path = Path(folder) / "queue.db"
         with QueueDatabase(path) as db:
             db.initialize_schema()
-        for name in names:  # unmeasured warm-up of each
-            variants[name](path, min(tasks, 100))
-        for index in range(rounds):
-            order = names[index % len(names) :] + names[: index % len(names)]
-            for name in order:
-                for op, rate in variants[name](path, tasks).items():
-                    rates[name][op].append(rate)
+        for run in variants.values():  # unmeasured warm-up of each
+            run(path, min(tasks, 100))
+        rates = alternate(
+            rounds, {name: partial(run, path, tasks) for name, run in variants.items()}
+        )
     result: dict[str, Any] = {"rounds": rounds, "tasks_per_round": tasks, "operations": {}}
     for op in OPERATIONS:
         row: dict[str, Any] = {}
-        for name in names:
+        for name in rates:
             row[f"{name}_per_s"] = round(statistics.median(rates[name][op]), 1)
             if name != "bare":
-                ratio = paired_ratio(rates[name][op], rates["bare"][op])
-                row[f"{name}_over_bare"] = ratio["median"]
-                row[f"{name}_over_bare_range"] = [ratio["min"], ratio["max"]]
+                row.update(ratio_cells(f"{name}_over_bare", rates[name][op], rates["bare"][op]))
         result["operations"][op] = row
     return result
 

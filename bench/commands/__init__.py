@@ -69,6 +69,7 @@ def commands() -> Sequence[Command]:
         paired.PARAM_STYLE,
         paired.TRACER_OVERHEAD,
         paired.INDEX_COST,
+        paired.TRIGGER_COST,
         pickup.COMMAND,
         ops.COMMAND,
     )

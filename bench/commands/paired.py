@@ -1,6 +1,7 @@
-"""``python -m bench param-style``, ``tracer-overhead`` and ``index-cost``: the standalone A/B
-measurements of the core (``bench.param_style``, ``bench.tracer_overhead``, ``bench.index_cost``),
-each a module with ``measure(rounds, tasks) -> dict`` and ``render(result) -> list[str]``."""
+"""``python -m bench param-style``, ``tracer-overhead``, ``index-cost`` and ``trigger-cost``: the
+standalone A/B measurements of the core (``bench.param_style``, ``bench.tracer_overhead``,
+``bench.index_cost``, ``bench.trigger_cost``), each a module with
+``measure(rounds, tasks) -> dict`` and ``render(result) -> list[str]``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib
 from typing import Any
 
 from bench.commands import Command
+from queue_core.connecting import is_postgres_url
 
 
 class PairedCommand(Command):
@@ -33,7 +35,12 @@ class PairedCommand(Command):
         if args.rounds < 1 or args.tasks < 1:
             return self.usage_error(args, "--rounds and --tasks must be at least 1")
         module = importlib.import_module(f"bench.{self.module}")
-        result = module.measure(args.rounds, args.tasks, **self.options(args))
+        from bench.backends import BackendUnavailableError
+
+        try:
+            result = module.measure(args.rounds, args.tasks, **self.options(args))
+        except BackendUnavailableError as exc:
+            return self.usage_error(args, str(exc))
         if args.json:
             self.print_json(result)
         else:
@@ -77,6 +84,36 @@ class IndexCostCommand(PairedCommand):
         return {"spec": args.spec}
 
 
+class TriggerCostCommand(PairedCommand):
+    """``trigger-cost``: the paired options plus ``--copies`` and ``--dsn``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--copies",
+            type=int,
+            default=20,
+            help="install each trigger design this many times, so it stands out of the noise"
+            " (default 20)",
+        )
+        parser.add_argument(
+            "--dsn",
+            metavar="URL",
+            help="a postgresql:// URL of a server to measure on (its user needs CREATEDB);"
+            " default: a throwaway server on this machine",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        if args.copies < 1:
+            return self.usage_error(args, "--copies must be at least 1")
+        if args.dsn is not None and not is_postgres_url(args.dsn):
+            return self.usage_error(args, f"--dsn must be a postgresql:// URL, not {args.dsn!r}")
+        return super().run(args)
+
+    def options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"copies": args.copies, "dsn": args.dsn}
+
+
 PARAM_STYLE = PairedCommand(
     "param-style",
     "param_style",
@@ -97,4 +134,11 @@ INDEX_COST = IndexCostCommand(
     "what each index and trigger costs enqueue, enqueue_many and claim+complete",
     rounds=9,
     tasks=1000,
+)
+TRIGGER_COST = TriggerCostCommand(
+    "trigger-cost",
+    "trigger_cost",
+    "what designs of PostgreSQL's requeue NOTIFY trigger cost the claim/complete statements",
+    rounds=6,
+    tasks=2000,
 )

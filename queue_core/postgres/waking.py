@@ -1,11 +1,11 @@
 """The PostgreSQL change watch: LISTEN for the NOTIFY that a queued task sends.
 
-Migration 0006's triggers send ``NOTIFY prismq_task_queue`` when a statement puts a task in
-``queued`` (an enqueue, a retry, a release); the notification is delivered when that
-transaction commits. :class:`NotifyWatch` LISTENs on a connection of its own (psycopg reads
-notifications on an autocommit connection that runs nothing else), and its socket is the
-handle an idle worker engine waits on beside its executors' pipes, so the engine wakes as soon
-as a producer commits, without asking the server anything while it waits.
+The triggers of migrations 0006 and 0007 send ``NOTIFY prismq_task_queue`` when a statement
+of the queue puts a task in ``queued`` (an enqueue, a retry, a release); the notification is
+delivered when that transaction commits. :class:`NotifyWatch` LISTENs on a connection of its
+own (psycopg reads notifications on an autocommit connection that runs nothing else), and its
+socket is the handle an idle worker engine waits on beside its executors' pipes, so the engine
+wakes as soon as a producer commits, without asking the server anything while it waits.
 
 The safety net: a notification sent while the listener was reconnecting is lost, so
 :meth:`NotifyWatch.changed` also says True once :data:`SAFETY_POLL_SECONDS` passed since the
@@ -36,7 +36,7 @@ __all__ = ["CHANNEL", "RECONNECT_SECONDS", "SAFETY_POLL_SECONDS", "NotifyWatch"]
 
 LOG: Final = logging.getLogger("queue_core.postgres.waking")
 CHANNEL: Final = "prismq_task_queue"
-"""The channel migration 0006's triggers notify (``listen_queued_tasks`` LISTENs on it)."""
+"""The channel the triggers of 0006 and 0007 notify (``listen_queued_tasks`` LISTENs on it)."""
 SAFETY_POLL_SECONDS: Final = 1.0
 """An idle engine claims at least this often even when no notification came."""
 RECONNECT_SECONDS: Final = 1.0

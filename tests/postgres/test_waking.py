@@ -1,4 +1,7 @@
-"""NotifyWatch: migration 0006's NOTIFY wakes a listener; a poll is the safety net."""
+"""NotifyWatch: the NOTIFY of migrations 0006 and 0007 wakes a listener; a poll is the safety net.
+
+test_notify_triggers.py drives the same triggers through the queue's own statements.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +78,13 @@ def test_only_statements_that_queue_a_task_notify(watch: NotifyWatch, producer: 
     producer.execute("UPDATE task_queue SET status = 'completed' WHERE id = %s", (task,))
     assert not readable_within(handle, 0.3)
     assert not watch.changed()
-    producer.execute("UPDATE task_queue SET status = 'queued' WHERE id = %s", (task,))  # a retry
+    # Status alone: 0007's trigger watches the columns every requeue of the queue writes.
+    producer.execute("UPDATE task_queue SET status = 'queued' WHERE id = %s", (task,))
+    assert not readable_within(handle, 0.3)
+    producer.execute("UPDATE task_queue SET status = 'processing' WHERE id = %s", (task,))
+    producer.execute(
+        "UPDATE task_queue SET status = 'queued', run_after_utc = now() WHERE id = %s", (task,)
+    )  # as a retry does
     assert readable_within(handle, WAIT_S)
     assert watch.changed()
 
@@ -88,7 +97,7 @@ def test_a_batch_in_one_transaction_sends_one_notification(
         for _ in range(50):
             enqueue(producer)
         producer.execute("UPDATE task_queue SET status = 'processing'")
-        producer.execute("UPDATE task_queue SET status = 'queued'")
+        producer.execute("UPDATE task_queue SET status = 'queued', run_after_utc = now()")
     handle = watch.handle()
     assert handle is not None and readable_within(handle, WAIT_S)
     conn = watch._conn

@@ -21,6 +21,7 @@ def test_every_command_is_registered_once() -> None:
         "param-style",
         "tracer-overhead",
         "index-cost",
+        "trigger-cost",
         "pickup-trace",
         "ops",
     ]

@@ -5,6 +5,7 @@ These need no server; the schema itself is tested against one in tests/postgres.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -99,3 +100,48 @@ def test_connect_without_psycopg_is_one_clear_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "queue_core.postgres.database", None)  # import fails
     with pytest.raises(QueueDatabaseError, match=r"pip install"):
         connect("postgresql://nobody@127.0.0.1:1/none")
+
+
+def _notify_trigger_columns() -> set[str]:
+    """The columns the newest definition of the requeue NOTIFY trigger watches."""
+    found: list[str] = []
+    for migration in sql.postgres_migrations():
+        for statement in migration.statements:
+            match = re.search(
+                r"TRIGGER trg_task_notify_requeue\s+AFTER UPDATE OF ([\w, ]+?) ON", statement
+            )
+            if match:
+                found = [column.strip() for column in match.group(1).split(",")]
+    assert found, "no migration creates trg_task_notify_requeue"
+    return set(found)
+
+
+def _writes(statement: str, column: str) -> bool:
+    return re.search(rf"(?:SET|,)\s*{column} = ", statement) is not None
+
+
+HOT_PATH_QUERIES = ("lease_to_worker", "complete", "complete_many", "extend_lease", "extend_leases")
+
+
+def test_every_statement_that_requeues_a_task_fires_the_notify_trigger() -> None:
+    """The trigger (migration 0007) watches columns, not status: a statement that puts a task
+    back in 'queued' without writing one of them would wake no idle engine."""
+    columns = _notify_trigger_columns()
+    queries = sql.postgres_queries()
+    requeuing = {
+        name
+        for name, body in queries.items()
+        if re.search(r"UPDATE task_queue\s+SET status = (?:'queued'|CASE[^,]*'queued')", body)
+    }
+    assert requeuing == {
+        "release_expired_leases",
+        "fail",
+        "release_unstarted",
+        "retry_task",
+        "retry_failed_batch",
+    }
+    for name in sorted(requeuing):
+        assert any(_writes(queries[name], c) for c in columns), f"{name} writes none of {columns}"
+    for name in HOT_PATH_QUERIES:
+        assert not any(_writes(queries[name], c) for c in columns), f"{name} fires the trigger"
+    assert _writes(queries["lease_to_worker"], "status")  # the check can see a write

@@ -189,8 +189,11 @@ WHERE status = 'processing' AND locked_by = %(worker_id)s::text
 RETURNING id;
 
 -- release_unstarted --
+-- run_after_utc is written unchanged (the task keeps its place in line) so that migration
+-- 0007's trigger, which watches that column, wakes idle engines for the released tasks.
 UPDATE task_queue
 SET status = 'queued',
+    run_after_utc = run_after_utc,
     attempts = greatest(attempts - 1, 0),
     locked_by = NULL,
     lease_until_utc = NULL,
@@ -423,9 +426,9 @@ SELECT set_config('TimeZone', 'UTC', false),
 -- The server's current snapshot: it changes whenever a transaction that writes starts or ends.
 SELECT pg_current_snapshot()::text;
 
--- ==== Waking idle worker engines (LISTEN/NOTIFY; the triggers are migration 0006) ====
+-- ==== Waking idle worker engines (LISTEN/NOTIFY; the triggers are migrations 0006 and 0007) ====
 
 -- listen_queued_tasks --
--- On the watch's own autocommit connection: the triggers of 0006 notify this channel when a
--- task enters 'queued'.
+-- On the watch's own autocommit connection: the triggers of 0006 and 0007 notify this channel
+-- when a task enters 'queued'.
 LISTEN prismq_task_queue

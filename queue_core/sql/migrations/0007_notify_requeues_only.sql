@@ -1,0 +1,4 @@
+-- Nothing changes in SQLite. The PostgreSQL migration of the same number moves the NOTIFY
+-- trigger of 0006 off the claim and completion statements; SQLite has no such trigger (its
+-- engines notice commits through PRAGMA data_version). The number is kept in step so both
+-- backends report the same schema version.
