@@ -19,8 +19,9 @@ What the queue needs, and no more:
   its one write lock; PostgreSQL claims in one ``FOR UPDATE SKIP LOCKED`` statement) and
   :meth:`~QueueBackend.insert_tasks` (how a batch insert learns its ids);
 - **waking**: :meth:`~QueueBackend.change_token`, a cheap number an idle worker compares, and
-  :meth:`~QueueBackend.change_watch`, what an idle worker engine waits on (SQLite polls
-  ``data_version``; PostgreSQL LISTENs for a queued task's NOTIFY; see :mod:`queue_core.waking`);
+  :meth:`~QueueBackend.change_watch`, what an idle worker engine waits on (SQLite: the
+  operating system's notice of a write to ``-wal``, confirmed by ``data_version``; PostgreSQL
+  LISTENs for a queued task's NOTIFY; see :mod:`queue_core.waking`);
 - **bulk-write pacing** (:meth:`~QueueBackend.checkpoints_between_transactions`,
   :meth:`~QueueBackend.checkpoint_passive`), which prune calls between its batches; a backend
   without a write-ahead log to keep short makes them cost nothing;

@@ -14,6 +14,10 @@ The numbers come from the wal-index header, whose layout SQLite documents as a f
 ``nBackfill`` (frames already copied to the database) one at byte 96. Reading it without SQLite's
 locks can see a header mid-update; that only makes a checkpoint a little early or late.
 
+:class:`~queue_core.waking.DataVersionWatch` reads the header too (:meth:`WalIndex.header`):
+every commit rewrites it, so an unchanged header tells an idle worker, for one ``pread``, that
+``PRAGMA data_version`` need not be asked.
+
 The handle is shared. On POSIX, closing ANY descriptor of a file drops every fcntl lock the
 process holds on it, SQLite's own locks on ``-shm`` included (its dead-man switch and read
 marks); another process could then take this one for gone and rebuild the WAL index under it.
@@ -30,10 +34,11 @@ import os
 import struct
 import threading
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 _MX_FRAME: Final = struct.Struct("=I")
 _HEADER_BYTES: Final = 100
+_HEADER_COPIES_BYTES: Final = 96  # the header (48 bytes) twice; checkpoint info follows
 _MX_FRAME_AT: Final = 16
 _BACKFILL_AT: Final = 96
 
@@ -44,15 +49,19 @@ class _SharedHandles:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._handles: dict[Path, tuple[BinaryIO, int]] = {}
+        self._handles: dict[Path, tuple[int, int]] = {}
 
-    def acquire(self, path: Path) -> BinaryIO:
-        """The process's handle of ``path``, opened on first use. :raises OSError: on open."""
+    def acquire(self, path: Path) -> int:
+        """The process's descriptor of ``path``, opened on first use. :raises OSError: on open.
+
+        A bare descriptor, not a file object: one kept for the life of the process (POSIX)
+        must not be reported as a leaked file when the interpreter exits.
+        """
         with self._lock:
             self._forget_after_fork()
             handle, users = self._handles.get(path, (None, 0))
             if handle is None:
-                handle = path.open("rb", buffering=0)
+                handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             self._handles[path] = (handle, users + 1)
             return handle
 
@@ -69,7 +78,7 @@ class _SharedHandles:
                 self._handles[path] = (handle, users - 1)
                 return
             del self._handles[path]
-        handle.close()
+        os.close(handle)
 
     def users(self, path: Path) -> int:
         with self._lock:
@@ -95,7 +104,7 @@ class WalIndex:
 
     def __init__(self, db_path: Path) -> None:
         self._path = db_path.with_name(db_path.name + "-shm")
-        self._file: BinaryIO | None = None
+        self._file: int | None = None
         self._failed = False
 
     def pending_frames(self) -> int | None:
@@ -105,11 +114,7 @@ class WalIndex:
         try:
             if self._file is None:
                 self._file = _SHARED.acquire(self._path)
-            header = os.pread(self._file.fileno(), _HEADER_BYTES, 0) if _HAS_PREAD else None
-            if header is None:
-                with _READ_LOCK:  # seek + read on a shared handle must not interleave
-                    self._file.seek(0)
-                    header = self._file.read(_HEADER_BYTES)
+            header = _read_start(self._file, _HEADER_BYTES)
         except OSError:
             self._failed = True
             self.close()
@@ -120,6 +125,22 @@ class WalIndex:
         (backfilled,) = _MX_FRAME.unpack_from(header, _BACKFILL_AT)
         return max(int(mx_frame) - int(backfilled), 0)
 
+    def header(self) -> bytes | None:
+        """The wal-index header's two copies (96 bytes; every commit changes them), or None
+        when ``-shm`` cannot be read now (not created yet: asked again next time).
+
+        Read without SQLite's locks, a header being written may come out torn; a caller must
+        treat a difference only as "something may have changed".
+        """
+        try:
+            if self._file is None:
+                self._file = _SHARED.acquire(self._path)
+            header = _read_start(self._file, _HEADER_COPIES_BYTES)
+        except OSError:
+            self.close()
+            return None
+        return header if len(header) == _HEADER_COPIES_BYTES else None
+
     def close(self) -> None:
         """Give up this object's use of the shared ``-shm`` handle (see the module docstring)."""
         handle, self._file = self._file, None
@@ -128,3 +149,12 @@ class WalIndex:
 
 
 _HAS_PREAD: Final = hasattr(os, "pread")
+
+
+def _read_start(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of the file. :raises OSError: the read failed."""
+    if _HAS_PREAD:
+        return os.pread(fd, size, 0)
+    with _READ_LOCK:  # seek + read on a shared descriptor must not interleave
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, size)

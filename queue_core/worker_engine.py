@@ -14,9 +14,10 @@ the only writer among its processes; ``concurrency`` executor children (see
 3. when the claim comes up short, stops claiming and waits on the database's change watch
    (:mod:`queue_core.waking`) beside its executors' pipes, and claims again only once another
    connection may have queued work, or when the next scheduled task or expiring lease is due.
-   On SQLite the watch reads ``PRAGMA data_version`` (no lock) every few milliseconds; on
-   PostgreSQL the engine sleeps on a LISTEN connection's socket until a queued task's NOTIFY
-   arrives, with a one-second poll as the safety net.
+   On SQLite the engine sleeps until the operating system reports a write to the ``-wal`` file
+   (inotify, kqueue; Windows polls a cheap ``-shm`` read every few milliseconds) and confirms
+   with ``PRAGMA data_version`` (no lock); on PostgreSQL it sleeps on a LISTEN connection's
+   socket until a queued task's NOTIFY arrives. Both look once a second as the safety net.
 
 Prefetch is bounded twice. At most ``prefetch`` claimed tasks wait beyond the running ones
 (default 4 per executor), and no more than the executors would start within 100 ms at the
@@ -472,8 +473,9 @@ class WorkerEngine:
         return True
 
     def _step(self) -> None:
-        self._sync_watch_handle()
-        if self._idle():
+        idle = self._idle()
+        self._sync_watch_handle(idle or self._wants_changes())
+        if idle:
             ready = self._idle_wait()
         else:
             ready = self._readiness.wait(self._wait_seconds())
@@ -535,9 +537,20 @@ class WorkerEngine:
             raise RuntimeError("the change watch is opened by run()")
         return self._watch
 
-    def _sync_watch_handle(self) -> None:
-        """Wait on the watch's current handle (it changes when a lost listener reconnects)."""
-        handle = self._changes.handle()
+    def _wants_changes(self) -> bool:
+        """Whether a change would make the engine claim: it has room and no claim pending."""
+        return not self._maybe_work and self._claim_limit() > 0
+
+    def _sync_watch_handle(self, wanted: bool) -> None:
+        """Wait on the watch's current handle (it changes when a lost listener reconnects),
+        only while a change would make the engine claim.
+
+        While it would not (a claim is due anyway, or executors and buffer are full), commits
+        by producers, and the engine's own, would only wake the loop for nothing: measured at
+        1,000 enqueues/s, that cost a quarter more CPU per task. What they signal waits in the
+        handle and is read once the engine registers it again.
+        """
+        handle = self._changes.handle() if wanted else None
         if handle == self._watch_handle:
             return
         if self._watch_handle is not None:
@@ -589,7 +602,7 @@ class WorkerEngine:
         if self._renew_at is not None:
             wall_seconds = (self._renew_at - self._queue.now()).total_seconds()
             deadlines.append(now_mono + wall_seconds)
-        if not self._maybe_work and self._claim_limit():  # the change watch's next look
+        if self._wants_changes():  # the change watch's next look
             recent = now_mono - self._last_work < ACTIVE_SECONDS
             deadlines.append(now_mono + self._changes.poll_seconds(recent))
         if not deadlines:

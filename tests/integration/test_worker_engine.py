@@ -10,6 +10,7 @@ backend's machinery say why.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ from queue_core import (
 from queue_core.backend import QueueBackend
 from queue_core.stop_signals import SIGBREAK_NUMBER, StopSignals
 from queue_core.tracing import TransactionBegan
+from queue_core.waking import DataVersionWatch
 from tests import engine_handlers
 from tests.integration.test_cli_worker import start_worker
 
@@ -435,7 +437,7 @@ def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
     watch = observer(db_path)
     with running(engine):
         assert engine.ready.wait(WAIT_SECONDS)
-        time.sleep(0.5)  # idle: hundreds of data_version looks, no write
+        time.sleep(0.5)  # idle: no write
         assert writes == []
         # Commits of tasks it does not run wake it, and its claim looks before it locks.
         for n in range(10):
@@ -449,6 +451,39 @@ def test_an_idle_engine_takes_no_write_lock_and_notices_new_and_scheduled_work(
         # Nothing else is committed: the engine wakes for the scheduled time by itself.
         wait_until(lambda: status_of(watch, soon) == TaskStatus.COMPLETED, "scheduled work")
     watch.db.close()
+
+
+@pytest.mark.sqlite_only(reason="SQLite's -wal file watch; on PostgreSQL, see the NOTIFY test")
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no -wal notification: it polls")
+def test_an_idle_engine_on_sqlite_sleeps_until_a_commit_wakes_it(
+    db: QueueDatabase, db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The -wal file watch wakes it: idle, it looks about once a second (the safety net), not
+    every 10 ms as a polled watch does."""
+    looks: list[float] = []
+
+    class CountingWatch(DataVersionWatch):
+        def changed(self) -> bool:
+            looks.append(time.monotonic())
+            return super().changed()
+
+    monkeypatch.setattr(QueueDatabase, "change_watch", lambda self: CountingWatch(self))
+    engine = WorkerEngine(db, {"noop": engine_handlers.noop}, concurrency=2)
+    watch = observer(db_path)
+    try:
+        with running(engine):
+            assert engine.ready.wait(WAIT_SECONDS)
+            wait_until(lambda: len(looks) >= 1, "the first look")
+            time.sleep(0.5)  # past the looks that follow its own start-up writes
+            before = len(looks)
+            time.sleep(2.0)
+            # A polled watch looks 200 times in 2 s; the file watch's safety net twice, plus
+            # a handful of short looks after a write (see waking.SETTLE_SECONDS).
+            assert len(looks) - before <= 50, len(looks) - before
+            task_id = watch.enqueue("noop", {})
+            wait_until(lambda: status_of(watch, task_id) == TaskStatus.COMPLETED, "new work")
+    finally:
+        watch.db.close()
 
 
 def test_executors_killed_at_random_lose_no_task_and_complete_none_twice(
