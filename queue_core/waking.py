@@ -6,13 +6,13 @@ on it and on its executors' pipes at once, and knows nothing of the backend behi
 - SQLite (:class:`DataVersionWatch`): every commit ``write()``s frames to the ``-wal`` file,
   so the watch's handle is the operating system's notification that ``-wal`` was written
   (:mod:`queue_core.file_watch`: inotify on Linux, kqueue on macOS): an idle engine sleeps
-  until some connection commits, with a one-second look as the safety net. A wake-up is then
+  until some connection commits, with a look every 5 s as the safety net. A wake-up is then
   checked cheaply (the wal-index header in ``-shm``, one ``pread``) and confirmed with ``PRAGMA
   data_version``, which changes only for other connections' commits, so the engine's own
   writes do not make it claim. Where there is no notification (Windows; inotify refused; the
   ``-wal`` file gone until it comes back) the watch has no usable handle and the engine looks
   every 2 ms while work is flowing and every 10 ms once idle; each look costs one ``pread``,
-  and ``data_version`` is read only when the header moved (or once a second).
+  and ``data_version`` is read only when the header moved (or every 5 s).
 - PostgreSQL (``queue_core.postgres.waking.NotifyWatch``): a trigger sends ``NOTIFY`` when a
   task enters ``queued``, and the watch LISTENs on a connection of its own; its socket is the
   :meth:`~ChangeWatch.handle` the engine waits on, so it wakes the moment a producer commits.
@@ -67,8 +67,8 @@ is the rare case, while each wake-up of an idle process is dear where its memory
 the 2-vCPU VM measured, a wake-up after seconds asleep took 3-8 ms of CPU, so a look every
 second was most of an idle engine's CPU (the worker scenario's idle step, quiet, two runs each:
 0.3-0.5 % of a core with looks every 5 s, 0.9 % every 2.5 s, 1.6-1.8 % every second).
-PostgreSQL's watch keeps 1 s: there the safety net also covers a notification lost while its
-listening connection reconnected."""
+PostgreSQL's watch keeps 1 s: there the safety net is what finds a task that a hand-written
+``UPDATE`` put back in ``queued`` without a notification."""
 SETTLE_SECONDS: Final = 0.25
 """After the ``-wal`` file was written, SQLite's watch keeps looking for this long, at growing
 intervals (2, 8, 32, 128 ms after the write): the notification can arrive before the writer

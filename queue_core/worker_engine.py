@@ -17,7 +17,8 @@ the only writer among its processes; ``concurrency`` executor children (see
    On SQLite the engine sleeps until the operating system reports a write to the ``-wal`` file
    (inotify, kqueue; Windows polls a cheap ``-shm`` read every few milliseconds) and confirms
    with ``PRAGMA data_version`` (no lock); on PostgreSQL it sleeps on a LISTEN connection's
-   socket until a queued task's NOTIFY arrives. Both look once a second as the safety net.
+   socket until a queued task's NOTIFY arrives. Each also looks on a timer as the safety net
+   (SQLite every 5 s, PostgreSQL every second).
 
 Prefetch is bounded twice. At most ``prefetch`` claimed tasks wait beyond the running ones
 (default 4 per executor), and no more than the executors would start within 100 ms at the
