@@ -36,6 +36,7 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan, WriteGateEntered
+from queue_core.wake_channel import open_wake_channel, wake_path_for
 from queue_core.waking import DataVersionWatch
 from queue_core.wal_index import WalIndex
 from queue_core.write_gate import (
@@ -799,7 +800,13 @@ class QueueDatabase:
                     "no bound on overtaking: cannot open %s: %s", wait_path_for(self._path), exc
                 )
                 starving = None
-            self._gate = WriteGate(lock, starving)
+            try:
+                wake = open_wake_channel(wake_path_for(self._path))
+            except OSError as exc:
+                # The gate works as well; a waiter's wake-up only goes through a helper thread.
+                _log.debug("no wake channel: cannot open %s: %s", wake_path_for(self._path), exc)
+                wake = None
+            self._gate = WriteGate(lock, starving, wake=wake)
         return self._gate
 
     def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:

@@ -56,10 +56,13 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
+
+from queue_core.wake_channel import WAIT_SLICE_S, WakeChannel
 
 __all__ = [
     "FileLock",
@@ -295,8 +298,12 @@ class WriteGate:
         starving: FileLock | None = None,
         *,
         starve_after: float = STARVE_AFTER_S,
+        wake: WakeChannel | None = None,
     ) -> None:
         self._lock = lock
+        # Where there is one, waiters sleep on it in their own thread (see wake_channel);
+        # None: the blocking lock call runs on a helper thread.
+        self._wake = wake
         # Shared-locked by writers of any process that have waited longer than starve_after;
         # None: no such bound (the side file could not be opened), waiters may be overtaken.
         self._starving = starving
@@ -337,6 +344,8 @@ class WriteGate:
         if timeout <= 0:
             return False
         self._contended = True
+        if self._wake is not None:
+            return self._wait_woken(self._wake, timeout)
         request = _Request()
         with self._mutex:
             self._pending += 1
@@ -389,17 +398,55 @@ class WriteGate:
             if marked:
                 starving.release()
 
+    def _wait_woken(self, wake: WakeChannel, timeout: float) -> bool:
+        started = time.perf_counter()
+        deadline = started + timeout
+        mark_at = started + self._starve_after
+        starving = self._starving
+        marked = woken = False
+        try:
+            while True:
+                seen = wake.sequence()
+                # A queued writer takes a free gate even while someone starves: the starving
+                # writer sleeps in the same queue, and only newcomers must stay out of it.
+                if self._lock.try_acquire():
+                    self._held = True
+                    return True
+                now = time.perf_counter()
+                if now >= deadline:
+                    if woken:
+                        wake.wake_one()  # the wake-up this writer will not use goes on
+                    return False
+                if starving is not None and not marked and now >= mark_at:
+                    marked = any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
+                until = deadline if marked or starving is None else min(deadline, mark_at)
+                if now >= until:
+                    until = deadline
+                woken = wake.wait(seen, min(until - now, WAIT_SLICE_S))
+        finally:
+            if marked and starving is not None:
+                starving.release()
+
     def release(self) -> None:
         """Let the gate go (nothing happens if it is not held)."""
         if self._held:
             self._held = False
+            wake = self._wake
+            if wake is None:
+                self._lock.release()
+                return
+            wake.advance()
             self._lock.release()
+            wake.wake_one()
 
     def close(self) -> None:
         """Release, stop the helper thread once its wait ends, and close the lock files."""
         self.release()
         if self._starving is not None:
             self._starving.close()
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
         if self._thread is not None:
             self._requests.put(None)
         with self._mutex:
