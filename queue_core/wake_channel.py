@@ -4,17 +4,26 @@ A writer that finds the write gate (:mod:`queue_core.write_gate`) taken must sle
 go, but for no longer than the busy timeout. Neither ``flock`` nor ``LockFileEx`` on an ordinary
 handle has a timeout, so without this module the blocking lock call runs on a helper thread and
 the calling thread waits for that thread: two threads to wake, one after the other, each time
-the gate passes to a sleeping writer. Measured at 16 processes on 2 cores (the bench's busy
-scenario), blocking in the calling thread instead made the fair lock's throughput 0.96 and 1.10
-of the default's against 0.87 and 0.82 with the helper thread in the same runs.
+the gate passes to a sleeping writer, and the writer that finally writes has been asleep.
 
-So on Linux the calling thread sleeps on a futex: a 32-bit release count in a small shared side
-file (``<database>-writer.wake``) that every process maps. The gate's holder adds one to it before
-letting go and wakes one sleeper after; a waiter reads it, tries the gate, and sleeps only if the
-count has not moved since it read it (the kernel checks that atomically, so no wake-up is lost
-between the try and the sleep). The gate itself stays an OS file lock, so a holder killed by
-SIGKILL still lets go; its missing wake-up costs the sleepers at most ``WAIT_SLICE_S``, after which
-they try again.
+On Linux the calling thread sleeps on a futex instead: a 32-bit release count at the start of a
+small shared side file (``<database>-writer.wake``) that every process maps. The gate's holder
+adds one to it before letting go and wakes one sleeper after; a waiter reads it, tries the gate,
+and sleeps only if the count has not moved since (the kernel checks that atomically, so no
+release between the try and the sleep is missed). The gate itself stays an OS file lock, so a
+holder killed by SIGKILL still lets go.
+
+At most one woken waiter is on its way at a time: a second word says a wake-up was sent and the
+waiter it woke has not run yet, and releases meanwhile wake nobody. Without that, every release
+of a busy gate woke one more sleeper while the first was still waiting for a CPU; they all ran,
+all but one found the gate taken again and went back to the end of the queue, and the gate went
+to a sleeper on most writes. Measured at 16 processes on 2 cores (the bench's busy scenario,
+three alternating runs each): without the flag 0.74-0.86 of the default's throughput, with it
+1.11-1.15 (``flock`` itself behaves this way: the kernel wakes only the first request blocked on
+the released lock). Both words are hints, never the lock: a woken waiter that dies before it runs
+leaves the flag set, and a holder that dies between letting go and waking leaves a sleeper
+asleep, and either costs the sleepers at most ``WAIT_SLICE_S``, after which they try the gate
+again and clear the flag.
 
 Elsewhere (Windows, macOS, or a CPU whose futex system call number is not listed here)
 :func:`open_wake_channel` returns None and the gate keeps its helper thread.
@@ -23,12 +32,10 @@ Elsewhere (Windows, macOS, or a CPU whose futex system call number is not listed
 from __future__ import annotations
 
 import ctypes
-import errno
 import mmap
 import os
 import platform
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -36,7 +43,6 @@ __all__ = [
     "FutexApi",
     "FutexWakeChannel",
     "WakeChannel",
-    "WakeOpener",
     "open_wake_channel",
     "wake_path_for",
 ]
@@ -46,6 +52,7 @@ WAIT_SLICE_S: Final = 0.05
 """The longest one sleep lasts before the waiter tries the gate again (it is woken sooner when
 the gate is let go); it bounds what a holder killed between letting go and waking costs."""
 _MAP_SIZE: Final = mmap.PAGESIZE
+_WAKING_OFFSET: Final = 64
 
 # The futex(2) system call's number by machine (asm/unistd.h); other machines use the helper
 # thread. 98 is the generic table's, shared by arm64 and riscv64.
@@ -68,14 +75,11 @@ class WakeChannel(Protocol):
         """Count one release; only the gate's holder calls it, just before letting go."""
 
     def wake_one(self) -> None:
-        """Wake the waiter that has slept longest, if any; called after letting the gate go."""
+        """Wake the waiter that has slept longest, unless one woken before has not run yet;
+        called after letting the gate go."""
 
     def close(self) -> None:
         """Unmap the side file; no other method may be called afterwards."""
-
-
-WakeOpener = Callable[[Path], "WakeChannel | None"]
-"""Opens the wake channel at a path; None where the OS has none; ``OSError`` if it cannot."""
 
 
 class FutexApi(Protocol):
@@ -135,6 +139,8 @@ class FutexWakeChannel:
         self._mapping = mapping
         # An aligned 4-byte load or store through ctypes is one machine access, never torn.
         self._word: ctypes.c_uint32 | None = ctypes.c_uint32.from_buffer(mapping)
+        # Its own cache line: waiters write it while others read the count.
+        self._waking: ctypes.c_uint32 | None = ctypes.c_uint32.from_buffer(mapping, _WAKING_OFFSET)
         self._address = ctypes.addressof(self._word)
         self._futex = futex
 
@@ -142,18 +148,30 @@ class FutexWakeChannel:
         return self._counter().value
 
     def wait(self, seen: int, timeout: float) -> bool:
-        return self._futex.wait(self._address, seen, timeout) == 0
+        woken = self._futex.wait(self._address, seen, timeout) == 0
+        waking = self._flag()
+        # Woken: this is the waiter on its way, the next release may wake another. Not woken
+        # (timed out, or the count moved): a flag still set is stale, from a waiter that died.
+        if woken or waking.value:
+            waking.value = 0
+        return woken
 
     def advance(self) -> None:
         counter = self._counter()
         counter.value = (counter.value + 1) & 0xFFFFFFFF
 
     def wake_one(self) -> None:
-        self._futex.wake(self._address, 1)
+        waking = self._flag()
+        if waking.value:
+            return  # a woken waiter has not run yet; it will try the gate
+        waking.value = 1
+        if self._futex.wake(self._address, 1) == 0:
+            waking.value = 0  # nobody was asleep
 
     def close(self) -> None:
         # The ctypes view pins the mapping; drop it first or close() raises BufferError.
         self._word = None
+        self._waking = None
         self._mapping.close()
 
     def _counter(self) -> ctypes.c_uint32:
@@ -161,17 +179,22 @@ class FutexWakeChannel:
             raise ValueError("the wake channel is closed")
         return self._word
 
+    def _flag(self) -> ctypes.c_uint32:
+        if self._waking is None:
+            raise ValueError("the wake channel is closed")
+        return self._waking
+
 
 def open_wake_channel(path: Path) -> WakeChannel | None:
     """Map (creating) the side file at ``path`` and return a futex wake channel on it.
 
-    :returns: None where there is no futex (not Linux, or a machine not listed).
+    :returns: None where there is no futex (not Linux, a machine not listed, a 32-bit Python).
     :raises OSError: the file cannot be created, extended or mapped.
     """
     if not sys.platform.startswith("linux"):
         return None
     number = _FUTEX_SYSCALL.get(platform.machine().lower())
-    if number is None:
+    if number is None or ctypes.sizeof(ctypes.c_void_p) != 8:  # a 32-bit Python numbers them apart
         return None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -183,7 +206,3 @@ def open_wake_channel(path: Path) -> WakeChannel | None:
     finally:
         os.close(fd)  # the mapping keeps the file open
     return FutexWakeChannel(mapping, _LinuxFutex(number))
-
-
-# errno values a FUTEX_WAIT returns without a wake-up; kept here for the tests' fakes.
-NOT_WOKEN: Final = (errno.EAGAIN, errno.ETIMEDOUT, errno.EINTR)
