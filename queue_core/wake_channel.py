@@ -18,12 +18,12 @@ waiter it woke has not run yet, and releases meanwhile wake nobody. Without that
 of a busy gate woke one more sleeper while the first was still waiting for a CPU; they all ran,
 all but one found the gate taken again and went back to the end of the queue, and the gate went
 to a sleeper on most writes. Measured at 16 processes on 2 cores (the bench's busy scenario,
-three alternating runs each): without the flag 0.74-0.86 of the default's throughput, with it
-1.11-1.15 (``flock`` itself behaves this way: the kernel wakes only the first request blocked on
-the released lock). Both words are hints, never the lock: a woken waiter that dies before it runs
-leaves the flag set, and a holder that dies between letting go and waking leaves a sleeper
-asleep, and either costs the sleepers at most ``WAIT_SLICE_S``, after which they try the gate
-again and clear the flag.
+quick profile): without the flag 0.75-0.86 of the default's throughput over five runs, with it
+0.98-1.15 over six (``flock`` itself behaves this way: the kernel wakes only the first request
+blocked on the released lock). Both words are hints, never the lock: a woken waiter that dies
+before it runs leaves the flag set, and a holder that dies between letting go and waking leaves
+a sleeper asleep; either costs the sleepers at most ``WAIT_SLICE_S``, after which they try the
+gate again and clear the flag.
 
 Elsewhere (Windows, macOS, or a CPU whose futex system call number is not listed here)
 :func:`open_wake_channel` returns None and the gate keeps its helper thread.
