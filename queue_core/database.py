@@ -36,6 +36,7 @@ from queue_core.exceptions import (
 )
 from queue_core.location import resolve_db_path
 from queue_core.tracing import Connected, Statement, Tracer, TransactionBegan, WriteGateEntered
+from queue_core.wake_channel import open_wake_channel, wake_path_for
 from queue_core.waking import DataVersionWatch
 from queue_core.wal_index import WalIndex
 from queue_core.write_gate import (
@@ -88,9 +89,11 @@ _TUNABLE_PRAGMAS: Final = frozenset(PER_CONNECTION_PRAGMAS) - {"foreign_keys"}
 DEFAULT_FAIR_LOCK: Final = False
 """Whether writers queue on the OS write gate by default (see :mod:`queue_core.write_gate`).
 
-Off: measured on 2 cores with 4 writing processes, the gate cost a third to a half of the
-throughput (claim + complete 0.54 of bare sqlite3 against 0.75-0.85 without it), for a lock-wait
-tail of about 0.13 s instead of 1 s at 16 processes."""
+Off: on 2 cores (the bench's busy scenario, default profile) it cost a fifth of the throughput
+with 2 and 4 writing processes (0.78 and 0.80 of none) for a lock-wait tail of 9-21 ms instead
+of 0.1-0.4 s, and broke even at 16 (1.00; longest wait 96 ms instead of 1.2 s). That is Linux,
+where a queued writer sleeps on a futex; Windows and macOS wait through a helper thread, which
+costs more and is not measured on Windows yet."""
 # Statements that never write: they run without the write gate. Anything else (WITH included,
 # which may be an UPDATE) is treated as a write; that only costs an uncontended lock call.
 _WAL_CHECK_EVERY: Final = 4
@@ -285,7 +288,9 @@ class QueueDatabase:
         ``<database>-writer.lock`` taken before SQLite's write lock, with a second side file,
         ``<database>-writer.wait``, that stops newcomers from overtaking a writer that has
         waited 40 ms (see :mod:`queue_core.write_gate`): bounded, fair lock waits under
-        contention, at a cost in throughput when writers outnumber free cores. Default
+        contention. On Linux a queued writer sleeps in its own thread on a futex in a third
+        side file, ``<database>-writer.wake``; elsewhere, or if that file cannot be mapped, on a
+        helper thread, which costs throughput when writers outnumber free cores. Default
         :data:`DEFAULT_FAIR_LOCK` (off; the README gives the measured trade-off). When the lock
         file cannot be created, writes go straight to SQLite's busy handler
         (``fair_lock_active`` is then False); without the wait file the gate works unbounded.
@@ -799,7 +804,13 @@ class QueueDatabase:
                     "no bound on overtaking: cannot open %s: %s", wait_path_for(self._path), exc
                 )
                 starving = None
-            self._gate = WriteGate(lock, starving)
+            try:
+                wake = open_wake_channel(wake_path_for(self._path))
+            except OSError as exc:
+                # The gate works as well; a waiter's wake-up only goes through a helper thread.
+                _log.debug("no wake channel: cannot open %s: %s", wake_path_for(self._path), exc)
+                wake = None
+            self._gate = WriteGate(lock, starving, wake=wake)
         return self._gate
 
     def _checkpoint_outside_gate(self, conn: sqlite3.Connection) -> None:

@@ -22,29 +22,29 @@ the bound and 174-342 ms without, for up to 25 % more CPU per operation (more ha
 instead of 40 made 1.6 times as many hand-offs, 60 ms let the tail grow back. If the second
 file cannot be opened the gate works without the bound.
 
-Where the throughput goes (the lock is off by default for it): at 16 processes it is the
-hand-offs, not the system calls. Timed per write in that scenario (3 s cells on the same 2 busy
-cores, load 7-10), the gate was held for writes about 40 % of the time; a process taking back the
-gate it had just let go did so 31-46 us later, but 1,800-4,000 times per cell (one write in 4 to
-9) the gate went to a queued waiter, and from the release until that waiter's helper thread was
-back from the OS lock call took 170-290 us (median, mean 240-700 us), then 117 us more to wake the
-calling thread: together as much gate time as the writes themselves. Keeping the gate across a
-run of one process's back-to-back writes (kept 0.3-1 ms after a write, runs of 1-3 ms, then handed
-on) made fewer hand-offs but ran at 0.45-0.81 of this gate's throughput with longest waits of
-98-354 ms on that busy machine: a process keeping the gate between writes is descheduled as
-often as any other, and then nobody writes. Letting a waiter retry the free gate after random
-sleeps of 0.5-1.5 or 2-6 ms for its first ``STARVE_AFTER_S`` before it queues made the hand-offs
-it won cheap (54-56 us from release to the retrying writer, median, since it was running), but
-a fifth to a half of them still went through the queue, and its throughput over the default's
-was 0.58-1.03 against this gate's 0.78-1.47 in alternating runs (load 8-13). A blocking lock
-call in the calling thread would save the 117 us, but neither ``flock`` nor ``LockFileEx``
-without overlapped I/O has a timeout.
+How a queued writer waits decides the throughput. Every hand-off of the gate to a sleeping
+writer leaves it idle until that writer runs. With the blocking lock call on a helper thread
+(neither ``flock`` nor ``LockFileEx`` on an ordinary handle has a timeout) that took two
+wake-ups, the helper's and then the caller's (170-290 us and 117 us, median, on 2 busy cores),
+and the fair lock ran at 0.75-1.00 of the default's throughput at 16 processes (median 0.82
+over 22 quick runs). Blocking in the calling thread (no timeout, so only as an experiment) ran
+at 0.88-1.10. So where the OS allows a
+timed sleep in the calling thread, a queued writer sleeps there: on Linux on a futex beside the
+lock (:mod:`queue_core.wake_channel`), which the releasing writer signals, and it then tries the
+lock itself. Measured in the bench's busy scenario (16 processes, quick profile, on a quiet
+2-vCPU VM): 0.98-1.15 of the default's throughput over six runs; in three of them alternating
+with the helper-thread version, 0.98-1.07 against 0.78-0.93, longest waits 65-89 ms against
+75-98 ms. Windows and macOS keep
+the helper thread. Tried earlier and measured slower: keeping the gate across a run of one
+process's writes (a process keeping it between writes is descheduled like any other, and then
+nobody writes: 0.45-0.81 of the throughput, waits up to 354 ms), and retrying a free gate after
+short random sleeps before queuing (0.58-1.03 against 0.78-1.47 in alternating runs).
 
-The OS calls are behind :class:`FileLock`, so the logic (the timeout, giving up a wait that timed
-out, falling back) runs and is tested anywhere with a fake: ``flock`` on POSIX, ``LockFileEx``
-through ctypes on Windows. Neither blocking call has a timeout, so a blocked wait runs on a
-helper thread and the caller waits for it at most the busy timeout; a wait given up that way
-releases the lock as soon as it gets it.
+The OS calls are behind :class:`FileLock` and :class:`~queue_core.wake_channel.WakeChannel`,
+so the logic (the timeout, giving up a wait that timed out, falling back) runs and is tested
+anywhere with fakes: ``flock`` on POSIX, ``LockFileEx`` through ctypes on Windows. Without a wake
+channel a blocked wait runs on a helper thread and the caller waits for it at most the busy
+timeout; a wait given up that way releases the lock as soon as it gets it.
 
 If the side file cannot be created (a read-only directory, say) the gate stays open: writers
 fall back to SQLite's busy handler, which is correct, only less fair.
@@ -56,10 +56,13 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
+
+from queue_core.wake_channel import WAIT_SLICE_S, WakeChannel
 
 __all__ = [
     "FileLock",
@@ -295,8 +298,12 @@ class WriteGate:
         starving: FileLock | None = None,
         *,
         starve_after: float = STARVE_AFTER_S,
+        wake: WakeChannel | None = None,
     ) -> None:
         self._lock = lock
+        # Where there is one, waiters sleep on it in their own thread (see wake_channel);
+        # None: the blocking lock call runs on a helper thread.
+        self._wake = wake
         # Shared-locked by writers of any process that have waited longer than starve_after;
         # None: no such bound (the side file could not be opened), waiters may be overtaken.
         self._starving = starving
@@ -337,6 +344,8 @@ class WriteGate:
         if timeout <= 0:
             return False
         self._contended = True
+        if self._wake is not None:
+            return self._wait_woken(self._wake, timeout)
         request = _Request()
         with self._mutex:
             self._pending += 1
@@ -389,17 +398,55 @@ class WriteGate:
             if marked:
                 starving.release()
 
+    def _wait_woken(self, wake: WakeChannel, timeout: float) -> bool:
+        started = time.perf_counter()
+        deadline = started + timeout
+        mark_at = started + self._starve_after
+        starving = self._starving
+        marked = woken = False
+        try:
+            while True:
+                seen = wake.sequence()
+                # A queued writer takes a free gate even while someone starves: the starving
+                # writer sleeps in the same queue, and only newcomers must stay out of it.
+                if self._lock.try_acquire():
+                    self._held = True
+                    return True
+                now = time.perf_counter()
+                if now >= deadline:
+                    if woken:
+                        wake.wake_one()  # the wake-up this writer will not use goes on
+                    return False
+                if starving is not None and not marked and now >= mark_at:
+                    marked = any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
+                until = deadline if marked or starving is None else min(deadline, mark_at)
+                if now >= until:
+                    until = deadline
+                woken = wake.wait(seen, min(until - now, WAIT_SLICE_S))
+        finally:
+            if marked and starving is not None:
+                starving.release()
+
     def release(self) -> None:
         """Let the gate go (nothing happens if it is not held)."""
         if self._held:
             self._held = False
+            wake = self._wake
+            if wake is None:
+                self._lock.release()
+                return
+            wake.advance()
             self._lock.release()
+            wake.wake_one()
 
     def close(self) -> None:
         """Release, stop the helper thread once its wait ends, and close the lock files."""
         self.release()
         if self._starving is not None:
             self._starving.close()
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
         if self._thread is not None:
             self._requests.put(None)
         with self._mutex:

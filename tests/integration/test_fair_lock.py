@@ -14,6 +14,7 @@ import pytest
 from queue_core import QueueBusyError, QueueDatabase, TaskQueue
 from queue_core.database import DEFAULT_FAIR_LOCK
 from queue_core.tracing import WriteGateEntered
+from queue_core.wake_channel import open_wake_channel, wake_path_for
 from queue_core.write_gate import (
     FileLock,
     WriteGate,
@@ -48,6 +49,39 @@ def _enqueue_claim_complete(db: QueueDatabase) -> None:
     task = queue.claim_one("w")
     assert task is not None and task.id == task_id
     queue.complete(task_id, "w")
+
+
+def test_where_there_is_a_futex_waiters_sleep_on_a_wake_file_next_to_the_database(
+    db_path: Path,
+) -> None:
+    probe = open_wake_channel(db_path.with_name("probe-writer.wake"))
+    if probe is None:
+        pytest.skip("no futex on this platform: the write gate uses its helper thread")
+    probe.close()
+    with QueueDatabase(db_path, fair_lock=True) as db:
+        _enqueue_claim_complete(db)
+        gate = db._write_gate()
+        assert gate is not None and gate._wake is not None
+        assert wake_path_for(db_path).exists()
+
+
+def test_without_the_wake_file_waiters_use_the_helper_thread(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("queue_core.database.open_wake_channel", refuse)
+    with QueueDatabase(db_path, fair_lock=True, busy_timeout_ms=100) as db:
+        _enqueue_claim_complete(db)
+        assert db.fair_lock_active
+        assert not wake_path_for(db_path).exists()
+        with (
+            QueueDatabase(db_path, fair_lock=True) as holder,
+            holder.transaction(),
+            pytest.raises(QueueBusyError),
+        ):
+            TaskQueue(db).enqueue("t", {})  # queued through the helper thread, timed out
 
 
 def test_a_lock_file_that_cannot_be_created_falls_back_to_the_busy_handler(

@@ -304,3 +304,133 @@ def test_writes_are_told_from_reads() -> None:
     assert _first_keyword("select 1") == "SELECT"
     assert _first_keyword("WITH x AS (SELECT 1) SELECT * FROM x") == "WITH"
     assert _first_keyword("-- only a comment") == ""
+
+
+# -- waiting in the calling thread on a wake channel (Linux's futex; here a fake) -----------
+
+
+class FakeWakeChannel:
+    """A release count with the futex's rule: a sleep ends early only for a wake-up sent
+    while it sleeps, or because the count moved from the one the sleeper saw."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+        self.sleepers = 0
+        self.wakes_due = 0
+        self.wakes_sent = 0
+        self.sleepers_by_thread: set[str] = set()
+
+    def sequence(self) -> int:
+        return self.count
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        with self.changed:
+            if self.count != seen:
+                return False
+            self.sleepers += 1
+            self.sleepers_by_thread.add(threading.current_thread().name)
+            try:
+                woken = self.changed.wait_for(lambda: self.wakes_due > 0, timeout)
+                if woken:
+                    self.wakes_due -= 1
+                return woken
+            finally:
+                self.sleepers -= 1
+
+    def advance(self) -> None:
+        with self.changed:
+            self.count += 1
+
+    def wake_one(self) -> None:
+        with self.changed:
+            self.wakes_sent += 1
+            if self.sleepers > self.wakes_due:
+                self.wakes_due += 1
+                self.changed.notify_all()
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_queued_writer_sleeps_on_the_wake_channel_in_its_own_thread() -> None:
+    shared, wake = SharedLock(), FakeWakeChannel()
+    holder = WriteGate(FakeFileLock(shared), wake=wake)
+    waiter_lock = FakeFileLock(shared)
+    waiter = WriteGate(waiter_lock, wake=wake)
+    assert holder.acquire(WAIT)
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(WAIT)), name="writer")
+    thread.start()
+    assert _eventually(lambda: wake.sleepers == 1)
+    holder.release()  # counts the release, lets go, wakes the sleeper
+    thread.join(WAIT)
+    assert got == [True] and waiter.held and waiter.contended
+    assert wake.count == 1 and wake.wakes_sent == 1
+    assert wake.sleepers_by_thread == {"writer"}  # the caller slept, no helper thread did
+    assert waiter_lock.blocking_calls == 0
+    assert waiter._thread is None  # never started
+    waiter.release()
+    holder.close()
+    waiter.close()
+
+
+def test_a_writer_sleeping_on_the_channel_gives_up_at_its_timeout() -> None:
+    shared, wake = SharedLock(), FakeWakeChannel()
+    holder = FakeFileLock(shared)
+    assert holder.try_acquire()
+    gate = WriteGate(FakeFileLock(shared), wake=wake)
+    started = time.perf_counter()
+    assert gate.acquire(0.05) is False
+    assert 0.04 <= time.perf_counter() - started < WAIT
+    assert not gate.held
+    holder.release()
+    assert gate.acquire(WAIT)  # nothing was left behind
+    gate.release()
+    gate.close()
+
+
+def test_a_writer_sleeping_on_the_channel_marks_itself_when_it_starves() -> None:
+    gate_lock, wait_lock, wake = SharedLock(), SharedLock(), FakeWakeChannel()
+    holder = FakeFileLock(gate_lock)
+    assert holder.try_acquire()
+    waiter = WriteGate(
+        FakeFileLock(gate_lock), FakeFileLock(wait_lock), starve_after=0.01, wake=wake
+    )
+    observer = WriteGate(FakeFileLock(SharedLock()), FakeFileLock(wait_lock))
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire(WAIT)))
+    thread.start()
+    assert _eventually(lambda: observer.starving_waiters)
+    holder.release()
+    wake.advance()  # what the holder's gate does around letting go
+    wake.wake_one()
+    thread.join(WAIT)
+    assert got == [True]
+    assert not observer.starving_waiters  # the mark went with the wait
+    waiter.release()
+    waiter.close()
+    observer.close()
+
+
+def test_a_woken_writer_that_gives_up_passes_the_wake_on() -> None:
+    shared = SharedLock()
+    wake = FakeWakeChannel()
+    holder = FakeFileLock(shared)
+    assert holder.try_acquire()
+    gate = WriteGate(FakeFileLock(shared), wake=wake)
+    calls = 0
+    original = wake.wait
+
+    def woken_then_late(seen: int, timeout: float) -> bool:
+        nonlocal calls
+        calls += 1
+        time.sleep(timeout)  # the whole timeout goes by ...
+        return True  # ... and then the wake-up arrives, too late to use
+
+    wake.wait = woken_then_late  # type: ignore[method-assign]
+    assert gate.acquire(0.02) is False
+    assert calls >= 1 and wake.wakes_sent == 1  # the unused wake-up went to the next sleeper
+    wake.wait = original  # type: ignore[method-assign]
+    holder.release()
+    gate.close()
