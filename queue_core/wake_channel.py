@@ -191,8 +191,12 @@ def open_wake_channel(path: Path) -> WakeChannel | None:
     :returns: None where there is no futex (not Linux, a machine not listed, a 32-bit Python).
     :raises OSError: the file cannot be created, extended or mapped.
     """
-    if not sys.platform.startswith("linux"):
-        return None
+    if sys.platform.startswith("linux"):
+        return _open_futex_channel(path)
+    return None
+
+
+def _open_futex_channel(path: Path) -> WakeChannel | None:
     number = _FUTEX_SYSCALL.get(platform.machine().lower())
     if number is None or ctypes.sizeof(ctypes.c_void_p) != 8:  # a 32-bit Python numbers them apart
         return None
