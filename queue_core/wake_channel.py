@@ -150,8 +150,9 @@ class FutexWakeChannel:
     def wait(self, seen: int, timeout: float) -> bool:
         woken = self._futex.wait(self._address, seen, timeout) == 0
         waking = self._flag()
-        # Woken: this is the waiter on its way, the next release may wake another. Not woken
-        # (timed out, or the count moved): a flag still set is stale, from a waiter that died.
+        # Woken: this is the waiter on its way, so the next release may wake another. Not woken
+        # (timed out, or the count had moved): clear it too, so that a flag left by a woken
+        # waiter that died cannot outlive one sleep; at worst two woken waiters are on their way.
         if woken or waking.value:
             waking.value = 0
         return woken
