@@ -20,25 +20,28 @@ BASELINE = ROOT / "reports" / "baseline" / "results.json"
 # The first committed baseline (ac302e7), schema 1: params written twice, no fair lock, no
 # worker or soak scenario. Kept compressed so the loader keeps reading every committed baseline.
 BASELINE_V1 = ROOT / "tests" / "data" / "results_v1_ac302e7.json.gz"
+# The second (8e240b8), schema 2: before the backend and postgres fields of 2.1.
+BASELINE_V2 = ROOT / "tests" / "data" / "results_v2_8e240b8.json.gz"
 
 
-@pytest.fixture(params=["current", "v1"])
+@pytest.fixture(params=["current", "v1", "v2"])
 def committed_baseline(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     if request.param == "current":
         return BASELINE
     path = tmp_path / "results.json"
-    path.write_bytes(gzip.decompress(BASELINE_V1.read_bytes()))
+    packed = BASELINE_V1 if request.param == "v1" else BASELINE_V2
+    path.write_bytes(gzip.decompress(packed.read_bytes()))
     return path
 
 
-def test_the_current_baseline_is_schema_2() -> None:
-    assert results.load(BASELINE).schema == "prismq-bench/2"
+def test_the_current_baseline_has_the_current_schema() -> None:
+    assert results.load(BASELINE).schema == results.SCHEMA == "prismq-bench/2.1"
 
 
 def test_the_committed_baselines_still_load(committed_baseline: Path) -> None:
-    """Schema 1 (params written twice) and 2; the model reads both, typed."""
+    """Schema 1 (params written twice), 2 and 2.1; the model reads them all, typed."""
     run = results.load(committed_baseline)
-    assert run.schema in ("prismq-bench/1", "prismq-bench/2")
+    assert run.schema in ("prismq-bench/1", "prismq-bench/2", "prismq-bench/2.1")
     assert all(entry.ok for entry in run.scenarios.values())
     found = run.result("claim", claim.Result)
     assert found is not None
