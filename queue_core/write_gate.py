@@ -28,13 +28,12 @@ writer leaves it idle until that writer runs. With the blocking lock call on a h
 wake-ups, the helper's and then the caller's (170-290 us and 117 us, median, on 2 busy cores),
 and the fair lock ran at 0.75-1.00 of the default's throughput at 16 processes (median 0.82
 over 22 quick runs). Blocking in the calling thread (no timeout, so only as an experiment) ran
-at 0.88-1.10. So where the OS allows a
-timed sleep in the calling thread, a queued writer sleeps there: on Linux on a futex beside the
-lock (:mod:`queue_core.wake_channel`), which the releasing writer signals, and it then tries the
-lock itself. Measured in the bench's busy scenario (16 processes, quick profile, on a quiet
-2-vCPU VM): 0.98-1.15 of the default's throughput over six runs; in three of them alternating
-with the helper-thread version, 0.98-1.07 against 0.78-0.93, longest waits 65-89 ms against
-75-98 ms. Windows and macOS keep
+at 0.88-1.10. So where the OS allows a timed sleep in the calling thread, a queued writer
+sleeps there: on Linux on a futex beside the lock (:mod:`queue_core.wake_channel`), which the
+releasing writer signals, and it then tries the lock itself. Measured in the bench's busy
+scenario (16 processes, quick profile, on a quiet 2-vCPU VM): 0.98-1.15 of the default's
+throughput over six runs; in three of them alternating with the helper-thread version,
+0.98-1.07 against 0.78-0.93, longest waits 65-89 ms against 75-98 ms. Windows and macOS keep
 the helper thread. Tried earlier and measured slower: keeping the gate across a run of one
 process's writes (a process keeping it between writes is descheduled like any other, and then
 nobody writes: 0.45-0.81 of the throughput, waits up to 354 ms), and retrying a free gate after
@@ -389,14 +388,18 @@ class WriteGate:
             return
         if request.done.wait(self._starve_after):
             return
-        # Waited too long: mark it, so that writers arriving now queue behind this one instead
-        # of taking the gate in the instant between its release and this waiter's wake-up.
-        marked = any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
+        marked = self._mark_starving(starving)
         try:
             request.done.wait(timeout - self._starve_after)
         finally:
             if marked:
                 starving.release()
+
+    @staticmethod
+    def _mark_starving(starving: FileLock) -> bool:
+        # Waited too long: mark it, so that writers arriving now queue behind this one instead
+        # of taking the gate in the instant between its release and this waiter's wake-up.
+        return any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
 
     def _wait_woken(self, wake: WakeChannel, timeout: float) -> bool:
         started = time.perf_counter()
@@ -417,11 +420,12 @@ class WriteGate:
                     if woken:
                         wake.wake_one()  # the wake-up this writer will not use goes on
                     return False
-                if starving is not None and not marked and now >= mark_at:
-                    marked = any(starving.try_acquire_shared() for _ in range(_MARK_ATTEMPTS))
-                until = deadline if marked or starving is None else min(deadline, mark_at)
-                if now >= until:
-                    until = deadline
+                unmarked = starving is not None and not marked
+                if unmarked and now >= mark_at:
+                    assert starving is not None
+                    marked = self._mark_starving(starving)
+                # Sleep no later than the deadline, nor past the moment to mark.
+                until = mark_at if unmarked and now < mark_at < deadline else deadline
                 woken = wake.wait(seen, min(until - now, WAIT_SLICE_S))
         finally:
             if marked and starving is not None:
